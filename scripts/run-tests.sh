@@ -1,0 +1,110 @@
+#!/bin/bash
+# 'make test': the whole suite.  Builds everything, runs the host tests
+# natively, then the VM suite inside the test VM on Debian 6.12 and 6.1.
+# Every program prints TAP (kselftest harness); this script counts the
+# results and ends with one line: 'N passed, N failed, N skipped'.
+#
+# usage: scripts/run-tests.sh [--host-only|--vm-only] [--kernels "6.12 6.1"]
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+host=1 vm=1 kernels=${TEST_KERNELS:-"6.12 6.1"}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--host-only) vm=0 ;;
+	--vm-only) host=0 ;;
+	--kernels) kernels=$2; shift ;;
+	*) die "unknown option $1" ;;
+	esac
+	shift
+done
+
+passed=0 failed=0 skipped=0
+failures=()
+logdir="$DTRACK_ROOT/build/test-logs"
+mkdir -p "$logdir"
+
+# count LABEL FILE: add a TAP log's results to the totals
+count() {
+	local label=$1 f=$2 p s x
+	p=$(grep -a -c -E '^ok [0-9]+ ' "$f" | head -1)
+	s=$(grep -a -c -E '^ok [0-9]+ .*# (SKIP|skip)' "$f" | head -1)
+	x=$(grep -a -c -E '^not ok [0-9]+ ' "$f" | head -1)
+	p=$((p - s))
+	passed=$((passed + p)); skipped=$((skipped + s)); failed=$((failed + x))
+	while IFS= read -r l; do failures+=("$label: $l"); done < <(grep -a -E '^not ok [0-9]+ ' "$f")
+	echo "$label: $p passed, $x failed, $s skipped"
+}
+
+fail_one() {	# a failure that is not a TAP line (crash, timeout, report)
+	failed=$((failed + 1))
+	failures+=("$1")
+	echo "FAIL: $1"
+}
+
+build() {
+	echo "== build"
+	make -s -C "$DTRACK_ROOT" all >"$logdir/build.log" 2>&1 ||
+		{ cat "$logdir/build.log"; die "build failed"; }
+	local k
+	for k in $kernels; do
+		[ $vm = 1 ] || break
+		make -s -C "$DTRACK_ROOT" module KVER="$k" >>"$logdir/build.log" 2>&1 ||
+			{ cat "$logdir/build.log"; die "module build for $k failed"; }
+	done
+}
+
+run_host() {
+	local t name rc log
+	echo "== host tests ($(uname -r))"
+	for t in "$DTRACK_ROOT"/build/tests/host/* "$DTRACK_ROOT"/tests/scripts/*.sh; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		case $t in */tests/scripts/*) [ $vm = 1 ] || continue ;; esac
+		name=$(basename "$t")
+		log="$logdir/host-$name.log"
+		echo "-- host: $name"
+		timeout -k 10 "${TEST_TIMEOUT:-900}" "$t" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		count "host $name" "$log"
+		if [ "$rc" -ne 0 ] && [ "$rc" -ne 4 ] && ! grep -a -q -E '^not ok ' "$log"; then
+			fail_one "host $name: exit status $rc"
+		fi
+	done
+}
+
+run_vm() {
+	local k=$1 log rc t trc
+	echo "== VM tests on Debian $k"
+	log="$logdir/vm-$k.log"
+	"$DTRACK_ROOT/scripts/vm-run.sh" --kernel "$k" --timeout "${VM_TIMEOUT:-1800}" \
+		-- vm-run-tests 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	count "vm $k" "$log"
+	# programs that died without reporting a failing test themselves
+	while read -r t trc; do
+		case $trc in
+		rc=0|rc=4) ;;
+		*) grep -a -q -E "^not ok " <(sed -n "/^# vm-run-tests: $t /q;p" "$log") ||
+			fail_one "vm $k $t: $trc" ;;
+		esac
+	done < <(grep -a '^# vm-run-tests: ' "$log" | grep -v 'kernel-report' | awk '{print $3, $4}')
+	while IFS= read -r l; do fail_one "vm $k: ${l#\# vm-run-tests: }"; done \
+		< <(grep -a '^# vm-run-tests: .* kernel-report' "$log")
+	grep -a -q 'vm-run: FAIL' "$log" &&
+		fail_one "vm $k: $(grep -a 'vm-run: FAIL' "$log" | head -1 | sed 's/^vm-run: FAIL: //')"
+	[ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || grep -a -q 'vm-run: FAIL' "$log" ||
+		grep -a -q -E '^not ok ' "$log" || fail_one "vm $k: vm-run exit status $rc"
+}
+
+build
+[ $host = 1 ] && run_host
+if [ $vm = 1 ]; then
+	for k in $kernels; do run_vm "$k"; done
+fi
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "Failures:"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]

@@ -1,0 +1,144 @@
+#!/bin/bash
+# Run a command as root inside a QEMU test VM booting a Debian kernel.
+#
+# usage: scripts/vm-run.sh [--kernel 6.12|6.1|debug] [--no-module] [--mem MB]
+#            [--cpus N] [--timeout S] [--copy HOST[:GUEST]]... [--disk MB]
+#            [--log PATH] [--quiet] -- CMD [ARGS...]
+#
+# The guest boots from an initramfs with busybox, the project's binaries,
+# libraries and VM tests (build/bin, build/lib, build/tests/vm on PATH), the
+# files given with --copy, a tmpfs scratch directory at /scratch (half of the
+# guest memory; also $TEST_SCRATCH) and, with --disk, an ext4 disk at /disk.
+# dtrack.ko is insmod'ed before CMD (unless --no-module) and removed after.
+# CMD's output is streamed; the exit status is CMD's, unless the guest kernel
+# logged an Oops, BUG, WARNING, lockdep, KASAN/UBSAN or kmemleak report, the
+# module failed to load or unload, or the timeout expired: then it is
+# non-zero with a message.  The whole console log is kept at a printed path.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+usage() {
+	sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+kernel=6.12 module=1 mem=1024 cpus=2 timeout=600 disk=0 quiet=0 log=
+copies=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernel=${2:?}; shift 2 ;;
+	--no-module) module=0; shift ;;
+	--mem) mem=${2:?}; shift 2 ;;
+	--cpus) cpus=${2:?}; shift 2 ;;
+	--timeout) timeout=${2:?}; shift 2 ;;
+	--copy) copies+=("${2:?}"); shift 2 ;;
+	--disk) disk=${2:?}; shift 2 ;;
+	--log) log=${2:?}; shift 2 ;;
+	--quiet) quiet=1; shift ;;
+	--) shift; break ;;
+	-h|--help) usage ;;
+	*) echo "vm-run: unknown option '$1'" >&2; usage ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "vm-run: no command given" >&2; usage; }
+case $kernel in 6.12|6.1|debug) ;; *) die "unknown kernel '$kernel' (6.12, 6.1 or debug)" ;; esac
+for n in "$mem" "$cpus" "$timeout" "$disk"; do
+	[[ $n =~ ^[0-9]+$ ]] || die "'$n' is not a number"
+done
+
+kdir=$(kernel_dir "$kernel")
+if [ ! -f "$kdir/release" ]; then
+	[ "$kernel" = debug ] && die "debug kernel not built: run scripts/build-debug-kernel.sh"
+	"$DTRACK_ROOT/scripts/fetch-kernels.sh" "$kernel"
+fi
+release=$(cat "$kdir/release")
+ko="$DTRACK_ROOT/build/kmod/$kernel/dtrack.ko"
+if [ $module = 1 ] && [ ! -f "$ko" ]; then
+	make -s -C "$DTRACK_ROOT" module KVER="$kernel" >&2 || die "building dtrack.ko for $kernel failed"
+fi
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/vm-run.XXXXXX")
+[ -n "$log" ] || log="$work/console.log"
+cleanup() {
+	[ -n "${qpid:-}" ] && kill "$qpid" 2>/dev/null || true
+	rm -rf "$work/root" "$work/initrd" "$work/disk.img"
+}
+trap cleanup EXIT
+
+# --- initramfs -------------------------------------------------------------
+"$DTRACK_ROOT/scripts/mkinitramfs.sh" "$work/root" "$kernel" "$module" "$disk" \
+	"${copies[@]+"${copies[@]}"}"
+{
+	echo "VMRUN_MODULE=$module"
+	echo "VMRUN_SCRATCH_MB=$((mem / 2))"
+	echo "VMRUN_DISK=$([ "$disk" -gt 0 ] && echo 1)"
+	echo "export DTRACK_KO=/opt/dtrack/dtrack.ko DTRACK_KERNEL=$kernel"
+	# pass through test knobs
+	env | grep -E '^(DTRACK|PAGER|TEST)_[A-Z0-9_]*=' | grep -v -E '^(DTRACK_CACHE|DTRACK_ROOT|DTRACK_KO|DTRACK_KERNEL)=' |
+		sed "s/'/'\\\\''/g; s/=\(.*\)/='\1'/; s/^/export /" || true
+} > "$work/root/vmrun/env"
+# CMD, quoted so the guest shell sees exactly the arguments given here
+{
+	printf 'exec'
+	for a in "$@"; do
+		printf " '%s'" "$(printf '%s' "$a" | sed "s/'/'\\\\''/g")"
+	done
+	printf '\n'
+} > "$work/root/vmrun/cmd"
+(cd "$work/root" && find . | cpio -o -H newc --quiet) > "$work/initrd"
+
+# --- boot --------------------------------------------------------------------
+accel=tcg
+if [ -w /dev/kvm ] && [ "${VMRUN_KVM:-0}" = 1 ]; then
+	accel=kvm	# opt-in: KVM on these hosts cannot boot normal kernels
+fi
+qargs=(-nodefaults -no-reboot -display none -machine pc -accel "$accel"
+	-cpu max -smp "$cpus" -m "$mem"
+	-kernel "$kdir/vmlinuz" -initrd "$work/initrd"
+	-append "console=ttyS0,115200 panic=-1 oops=panic printk.time=1 loglevel=7 numa=fake=2 rcupdate.rcu_cpu_stall_timeout=120 transparent_hugepage=madvise"
+	-serial "file:$log" -serial "file:$work/out" -serial "file:$work/status")
+if [ "$disk" -gt 0 ]; then
+	truncate -s "${disk}M" "$work/disk.img"
+	mkfs.ext4 -q -F "$work/disk.img"
+	qargs+=(-drive "file=$work/disk.img,format=raw,if=virtio")
+fi
+: > "$work/out"
+start=$(date +%s)
+timeout --kill-after=5 "$timeout" qemu-system-x86_64 "${qargs[@]}" &
+qpid=$!
+tail -n +1 -f --pid=$qpid "$work/out" 2>/dev/null &
+tpid=$!
+qrc=0
+wait $qpid || qrc=$?
+qpid=
+wait $tpid 2>/dev/null || true
+elapsed=$(( $(date +%s) - start ))
+
+# --- verdict -------------------------------------------------------------------
+fail=()
+[ $qrc -eq 124 ] || [ $qrc -eq 137 ] && fail+=("timeout after ${timeout}s")
+st="$work/status"
+grep -a -q 'MODULE-LOAD-FAILED' "$st" && fail+=("module failed to load: $(grep -a 'MODULE-LOAD-FAILED' "$st" | cut -d' ' -f3-)")
+grep -a -q 'MODULE-UNLOAD-FAILED' "$st" && fail+=("module failed to unload: $(grep -a 'MODULE-UNLOAD-FAILED' "$st" | cut -d' ' -f3-)")
+# Kernel reports: anything the kernel's own self-checks print.
+splat_re='(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|Kernel panic|KASAN:|UBSAN:|KFENCE:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked for more than|unreferenced object|new suspected memory leaks|rcu: INFO: .* detected stalls|watchdog: BUG: soft lockup|page_table_check)'
+if grep -a -E -q "$splat_re" "$log"; then
+	fail+=("guest kernel reported: $(grep -a -E -m1 "$splat_re" "$log" | sed 's/^\[[ 0-9.]*\] //')")
+fi
+cmd_rc=$(grep -a -o 'CMD-EXIT [0-9]*' "$st" | cut -d' ' -f2 || true)
+if [ -z "$cmd_rc" ] && [ ${#fail[@]} -eq 0 ]; then
+	fail+=("guest did not finish (qemu exit $qrc)")
+fi
+keep="$DTRACK_ROOT/build/vm-logs"
+mkdir -p "$keep"
+saved="$keep/console-$kernel-$(date +%Y%m%d-%H%M%S)-$$.log"
+cp "$log" "$saved"
+if [ ${#fail[@]} -gt 0 ]; then
+	for f in "${fail[@]}"; do echo "vm-run: FAIL: $f" >&2; done
+	echo "vm-run: kernel $release, console log: $saved" >&2
+	if [ -n "$cmd_rc" ] && [ "$cmd_rc" -ne 0 ]; then exit "$cmd_rc"; fi
+	exit 125
+fi
+[ $quiet = 1 ] || echo "vm-run: kernel $release, ${elapsed}s, exit $cmd_rc, console log: $saved" >&2
+exit "$cmd_rc"

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Host-side tests of scripts/vm-run.sh, the contract every VM test stands on:
+# exit status, output streaming, --copy, kernel-report and timeout
+# detection, on both Debian kernels.  Prints TAP.
+set -u
+. "$(dirname "$0")/../../scripts/common.sh"
+vmrun="$DTRACK_ROOT/scripts/vm-run.sh"
+kernels=${TEST_KERNELS:-"6.12 6.1"}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); failed=1; echo "not ok $n $1"; }
+
+build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
+	local k=$1 d="$DTRACK_ROOT/build/warn_module/$1"
+	mkdir -p "$d"
+	cp "$DTRACK_ROOT"/tests/vmrun/warn_module/{Kbuild,dtrack_warn_test.c} "$d/"
+	make -s -C "$(kernel_dir "$k")/build" M="$d" modules >"$tmp/build-$k.log" 2>&1 || return 1
+	echo "$d/dtrack_warn_test.ko"
+}
+
+count=$(( $(echo $kernels | wc -w) * 5 ))
+echo "TAP version 13"
+echo "1..$count"
+for k in $kernels; do
+	out=$("$vmrun" --kernel "$k" --quiet -- sh -c 'echo hello-from-guest; uname -r; exit 7' 2>"$tmp/err")
+	rc=$?
+	if [ $rc -eq 7 ] && grep -q hello-from-guest <<<"$out" && grep -q "^$(cat "$(kernel_dir "$k")/release")$" <<<"$out"; then
+		ok "vm-run $k: streams output, boots $k, returns the command's status"
+	else
+		notok "vm-run $k: status/output (rc=$rc, out='$out')"
+	fi
+
+	echo "payload-$k" > "$tmp/payload"
+	out=$("$vmrun" --kernel "$k" --quiet --copy "$tmp/payload:/root/p.txt" -- cat /root/p.txt 2>&1)
+	[ $? -eq 0 ] && grep -q "payload-$k" <<<"$out" && ok "vm-run $k: --copy HOST:GUEST" ||
+		notok "vm-run $k: --copy ($out)"
+
+	out=$("$vmrun" --kernel "$k" --quiet -- sh -c 'lsmod | grep -q "^dtrack " && dtrack_loaded=1; echo loaded=$dtrack_loaded' 2>&1)
+	grep -q 'loaded=1' <<<"$out" && ok "vm-run $k: dtrack.ko is loaded before the command" ||
+		notok "vm-run $k: module not loaded ($out)"
+
+	if ko=$(build_warn_module "$k"); then
+		"$vmrun" --kernel "$k" --no-module --copy "$ko:/root/w.ko" -- insmod /root/w.ko >/dev/null 2>"$tmp/err"
+		rc=$?
+		if [ $rc -ne 0 ] && grep -q 'guest kernel reported: WARNING' "$tmp/err" && grep -q 'console log:' "$tmp/err"; then
+			ok "vm-run $k: a guest kernel WARNING fails the run with a message"
+		else
+			notok "vm-run $k: WARNING not detected (rc=$rc: $(cat "$tmp/err"))"
+		fi
+	else
+		notok "vm-run $k: building the warning test module failed: $(tail -3 "$tmp/build-$k.log")"
+	fi
+
+	"$vmrun" --kernel "$k" --no-module --timeout 15 -- sleep 600 >/dev/null 2>"$tmp/err"
+	rc=$?
+	if [ $rc -ne 0 ] && grep -q 'timeout after 15s' "$tmp/err"; then
+		ok "vm-run $k: timeout ends the run with a message"
+	else
+		notok "vm-run $k: timeout (rc=$rc: $(cat "$tmp/err"))"
+	fi
+done
+exit $failed
