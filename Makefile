@@ -30,10 +30,14 @@ USER_DIRS := $(patsubst %/Makefile,%,$(wildcard daemon/Makefile tools/Makefile \
 PREFIX ?= /usr/local
 DTRACK_VERSION := $(shell sed -n 's/^\#define DTRACK_MODULE_VERSION "\(.*\)"/\1/p' kmod/dtrack.h)
 
-.PHONY: all module modules user kernels ksft test test-host test-vm run bench \
-	install clean distclean checkpatch $(USER_DIRS)
+.PHONY: all deps module modules user kernels ksft test test-host test-vm run bench \
+	install modules_install clean distclean checkpatch $(USER_DIRS)
 
 all: module user
+
+# Debian packages a fresh machine lacks (apt-get, idempotent).
+deps:
+	scripts/install-deps.sh
 
 # --- kernel module -------------------------------------------------------
 # The sources are mirrored into a per-kernel directory so that builds for
@@ -67,19 +71,22 @@ $(USER_DIRS): ksft
 	$(MAKE) -C $@
 
 # --- tests, demo, benchmarks ---------------------------------------------
-test: ksft
+test: deps
+	$(MAKE) ksft
 	scripts/run-tests.sh
 
-test-host: ksft
+test-host: deps
+	$(MAKE) ksft
 	scripts/run-tests.sh --host-only
 
-test-vm: ksft
+test-vm: deps
+	$(MAKE) ksft
 	scripts/run-tests.sh --vm-only
 
-run:
+run: deps
 	scripts/demo.sh
 
-bench:
+bench: deps
 	scripts/bench.sh
 
 checkpatch:

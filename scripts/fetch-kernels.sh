@@ -36,7 +36,7 @@ download() {	# download + unpack packages into $1/root
 	local dir=$1; shift
 	local dl="$dir/debs"
 	mkdir -p "$dl" "$dir/root"
-	(cd "$dl" && apt-get download -q "$@" >/dev/null) || die "apt-get download $* failed"
+	(cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$@" >/dev/null) || die "apt-get download $* failed"
 	local deb
 	for deb in "$dl"/*.deb; do
 		dpkg -x "$deb" "$dir/root"
@@ -103,7 +103,7 @@ fetch_ksft() {
 	log "fetching kselftest harness from linux-source-6.12"
 	rm -rf "$dir.tmp"
 	mkdir -p "$dir.tmp/include"
-	(cd "$dir.tmp" && apt-get download -q linux-source-6.12 >/dev/null) ||
+	(cd "$dir.tmp" && apt-get download -q -o APT::Sandbox::User=root linux-source-6.12 >/dev/null) ||
 		die "apt-get download linux-source-6.12 failed"
 	dpkg -x "$dir.tmp"/linux-source-6.12_*.deb "$dir.tmp/root"
 	local tarball
