@@ -14,6 +14,7 @@ pkgs=(
 	cpio xz-utils file e2fsprogs	# initramfs, module unpacking, --disk
 	util-linux procps		# unshare, mount, ps in host tests
 	gnuplot-nox			# plots of 'make bench'
+	flex bison libssl-dev libelf-dev	# the debug kernel (build-debug-kernel.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

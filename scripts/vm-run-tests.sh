@@ -32,3 +32,19 @@ for t in $tests; do
 	fi
 	echo "# vm-run-tests: $t rc=$rc time=$((end - start))s$note"
 done
+# On a kernel with kmemleak (the debug kernel), scan for leaks once every
+# program has run and the module's objects have had time to be freed.
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	rmmod dtrack 2>/dev/null
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan > /sys/kernel/debug/kmemleak
+	leaks=$(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak)
+	if [ "$leaks" -gt 0 ]; then
+		cat /sys/kernel/debug/kmemleak
+		echo "# vm-run-tests: kmemleak kernel-report: $leaks suspected leaks"
+	else
+		echo "# vm-run-tests: kmemleak rc=0 (no leaks)"
+	fi
+	[ -f "$DTRACK_KO" ] && insmod "$DTRACK_KO"
+fi
