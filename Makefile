@@ -24,13 +24,13 @@ endif
 MODDIR := $(O)/kmod/$(KTAG)
 MOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h) include/uapi/linux/dtrack.h
 
-USER_DIRS := $(patsubst %/Makefile,%,$(wildcard daemon/Makefile tools/Makefile \
+USER_DIRS := $(patsubst %/Makefile,%,$(wildcard daemon/Makefile tools/Makefile bench/Makefile \
 		tests/*/Makefile))
 
 PREFIX ?= /usr/local
 DTRACK_VERSION := $(shell sed -n 's/^\#define DTRACK_MODULE_VERSION "\(.*\)"/\1/p' kmod/dtrack.h)
 
-.PHONY: all deps module modules user kernels ksft test test-host test-vm run bench \
+.PHONY: all deps module modules user kernels ksft test test-host test-vm test-debug run bench \
 	install modules_install clean distclean checkpatch $(USER_DIRS)
 
 all: module user
@@ -82,6 +82,13 @@ test-host: deps
 test-vm: deps
 	$(MAKE) ksft
 	scripts/run-tests.sh --vm-only
+
+# The VM suite on the debug kernel (KASAN, lockdep, kmemleak, ...), built
+# first if it is not cached (scripts/build-debug-kernel.sh).
+test-debug: deps
+	$(MAKE) ksft
+	scripts/build-debug-kernel.sh
+	scripts/run-tests.sh --vm-only --kernels debug
 
 run: deps
 	scripts/demo.sh
