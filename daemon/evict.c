@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * evict.c - replacement policy (CLOCK) and the global resident budget.
+ *
+ * Policy: CLOCK (second chance) over all regions' resident pages in one
+ * circular order.  The reference bit is set by the events pagerd sees for a
+ * page: the fault that brings it in, the first write to it (WP fault), an
+ * explicit prefetch.  Readahead pages start unreferenced, so a wrong
+ * readahead guess is the first to go.  The hand clears reference bits as it
+ * passes; an unreferenced CLEAN or DIRTY page is a victim.  Victims are
+ * evicted in batches: write-protected, written back when dirty, dropped from
+ * the client (evict channel for private memory, hole punching in the memfd
+ * for shared memory).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "pagerd.h"
+
+struct victim {
+	struct region *r;
+	uint64_t idx;
+	bool dirty;
+};
+
+void clock_forget(struct region *r)
+{
+	if (pd.hand == r) {
+		pd.hand = NULL;
+		pd.hand_idx = 0;
+	}
+}
+
+static bool region_evictable(struct region *r)
+{
+	return !r->dying && !r->conn->dead && !r->conn->unresponsive;
+}
+
+static struct region *next_region(struct region *r)
+{
+	struct list *l = r ? r->node.next : pd.regions.next;
+
+	if (l == &pd.regions)
+		l = l->next;
+	if (l == &pd.regions)
+		return NULL;
+	return container_of(l, struct region, node);
+}
+
+/* pd.lock held.  Marks the victims EVICTING. */
+static int clock_pick(struct victim *v, int want)
+{
+	uint64_t total = 0, scanned = 0;
+	struct region *r = pd.hand;
+	uint64_t i = pd.hand_idx;
+	int n = 0;
+
+	for (struct list *l = pd.regions.next; l != &pd.regions; l = l->next)
+		total += container_of(l, struct region, node)->npages;
+	if (!r) {
+		r = next_region(NULL);
+		i = 0;
+	}
+	while (r && n < want && scanned < 2 * total + 1) {
+		struct page *pg;
+
+		if (i >= r->npages) {
+			r = next_region(r);
+			i = 0;
+			continue;
+		}
+		scanned++;
+		pg = &r->pages[i];
+		if (region_evictable(r) &&
+		    (pg->state == PG_CLEAN || pg->state == PG_DIRTY)) {
+			if (pg->flags & PGF_REF) {
+				pg->flags &= ~PGF_REF;
+			} else {
+				v[n].r = r;
+				v[n].idx = i;
+				v[n].dirty = pg->state == PG_DIRTY;
+				pg_set(r, i, PG_EVICTING);
+				r->ops++;
+				n++;
+			}
+		}
+		i++;
+	}
+	pd.hand = r;
+	pd.hand_idx = i;
+	return n;
+}
+
+/* Evict up to @want pages.  Called without pd.lock.  Returns pages picked. */
+int evict_some(uint64_t want)
+{
+	struct victim v[WB_BATCH];
+	uint64_t idx[WB_BATCH];
+	bool dirty[WB_BATCH];
+	int n;
+
+	pthread_mutex_lock(&pd.lock);
+	n = clock_pick(v, MIN(want, WB_BATCH));
+	pthread_mutex_unlock(&pd.lock);
+
+	for (int k = 0; k < n; ) {
+		struct region *r = v[k].r;
+		int m = 0;
+
+		while (k < n && v[k].r == r) {
+			idx[m] = v[k].idx;
+			dirty[m++] = v[k++].dirty;
+		}
+		evict_pages(r, idx, dirty, m);
+		pthread_mutex_lock(&pd.lock);
+		r->ops -= m;
+		pthread_cond_broadcast(&pd.cond);
+		pthread_mutex_unlock(&pd.lock);
+	}
+	return n;
+}
+
+/*
+ * Make room for *n more resident pages.  pd.lock held; it is dropped while
+ * evicting, in which case 1 is returned and the caller must revalidate
+ * what it looked at.  If nothing can be evicted (every page busy, clients
+ * not answering) a single page may exceed the budget: counted, and better
+ * than a deadlock.
+ */
+int budget_reserve(struct region *r, uint64_t *n)
+{
+	(void)r;
+	if (pd.resident + *n <= pd.budget)
+		return 0;
+	if (!pd.stopping) {
+		uint64_t deficit = pd.resident + *n - pd.budget;
+		int got;
+
+		pthread_mutex_unlock(&pd.lock);
+		got = evict_some(MAX(deficit, 16));
+		pthread_mutex_lock(&pd.lock);
+		if (got)
+			return 1;
+	}
+	if (*n > 1) {
+		*n = 1;
+		return 1;
+	}
+	pd.budget_overruns++;
+	return 0;
+}
+
+/*
+ * Ask the client's helper thread to MADV_DONTNEED ranges, and wait for it.
+ * The pages are write-protected and written back, so a client write to
+ * them is blocked in its WP fault meanwhile and cannot be lost.
+ */
+int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
+		 int nr)
+{
+	struct pager_drop msg;
+	struct pager_drop_done done;
+	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
+	int ret = 0;
+
+	memset(&msg, 0, sizeof(msg));
+	pthread_mutex_lock(&c->evict_lock);
+	msg.hdr.magic = PAGER_MAGIC;
+	msg.hdr.type = PAGER_MSG_DROP;
+	msg.hdr.len = sizeof(msg);
+	msg.hdr.seq = ++c->drop_seq;
+	msg.nr = nr;
+	for (int i = 0; i < nr; i++) {
+		msg.r[i].addr = addr[i];
+		msg.r[i].len = len[i];
+	}
+	if (send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL) != sizeof(msg)) {
+		ret = -errno;
+		goto out_unresponsive;
+	}
+	for (;;) {
+		ssize_t got;
+
+		ret = poll(&pfd, 1, 10000);
+		if (ret <= 0) {
+			ret = ret ? -errno : -ETIMEDOUT;
+			goto out_unresponsive;
+		}
+		got = recv(c->evfd, &done, sizeof(done), 0);
+		if (got != sizeof(done) || done.hdr.magic != PAGER_MAGIC ||
+		    done.hdr.type != PAGER_MSG_DROP_DONE) {
+			ret = -EPROTO;
+			goto out_unresponsive;
+		}
+		if (done.hdr.seq == msg.hdr.seq)
+			break;
+	}
+	ret = done.status;
+	pthread_mutex_unlock(&c->evict_lock);
+	return ret;
+
+out_unresponsive:
+	pthread_mutex_unlock(&c->evict_lock);
+	pthread_mutex_lock(&pd.lock);
+	c->unresponsive = true;
+	pthread_mutex_unlock(&pd.lock);
+	pr_info("client pid %d does not answer drop requests (%s)", c->pid,
+		strerror(-ret));
+	return ret;
+}

@@ -1,0 +1,764 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libpager - client side of pagerd.
+ *
+ * The client creates the userfaultfd (so it is bound to the client's mm),
+ * registers every region MISSING|WP, and passes the uffd, its own
+ * /proc/self/mem and /proc/self/pagemap (pagerd reads dirty pages and finds
+ * resident pages through them, with the access rights the client had when
+ * it opened them) and one end of an "evict channel" socketpair to pagerd.
+ *
+ * A helper thread serves the evict channel: pagerd asks it to
+ * MADV_DONTNEED pages it has written back (write-protected, so a
+ * concurrent write waits in its fault and is then filled from the file).
+ *
+ * pagerd killed: the client keeps its uffd open, so faults stay blocked
+ * (never zero-filled).  The helper sees the channel close, reconnects to
+ * the socket until a new pagerd answers, and re-sends the uffd and every
+ * region with PAGER_MAP_REATTACH; the new pagerd treats resident pages as
+ * dirty and wakes the blocked faults.  Requests in flight are retried.
+ *
+ * Client killed: a guardian (a CLONE_VM child, so it shares and keeps alive
+ * the address space) waits on a pidfd for the client to die, then asks
+ * pagerd to flush the client's regions from that address space and exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/userfaultfd.h>
+
+#include "pager.h"
+#include "proto.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW	_IO(0xAA, 0x00)
+#endif
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM	(1 << 12)
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define PS		4096UL
+#define GUARD_STACK	(64 << 10)
+
+struct lregion {
+	struct lregion *next;
+	uint64_t addr, len;
+	int flags;
+	int fd, memfd;
+};
+
+struct pager {
+	pthread_mutex_t req_lock;	/* one request at a time; reconnect */
+	pthread_mutex_t lock;		/* gen, stop */
+	pthread_cond_t cond;
+	int sock, ev;			/* main socket, our evict channel end */
+	int uffd, memfd, pagemap;
+	char path[108];
+	uint64_t token;
+	uint32_t seq;
+	unsigned int gen;
+	bool stop;
+	pid_t owner;
+	struct lregion *regions;	/* under req_lock */
+	pthread_t helper;
+	pid_t guardian;
+	void *gstack;
+	int pidfd;
+};
+
+/* raw mmap: libpager-preload.so interposes mmap() itself */
+static void *sys_mmap(void *a, size_t len, int prot, int flags, int fd)
+{
+	return (void *)syscall(SYS_mmap, a, len, prot, flags, fd, 0);
+}
+
+static int sys_munmap(void *a, size_t len)
+{
+	return syscall(SYS_munmap, a, len);
+}
+
+static int new_uffd(void)
+{
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 && errno == EPERM) {
+		/* unprivileged_userfaultfd=0: /dev/userfaultfd may allow it */
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+		if (dev < 0) {
+			errno = EPERM;
+			return -1;
+		}
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		close(dev);
+	}
+	return fd;
+}
+
+static int uffd_open_api(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t want = UFFD_FEATURE_MISSING_SHMEM |
+			UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	int fd = new_uffd();
+
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, UFFDIO_API, &api))
+		goto err;
+	close(fd);
+	/* features can be requested only once: probe, then ask */
+	fd = new_uffd();
+	if (fd < 0)
+		return -1;
+	api = (struct uffdio_api){ .api = UFFD_API, .features = want &
+				   api.features };
+	if (ioctl(fd, UFFDIO_API, &api))
+		goto err;
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+static void hdr_init(struct pager_msg_hdr *h, int type, size_t len)
+{
+	memset(h, 0, len);
+	h->magic = PAGER_MAGIC;
+	h->type = type;
+	h->len = len;
+}
+
+static int send_fds(int sock, const void *buf, size_t len, const int *fds,
+		    int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+/* Send and wait for the reply, on the current socket; req_lock held. */
+static int xfer(struct pager *p, struct pager_msg_hdr *h, const int *fds,
+		int nfds, void *payload, size_t plen, bool *broken)
+{
+	char buf[sizeof(struct pager_reply) + PAGER_MAX_MSG];
+	struct pager_reply *rep = (struct pager_reply *)buf;
+	ssize_t n;
+
+	h->seq = ++p->seq;
+	if (p->sock < 0 || send_fds(p->sock, h, h->len, fds, nfds))
+		goto broken;
+	do {
+		n = recv(p->sock, buf, sizeof(buf), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n < (ssize_t)sizeof(*rep) || rep->hdr.magic != PAGER_MAGIC ||
+	    rep->hdr.seq != h->seq)
+		goto broken;
+	if (payload) {
+		size_t got = n - sizeof(*rep);
+
+		memset(payload, 0, plen);
+		memcpy(payload, buf + sizeof(*rep), got < plen ? got : plen);
+	}
+	*broken = false;
+	return rep->status;
+broken:
+	*broken = true;
+	return -ECONNRESET;
+}
+
+static int session_open(struct pager *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pager_hello h;
+	int sv[2], fds[4], sock, ret;
+	bool broken;
+
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	strcpy(sa.sun_path, p->path);
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = -errno;
+		goto err_sock;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		ret = -errno;
+		goto err_sock;
+	}
+	p->sock = sock;
+	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
+	h.token = p->token;
+	h.nr_fds = 4;
+	fds[0] = p->uffd;
+	fds[1] = p->memfd;
+	fds[2] = p->pagemap;
+	fds[3] = sv[1];
+	ret = xfer(p, &h.hdr, fds, 4, NULL, 0, &broken);
+	close(sv[1]);
+	if (ret) {
+		close(sv[0]);
+		p->sock = -1;
+		goto err_sock;
+	}
+	p->ev = sv[0];
+	return 0;
+
+err_sock:
+	close(sock);
+	return ret;
+}
+
+static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
+		    bool *broken)
+{
+	struct pager_map_req m;
+	int fds[2] = { lr->fd, lr->memfd };
+
+	hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
+	m.addr = lr->addr;
+	m.len = lr->len;
+	m.flags = lr->flags;
+	m.map_flags = map_flags;
+	return xfer(p, &m.hdr, fds, lr->memfd >= 0 ? 2 : 1, NULL, 0, broken);
+}
+
+/* pagerd went away: wait for a new one and hand it everything again. */
+static void reconnect(struct pager *p)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	pthread_mutex_lock(&p->req_lock);
+	if (p->sock >= 0)
+		close(p->sock);
+	if (p->ev >= 0)
+		close(p->ev);
+	p->sock = p->ev = -1;
+	while (!p->stop) {
+		bool broken = false;
+
+		nanosleep(&ts, NULL);
+		if (session_open(p))
+			continue;
+		for (struct lregion *lr = p->regions; lr && !broken;
+		     lr = lr->next)
+			send_map(p, lr, PAGER_MAP_REATTACH, &broken);
+		if (!broken)
+			break;
+		close(p->sock);
+		close(p->ev);
+		p->sock = p->ev = -1;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->gen++;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->req_lock);
+}
+
+static void *helper_main(void *arg)
+{
+	struct pager *p = arg;
+	sigset_t all;
+
+	/* signals of the application are not for us */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		struct pager_drop d;
+		struct pager_drop_done done;
+		ssize_t n;
+		int ev;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+		ev = p->ev;	/* only this thread changes it after connect */
+		n = ev >= 0 ? recv(ev, &d, sizeof(d), 0) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (!p->stop)
+				reconnect(p);
+			continue;
+		}
+		hdr_init(&done.hdr, PAGER_MSG_DROP_DONE, sizeof(done));
+		done.hdr.seq = d.hdr.seq;
+		if (n != sizeof(d) || d.hdr.magic != PAGER_MAGIC ||
+		    d.hdr.type != PAGER_MSG_DROP || d.nr > PAGER_DROP_MAX) {
+			done.status = -EBADMSG;
+		} else {
+			for (uint32_t i = 0; i < d.nr; i++)
+				if (madvise((void *)d.r[i].addr, d.r[i].len,
+					    MADV_DONTNEED))
+					done.status = -errno;
+		}
+		send(ev, &done, sizeof(done), MSG_NOSIGNAL);
+	}
+}
+
+/*
+ * Guardian: runs in a CLONE_VM child on its own stack with no libc state
+ * of its own, so it only makes system calls.  It holds a reference on the
+ * address space (mm_users), which keeps the client's pages readable by
+ * pagerd after the client died, until pagerd answers.
+ */
+static int guardian_main(void *arg)
+{
+	struct pager *p = arg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	struct pager_hello h;
+	char rep[sizeof(struct pager_reply)];
+	int s;
+
+	syscall(SYS_close_range, 0, p->pidfd - 1, 0);
+	syscall(SYS_close_range, p->pidfd + 1, ~0U, 0);
+	while (syscall(SYS_poll, &pfd, 1, -1) <= 0)
+		;
+	/* the client is gone */
+	s = syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET, 0);
+	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
+	if (s >= 0 && !syscall(SYS_connect, s, &sa, sizeof(sa))) {
+		memset(&h, 0, sizeof(h));
+		h.hdr.magic = PAGER_MAGIC;
+		h.hdr.type = PAGER_MSG_DEAD;
+		h.hdr.len = sizeof(h);
+		h.token = p->token;
+		pfd.fd = s;
+		if (syscall(SYS_sendto, s, &h, sizeof(h), MSG_NOSIGNAL, NULL,
+			    0) == sizeof(h) &&
+		    syscall(SYS_poll, &pfd, 1, 120000) == 1)
+			syscall(SYS_recvfrom, s, rep, sizeof(rep), 0, NULL,
+				NULL);
+	}
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+static void guardian_start(struct pager *p)
+{
+	p->guardian = -1;
+	p->pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+	if (p->pidfd < 0)
+		return;
+	p->gstack = sys_mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1);
+	if (p->gstack == MAP_FAILED) {
+		p->gstack = NULL;
+		return;
+	}
+	/* exit signal 0: invisible to the application's wait() */
+	p->guardian = clone(guardian_main, (char *)p->gstack + GUARD_STACK,
+			    CLONE_VM | CLONE_UNTRACED, p);
+}
+
+static void guardian_stop(struct pager *p)
+{
+	if (p->guardian > 0) {
+		kill(p->guardian, SIGKILL);
+		waitpid(p->guardian, NULL, __WALL);
+	}
+	if (p->gstack)
+		sys_munmap(p->gstack, GUARD_STACK);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+}
+
+static int getrandom_token(uint64_t *t)
+{
+	return syscall(SYS_getrandom, t, sizeof(*t), 0) != sizeof(*t);
+}
+
+struct pager *pager_connect(const char *socket_path)
+{
+	struct pager *p;
+	int ret;
+
+	if (!socket_path || !*socket_path)
+		socket_path = getenv("PAGER_SOCKET");
+	if (!socket_path || !*socket_path)
+		socket_path = PAGER_DEFAULT_SOCKET;
+	if (strlen(socket_path) >= sizeof(p->path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->req_lock, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	strcpy(p->path, socket_path);
+	p->sock = p->ev = -1;
+	p->owner = getpid();
+	p->pidfd = -1;
+	if (getrandom_token(&p->token))
+		p->token = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
+			   (uintptr_t)p;
+	p->uffd = uffd_open_api();
+	if (p->uffd < 0)
+		goto err_free;
+	p->memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (p->memfd < 0)
+		goto err_uffd;
+	p->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (p->pagemap < 0)
+		goto err_mem;
+	ret = session_open(p);
+	if (ret) {
+		errno = -ret;
+		goto err_pagemap;
+	}
+	if (pthread_create(&p->helper, NULL, helper_main, p))
+		goto err_session;
+	guardian_start(p);
+	return p;
+
+err_session:
+	close(p->sock);
+	close(p->ev);
+err_pagemap:
+	close(p->pagemap);
+err_mem:
+	close(p->memfd);
+err_uffd:
+	ret = errno;
+	close(p->uffd);
+	errno = ret;
+err_free:
+	free(p);
+	return NULL;
+}
+
+/*
+ * Run a request, retrying across a pagerd restart.  @add is linked into
+ * the region list (MAP) or @del unlinked (UNMAP) in the same critical
+ * section as a successful reply, so reconnect() always re-sends exactly
+ * the regions pagerd knew.
+ */
+static int request(struct pager *p, struct pager_msg_hdr *h, const int *fds,
+		   int nfds, void *payload, size_t plen, struct lregion *add,
+		   struct lregion *del)
+{
+	if (getpid() != p->owner)
+		return -ECHILD;
+	for (;;) {
+		unsigned int gen;
+		bool broken;
+		int ret;
+
+		pthread_mutex_lock(&p->req_lock);
+		gen = p->gen;
+		ret = xfer(p, h, fds, nfds, payload, plen, &broken);
+		if (!broken) {
+			if (!ret && add) {
+				add->next = p->regions;
+				p->regions = add;
+			}
+			if (!ret && del) {
+				for (struct lregion **pp = &p->regions; *pp;
+				     pp = &(*pp)->next) {
+					if (*pp == del) {
+						*pp = del->next;
+						break;
+					}
+				}
+			}
+			pthread_mutex_unlock(&p->req_lock);
+			return ret;
+		}
+		pthread_mutex_unlock(&p->req_lock);
+		pthread_mutex_lock(&p->lock);
+		while (p->gen == gen && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		ret = p->stop;
+		pthread_mutex_unlock(&p->lock);
+		if (ret)
+			return -ESHUTDOWN;
+	}
+}
+
+static int open_temp(void)
+{
+	const char *dir = getenv("PAGER_TMPDIR");
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/var/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+			errno != EINVAL))
+		return fd;
+	snprintf(path, sizeof(path), "%s/pager.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+void *pager_map(struct pager *p, size_t len, const char *backing_path,
+		int flags)
+{
+	struct uffdio_register reg;
+	struct lregion *lr;
+	void *addr;
+	int ret;
+
+	if (!p || !len || (flags & ~(PAGER_SHARED | PAGER_TEMPORARY)) ||
+	    (!backing_path && !(flags & PAGER_TEMPORARY))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (getpid() != p->owner) {
+		errno = ECHILD;
+		return NULL;
+	}
+	len = (len + PS - 1) & ~(PS - 1);
+	lr = calloc(1, sizeof(*lr));
+	if (!lr)
+		return NULL;
+	lr->len = len;
+	lr->flags = flags;
+	lr->memfd = -1;
+	/* opened with the caller's rights: pagerd only gets the fd */
+	lr->fd = backing_path ?
+		 open(backing_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) :
+		 open_temp();
+	if (lr->fd < 0)
+		goto err_free;
+	if (flags & PAGER_SHARED) {
+		lr->memfd = memfd_create("pager", MFD_CLOEXEC);
+		if (lr->memfd < 0 || ftruncate(lr->memfd, len))
+			goto err_close;
+		addr = sys_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				lr->memfd);
+	} else {
+		addr = sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				-1);
+	}
+	if (addr == MAP_FAILED)
+		goto err_close;
+	lr->addr = (uintptr_t)addr;
+	/* no THP (4K dirty tracking), no copy in children: see README */
+	madvise(addr, len, MADV_NOHUGEPAGE);
+	madvise(addr, len, MADV_DONTFORK);
+	reg.range.start = lr->addr;
+	reg.range.len = len;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg))
+		goto err_unmap;
+	if (!(reg.ioctls & (1ULL << _UFFDIO_COPY)) ||
+	    !(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
+		errno = EOPNOTSUPP;
+		goto err_unregister;
+	}
+	{
+		struct pager_map_req m;
+		int fds[2] = { lr->fd, lr->memfd };
+
+		hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
+		m.addr = lr->addr;
+		m.len = len;
+		m.flags = flags;
+		ret = request(p, &m.hdr, fds, lr->memfd >= 0 ? 2 : 1, NULL, 0,
+			      lr, NULL);
+	}
+	if (ret) {
+		errno = -ret;
+		goto err_unregister;
+	}
+	return addr;
+
+err_unregister:
+	ret = errno;
+	ioctl(p->uffd, UFFDIO_UNREGISTER, &reg.range);
+	errno = ret;
+err_unmap:
+	ret = errno;
+	sys_munmap(addr, len);
+	errno = ret;
+err_close:
+	ret = errno;
+	close(lr->fd);
+	if (lr->memfd >= 0)
+		close(lr->memfd);
+	errno = ret;
+err_free:
+	free(lr);
+	return NULL;
+}
+
+static int range_req(struct pager *p, int type, void *addr, size_t len)
+{
+	struct pager_range_req m;
+
+	if (!p)
+		return -EINVAL;
+	hdr_init(&m.hdr, type, sizeof(m));
+	m.addr = (uintptr_t)addr;
+	m.len = len;
+	return request(p, &m.hdr, NULL, 0, NULL, 0, NULL, NULL);
+}
+
+/* Round [addr, addr+len) out to pages. */
+static int page_range(struct pager *p, int type, void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr & ~(PS - 1);
+	uintptr_t e = ((uintptr_t)addr + len + PS - 1) & ~(PS - 1);
+
+	return range_req(p, type, (void *)a, len ? e - a : 0);
+}
+
+int pager_sync(struct pager *p, void *addr, size_t len)
+{
+	return page_range(p, PAGER_MSG_SYNC, addr, len);
+}
+
+int pager_evict(struct pager *p, void *addr, size_t len)
+{
+	return page_range(p, PAGER_MSG_EVICT, addr, len);
+}
+
+int pager_prefetch(struct pager *p, void *addr, size_t len)
+{
+	return page_range(p, PAGER_MSG_PREFETCH, addr, len);
+}
+
+int pager_unmap(struct pager *p, void *addr)
+{
+	struct pager_range_req m;
+	struct uffdio_range range;
+	struct lregion *lr = NULL;
+	int ret;
+
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->req_lock);
+	for (lr = p->regions; lr; lr = lr->next)
+		if (lr->addr == (uintptr_t)addr)
+			break;
+	pthread_mutex_unlock(&p->req_lock);
+	if (!lr)
+		return -EINVAL;
+	hdr_init(&m.hdr, PAGER_MSG_UNMAP, sizeof(m));
+	m.addr = lr->addr;
+	ret = request(p, &m.hdr, NULL, 0, NULL, 0, NULL, lr);
+	if (ret)
+		return ret;
+	range.start = lr->addr;
+	range.len = lr->len;
+	ioctl(p->uffd, UFFDIO_UNREGISTER, &range);
+	sys_munmap((void *)(uintptr_t)lr->addr, lr->len);
+	close(lr->fd);
+	if (lr->memfd >= 0)
+		close(lr->memfd);
+	free(lr);
+	return 0;
+}
+
+int pager_stats(struct pager *p, void *addr, struct pager_stats *st)
+{
+	struct pager_range_req m;
+
+	if (!p || !st)
+		return -EINVAL;
+	hdr_init(&m.hdr, PAGER_MSG_STATS, sizeof(m));
+	m.addr = (uintptr_t)addr;
+	return request(p, &m.hdr, NULL, 0, st, sizeof(*st), NULL, NULL);
+}
+
+void pager_disconnect(struct pager *p)
+{
+	struct pager_msg_hdr h;
+
+	if (!p)
+		return;
+	if (getpid() != p->owner)
+		return;	/* a forked child: the parent still owns it all */
+	for (;;) {
+		struct lregion *lr;
+
+		pthread_mutex_lock(&p->req_lock);
+		lr = p->regions;
+		pthread_mutex_unlock(&p->req_lock);
+		if (!lr || pager_unmap(p, (void *)(uintptr_t)lr->addr))
+			break;
+	}
+	hdr_init(&h, PAGER_MSG_BYE, sizeof(h));
+	pthread_mutex_lock(&p->req_lock);
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (p->sock >= 0) {
+		bool broken;
+
+		xfer(p, &h, NULL, 0, NULL, 0, &broken);
+	}
+	if (p->ev >= 0)
+		shutdown(p->ev, SHUT_RDWR);
+	pthread_mutex_unlock(&p->req_lock);
+	pthread_join(p->helper, NULL);
+	guardian_stop(p);
+	while (p->regions) {
+		struct lregion *lr = p->regions;
+
+		p->regions = lr->next;
+		close(lr->fd);
+		if (lr->memfd >= 0)
+			close(lr->memfd);
+		free(lr);
+	}
+	if (p->sock >= 0)
+		close(p->sock);
+	if (p->ev >= 0)
+		close(p->ev);
+	close(p->uffd);
+	close(p->memfd);
+	close(p->pagemap);
+	free(p);
+}

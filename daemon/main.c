@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pagerd - external pager for anonymous memory (see daemon/README.md).
+ *
+ *   pagerd [--socket PATH] [--budget SIZE] [--threads N] [-v]
+ *   pagerd --stats [--json] [--socket PATH]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "pagerd.h"
+
+struct pagerd pd = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+int pagerd_verbose;
+
+static void vlog(const char *lvl, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "pagerd[%d]: %s%s\n", getpid(), lvl, msg);
+}
+
+void pr_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("", fmt, ap);
+	va_end(ap);
+}
+
+void pr_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("error: ", fmt, ap);
+	va_end(ap);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 0: break;
+	default: return -EINVAL;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int run_stats(const char *path, bool json)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pager_range_req req;
+	static char buf[sizeof(struct pager_reply) + PAGER_MAX_MSG + 1];
+	struct pager_reply *rep = (struct pager_reply *)buf;
+	ssize_t n;
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+		return 1;
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "pagerd: connect %s: %s\n", path,
+			strerror(errno));
+		return 1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.hdr.magic = PAGER_MAGIC;
+	req.hdr.type = PAGER_MSG_STATS_TEXT;
+	req.hdr.flags = json ? PAGER_STATS_JSON : 0;
+	req.hdr.len = sizeof(req);
+	if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
+		return 1;
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n < (ssize_t)sizeof(*rep) || rep->status)
+		return 1;
+	buf[n] = 0;
+	fputs(buf + sizeof(*rep), stdout);
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N] [-v]\n"
+		"       pagerd --stats [--json] [--socket PATH]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "budget", required_argument, NULL, 'b' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "stats", no_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *path = getenv("PAGER_SOCKET");
+	uint64_t budget = 64ULL << 20;
+	bool stats = false, json = false;
+	int threads = 4, opt, ret, sig;
+	sigset_t set;
+
+	while ((opt = getopt_long(argc, argv, "s:b:t:Sjvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': path = optarg; break;
+		case 'b':
+			if (parse_size(optarg, &budget) || budget < PAGE_SIZE)
+				usage();
+			break;
+		case 't':
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 256)
+				usage();
+			break;
+		case 'S': stats = true; break;
+		case 'j': json = true; break;
+		case 'v': pagerd_verbose = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (!path || !*path)
+		path = PAGER_DEFAULT_SOCKET;
+	if (stats)
+		return run_stats(path, json);
+
+	list_init(&pd.regions);
+	list_init(&pd.conns);
+	list_init(&pd.graveyard);
+	pd.budget = budget >> PAGE_SHIFT;
+	pd.nr_threads = threads;
+	pd.socket_path = path;
+
+	/* signals are taken synchronously by the main thread */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = server_init(path);
+	if (ret) {
+		pr_err("cannot listen on %s: %s", path, strerror(-ret));
+		return 1;
+	}
+	if (!io_self()) {
+		pr_err("io_uring setup failed");
+		return 1;
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, server_worker, NULL)) {
+			pr_err("cannot start worker threads");
+			return 1;
+		}
+	}
+	pr_info("listening on %s, budget %llu KiB, %d threads", path,
+		(unsigned long long)(budget >> 10), threads);
+	fflush(stderr);
+
+	for (;;) {
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig != SIGHUP)
+			break;
+		char buf[4096];
+
+		stats_format(buf, sizeof(buf), false);
+		fputs(buf, stderr);
+	}
+	pr_info("signal %d: flushing", sig);
+	/* refuse new clients first: they would only find a stopping pagerd */
+	unlink(path);
+	server_flush_all();
+	_exit(0);
+}

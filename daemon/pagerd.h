@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * pagerd internal interfaces.
+ *
+ * Locking: one global mutex, pd.lock, protects every region/page/connection
+ * field and the statistics.  It is never held across I/O, across an ioctl on
+ * a client's userfaultfd or across a round trip to a client.  Instead a page
+ * that is being worked on is put into a busy state (FILLING, UNPROTECT,
+ * WRITEBACK, EVICTING); only the thread that set the busy state touches the
+ * kernel state of that page (its PTE through the uffd, its file blocks), and
+ * it ends the busy state under pd.lock, waking userfaultfd waiters if a fault
+ * arrived meanwhile (PGF_WAITERS) and broadcasting pd.cond.
+ */
+#ifndef PAGERD_H
+#define PAGERD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <liburing.h>
+
+#include "pager.h"
+#include "proto.h"
+
+#define PAGE_SHIFT	12
+#define PAGE_SIZE	(1UL << PAGE_SHIFT)
+#define RA_MAX		64	/* readahead window limit, pages */
+#define WB_BATCH	256	/* pages per write-back round */
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+#define MAX(a, b)	((a) > (b) ? (a) : (b))
+
+/* Page states; see region.c for the transition table. */
+enum pg_state {
+	PG_ABSENT,	/* not mapped in the client; the file has the content */
+	PG_FILLING,	/* busy: being read and installed by UFFDIO_COPY */
+	PG_CLEAN,	/* mapped write-protected, equal to the file */
+	PG_DIRTY,	/* mapped, may differ from the file (WP bit unknown) */
+	PG_UNPROTECT,	/* busy: write fault being resolved, going DIRTY */
+	PG_WRITEBACK,	/* busy: write-protected, content being written */
+	PG_EVICTING,	/* busy: write-protected, being written and dropped */
+	PG_NR_STATES
+};
+
+#define PGF_REF		0x01	/* CLOCK reference bit */
+#define PGF_WAITERS	0x02	/* a fault arrived while busy: wake at end */
+#define PGF_FILEDATA	0x04	/* file has data blocks here (else hole/EOF) */
+
+struct page {
+	uint8_t state;
+	uint8_t flags;
+};
+
+struct list {
+	struct list *next, *prev;
+};
+
+struct conn;
+
+struct region {
+	struct list node;	/* pd.regions, CLOCK order */
+	struct list cnode;	/* conn->regions */
+	struct conn *conn;
+	uint64_t id;
+	uint64_t addr, len, npages;
+	uint32_t flags;		/* PAGER_SHARED, PAGER_TEMPORARY */
+	int fd;			/* backing file */
+	int memfd;		/* shmem object of PAGER_SHARED, else -1 */
+	uint64_t file_size;	/* size when mapped, grown by write-back */
+	struct page *pages;
+	uint64_t resident, dirty;
+	uint64_t ra_next;	/* expected next fault for readahead */
+	unsigned int ra_win;
+	int ops;		/* operations in progress, release waits */
+	bool dying;
+	struct pager_stats st;
+};
+
+enum { SRC_LISTEN, SRC_SOCK, SRC_UFFD };
+
+struct evsrc {
+	int type;
+	struct conn *c;
+};
+
+struct conn {
+	struct list node;	/* pd.conns */
+	struct list regions;
+	int sock, uffd, memfd, pagemap, evfd;
+	pid_t pid;
+	uid_t uid;
+	uint64_t token;
+	int users;		/* workers using the fds, teardown waits */
+	bool dead;
+	bool hello;
+	bool unresponsive;	/* did not answer a drop request */
+	bool sock_armed;
+	pthread_mutex_t evict_lock;	/* serialises the evict channel */
+	uint32_t drop_seq;
+	bool released;		/* teardown finished: regions flushed */
+	struct evsrc es_sock, es_uffd;
+};
+
+struct pagerd {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct list regions;
+	struct list conns;
+	struct list graveyard;	/* dead conns, freed at exit */
+	struct region *hand;	/* CLOCK hand */
+	uint64_t hand_idx;
+	uint64_t budget;	/* pages */
+	uint64_t resident;
+	uint64_t dirty;
+	uint64_t next_region_id;
+	uint32_t nr_regions;
+	bool stopping;
+	int active_ops;
+	int epfd;
+	int lsock;
+	const char *socket_path;
+	int nr_threads;
+	struct pager_stats st;
+	uint64_t budget_overruns;
+};
+
+extern struct pagerd pd;
+
+/* per worker thread */
+struct pager_io {
+	struct io_uring ring;
+	unsigned int entries;
+	char *buf;		/* RA_MAX or WB_BATCH pages */
+	size_t buf_len;
+};
+
+/* list.c-ish helpers */
+static inline void list_init(struct list *l)
+{
+	l->next = l->prev = l;
+}
+
+static inline void list_add_tail(struct list *n, struct list *h)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+
+static inline void list_del(struct list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+static inline bool list_empty(const struct list *h)
+{
+	return h->next == h;
+}
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* log.c (in main.c) */
+void pr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int pagerd_verbose;
+#define pr_debug(...) do { if (pagerd_verbose) pr_info(__VA_ARGS__); } while (0)
+
+/* io.c: io_uring engine */
+enum { IO_READ, IO_WRITE };
+struct io_req {
+	int op;
+	int fd;
+	void *buf;
+	size_t len;
+	uint64_t off;
+	ssize_t res;	/* bytes done, or -errno */
+};
+int io_init(struct pager_io *io, unsigned int entries);
+void io_exit(struct pager_io *io);
+struct pager_io *io_self(void);
+int io_run(struct pager_io *io, struct io_req *reqs, int n);
+int io_fsync(struct pager_io *io, int fd);
+
+/* region.c: page state machine */
+void pg_set(struct region *r, uint64_t idx, enum pg_state to);
+bool pg_busy(const struct page *pg);
+bool pg_resident(enum pg_state s);
+struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
+			     uint32_t flags, int fd, int memfd, bool reattach,
+			     int *err);
+int region_release(struct region *r, bool writeback);
+struct region *conn_find_region(struct conn *c, uint64_t addr);
+int region_writeback(struct region *r, uint64_t first, uint64_t last,
+		     bool evict);
+int region_sync(struct region *r, uint64_t off, uint64_t len);
+int region_evict(struct region *r, uint64_t off, uint64_t len);
+int region_prefetch(struct region *r, uint64_t off, uint64_t len);
+int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
+		int n);
+void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
+int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
+
+/* fault.c: fault loop */
+void fault_event(struct conn *c);
+int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
+	       bool prefetch);
+
+/* evict.c: replacement policy and budget */
+int evict_some(uint64_t want);
+int budget_reserve(struct region *r, uint64_t *n);
+void clock_forget(struct region *r);
+int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
+		 int nr);
+
+/* server.c: client protocol */
+int server_init(const char *path);
+void *server_worker(void *arg);
+void server_flush_all(void);
+
+/* stats.c */
+void stats_fault_latency(struct region *r, uint64_t ns);
+void stats_add(struct region *r, size_t field_off, uint64_t v);
+#define STAT_ADD(r, field, v) \
+	stats_add((r), offsetof(struct pager_stats, field), (v))
+void stats_fill_global(struct pager_stats *st);
+void stats_fill_region(struct region *r, struct pager_stats *st);
+int stats_format(char *buf, size_t len, bool json);
+uint64_t now_ns(void);
+
+#endif /* PAGERD_H */

@@ -1,0 +1,1 @@
+int pager_preload_placeholder;

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Wire protocol between libpager and pagerd, over an AF_UNIX SOCK_SEQPACKET
+ * socket (one message per packet, file descriptors with SCM_RIGHTS).
+ *
+ * Requests are strictly request/response on the main socket.  pagerd's own
+ * requests to the client (drop pages) travel on a separate "evict channel"
+ * socketpair that the client passes in HELLO and serves from a helper
+ * thread, so that pagerd never waits for a client on the main socket.
+ */
+#ifndef PAGER_PROTO_H
+#define PAGER_PROTO_H
+
+#include <stdint.h>
+
+#define PAGER_MAGIC	0x50475231u	/* "PGR1" */
+#define PAGER_MAX_MSG	65536
+
+enum pager_msg_type {
+	PAGER_MSG_HELLO = 1,	/* fds: uffd, /proc/self/mem, /proc/self/pagemap, evict chan */
+	PAGER_MSG_MAP,		/* fds: backing file [, memfd] */
+	PAGER_MSG_UNMAP,
+	PAGER_MSG_SYNC,
+	PAGER_MSG_EVICT,
+	PAGER_MSG_PREFETCH,
+	PAGER_MSG_STATS,	/* binary struct pager_stats */
+	PAGER_MSG_STATS_TEXT,	/* formatted text or JSON */
+	PAGER_MSG_DEAD,		/* guardian: client with token died, flush it */
+	PAGER_MSG_BYE,
+	PAGER_MSG_REPLY = 64,
+	PAGER_MSG_DROP = 65,	/* evict channel: pagerd -> client */
+	PAGER_MSG_DROP_DONE,
+};
+
+struct pager_msg_hdr {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;		/* total length including this header */
+	uint32_t seq;
+};
+
+struct pager_hello {
+	struct pager_msg_hdr hdr;
+	uint64_t token;		/* names this client to its guardian */
+	uint32_t nr_fds;	/* must be 4 */
+	uint32_t pad;
+};
+
+#define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
+
+struct pager_map_req {
+	struct pager_msg_hdr hdr;
+	uint64_t addr;
+	uint64_t len;
+	uint32_t flags;		/* PAGER_SHARED | PAGER_TEMPORARY */
+	uint32_t map_flags;	/* PAGER_MAP_REATTACH */
+};
+
+/* UNMAP, SYNC, EVICT, PREFETCH, STATS */
+struct pager_range_req {
+	struct pager_msg_hdr hdr;
+	uint64_t addr;		/* region start (UNMAP, STATS) or range start */
+	uint64_t len;
+};
+
+#define PAGER_STATS_JSON	0x1
+
+struct pager_reply {
+	struct pager_msg_hdr hdr;
+	int32_t status;		/* 0 or -errno */
+	uint32_t pad;
+	/* followed by payload for STATS / STATS_TEXT */
+};
+
+#define PAGER_DROP_MAX	64
+
+struct pager_drop_range {
+	uint64_t addr;
+	uint64_t len;
+};
+
+struct pager_drop {
+	struct pager_msg_hdr hdr;
+	uint32_t nr;
+	uint32_t pad;
+	struct pager_drop_range r[PAGER_DROP_MAX];
+};
+
+struct pager_drop_done {
+	struct pager_msg_hdr hdr;
+	int32_t status;
+	uint32_t pad;
+};
+
+#endif /* PAGER_PROTO_H */

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * region.c - regions and the per-page state machine.
+ *
+ * Allowed transitions (anything else is a bug and aborts pagerd):
+ *
+ *   ABSENT    -> FILLING                fault or prefetch reserved budget
+ *   FILLING   -> CLEAN | DIRTY          installed (DIRTY: write fault, or
+ *                                       the page turned out to be present)
+ *   FILLING   -> ABSENT                 read failed, nothing installed
+ *   CLEAN     -> UNPROTECT | EVICTING
+ *   DIRTY     -> UNPROTECT | WRITEBACK | EVICTING
+ *   UNPROTECT -> DIRTY                  write fault resolved
+ *   WRITEBACK -> CLEAN | DIRTY          written (DIRTY: write failed)
+ *   EVICTING  -> ABSENT                 written if needed and dropped
+ *   EVICTING  -> CLEAN | DIRTY          drop failed / write failed
+ *
+ * Invariants: CLEAN pages are write-protected in the client, so the first
+ * write to them raises a WP fault before any byte changes.  WRITEBACK and
+ * EVICTING pages are write-protected before their content is read, so a
+ * write during write-back blocks in its fault until the page leaves the
+ * busy state (then it re-dirties the page, or re-faults as MISSING after
+ * the drop and is filled from the file, which has the latest data).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <linux/userfaultfd.h>
+#include <linux/falloc.h>
+
+#include "pagerd.h"
+
+static const uint16_t pg_allowed[PG_NR_STATES] = {
+	[PG_ABSENT]	= 1 << PG_FILLING,
+	[PG_FILLING]	= 1 << PG_CLEAN | 1 << PG_DIRTY | 1 << PG_ABSENT,
+	[PG_CLEAN]	= 1 << PG_UNPROTECT | 1 << PG_EVICTING,
+	[PG_DIRTY]	= 1 << PG_UNPROTECT | 1 << PG_WRITEBACK |
+			  1 << PG_EVICTING,
+	[PG_UNPROTECT]	= 1 << PG_DIRTY,
+	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY,
+	[PG_EVICTING]	= 1 << PG_ABSENT | 1 << PG_CLEAN | 1 << PG_DIRTY,
+};
+
+static const char *const pg_names[PG_NR_STATES] = {
+	"ABSENT", "FILLING", "CLEAN", "DIRTY", "UNPROTECT", "WRITEBACK",
+	"EVICTING",
+};
+
+bool pg_resident(enum pg_state s)
+{
+	return s != PG_ABSENT;
+}
+
+bool pg_busy(const struct page *pg)
+{
+	return pg->state == PG_FILLING || pg->state == PG_UNPROTECT ||
+	       pg->state == PG_WRITEBACK || pg->state == PG_EVICTING;
+}
+
+/* Change a page's state, keeping the counters.  pd.lock held. */
+void pg_set(struct region *r, uint64_t idx, enum pg_state to)
+{
+	struct page *pg = &r->pages[idx];
+	enum pg_state from = pg->state;
+
+	if (!(pg_allowed[from] & (1u << to))) {
+		pr_err("BUG: region %llu page %llu: %s -> %s",
+		       (unsigned long long)r->id, (unsigned long long)idx,
+		       pg_names[from], pg_names[to]);
+		abort();
+	}
+	if (!pg_resident(from) && pg_resident(to)) {
+		r->resident++;
+		pd.resident++;
+	} else if (pg_resident(from) && !pg_resident(to)) {
+		r->resident--;
+		pd.resident--;
+	}
+	if (from == PG_DIRTY) {
+		r->dirty--;
+		pd.dirty--;
+	}
+	if (to == PG_DIRTY) {
+		r->dirty++;
+		pd.dirty++;
+	}
+	pg->state = to;
+}
+
+static int uffd_ioctl(struct region *r, unsigned long req, void *arg)
+{
+	return ioctl(r->conn->uffd, req, arg) ? -errno : 0;
+}
+
+void uffd_wake(struct region *r, uint64_t idx, uint64_t n)
+{
+	struct uffdio_range range = {
+		.start = r->addr + (idx << PAGE_SHIFT),
+		.len = n << PAGE_SHIFT,
+	};
+
+	uffd_ioctl(r, UFFDIO_WAKE, &range);
+}
+
+/* Write-protect (no wake) or unprotect (wakes waiters) a range. */
+int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect)
+{
+	struct uffdio_writeprotect wp = {
+		.range.start = r->addr + (idx << PAGE_SHIFT),
+		.range.len = n << PAGE_SHIFT,
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int ret;
+
+	do {
+		ret = uffd_ioctl(r, UFFDIO_WRITEPROTECT, &wp);
+	} while (ret == -EAGAIN);
+	return ret;
+}
+
+struct region *conn_find_region(struct conn *c, uint64_t addr)
+{
+	for (struct list *l = c->regions.next; l != &c->regions; l = l->next) {
+		struct region *r = container_of(l, struct region, cnode);
+
+		if (addr >= r->addr && addr - r->addr < r->len)
+			return r;
+	}
+	return NULL;
+}
+
+/* Mark pages whose file blocks hold data (SEEK_DATA/SEEK_HOLE). */
+static void scan_file_data(struct region *r)
+{
+	off_t end = MIN((uint64_t)r->file_size, r->len), pos = 0;
+
+	while (pos < end) {
+		off_t data = lseek(r->fd, pos, SEEK_DATA);
+		off_t hole;
+
+		if (data < 0 || data >= end)
+			break;
+		hole = lseek(r->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = end;
+		hole = MIN(hole, end);
+		for (uint64_t i = data >> PAGE_SHIFT;
+		     i < ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
+			r->pages[i].flags |= PGF_FILEDATA;
+		pos = hole;
+	}
+}
+
+/*
+ * A region left by a previous pagerd: every page still resident in the
+ * client may hold writes that never reached the file, so it is DIRTY.
+ */
+static int scan_resident(struct region *r)
+{
+	uint64_t buf[512];
+
+	if (r->memfd >= 0) {
+		off_t pos = 0, end = r->len;
+
+		while (pos < end) {
+			off_t data = lseek(r->memfd, pos, SEEK_DATA), hole;
+
+			if (data < 0 || data >= end)
+				break;
+			hole = lseek(r->memfd, data, SEEK_HOLE);
+			hole = hole < 0 ? end : MIN(hole, end);
+			for (uint64_t i = data >> PAGE_SHIFT;
+			     i < ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT;
+			     i++)
+				r->pages[i].state = PG_DIRTY;
+			pos = hole;
+		}
+	} else {
+		for (uint64_t i = 0; i < r->npages; i += ARRAY_SIZE(buf)) {
+			uint64_t n = MIN(ARRAY_SIZE(buf), r->npages - i);
+			off_t off = ((r->addr >> PAGE_SHIFT) + i) * 8;
+			ssize_t got = pread(r->conn->pagemap, buf, n * 8, off);
+
+			if (got != (ssize_t)(n * 8))
+				return got < 0 ? -errno : -EIO;
+			for (uint64_t k = 0; k < n; k++)
+				if (buf[k] & (3ULL << 62))	/* present|swap */
+					r->pages[i + k].state = PG_DIRTY;
+		}
+	}
+	for (uint64_t i = 0; i < r->npages; i++) {
+		if (r->pages[i].state == PG_DIRTY) {
+			r->resident++;
+			r->dirty++;
+		}
+	}
+	return 0;
+}
+
+struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
+			     uint32_t flags, int fd, int memfd, bool reattach,
+			     int *err)
+{
+	struct region *r = calloc(1, sizeof(*r));
+	struct stat st;
+
+	if (!r) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	r->pages = calloc(len >> PAGE_SHIFT, sizeof(*r->pages));
+	if (!r->pages) {
+		*err = -ENOMEM;
+		goto err_free;
+	}
+	if (fstat(fd, &st)) {
+		*err = -errno;
+		goto err_pages;
+	}
+	r->conn = c;
+	r->addr = addr;
+	r->len = len;
+	r->npages = len >> PAGE_SHIFT;
+	r->flags = flags;
+	r->fd = fd;
+	r->memfd = memfd;
+	r->file_size = st.st_size;
+	r->ra_win = 1;
+	list_init(&r->node);
+	list_init(&r->cnode);
+	scan_file_data(r);
+	if (reattach) {
+		*err = scan_resident(r);
+		if (*err)
+			goto err_pages;
+	}
+	pthread_mutex_lock(&pd.lock);
+	r->id = ++pd.next_region_id;
+	pd.resident += r->resident;
+	pd.dirty += r->dirty;
+	pd.nr_regions++;
+	list_add_tail(&r->node, &pd.regions);
+	list_add_tail(&r->cnode, &c->regions);
+	pthread_mutex_unlock(&pd.lock);
+	return r;
+
+err_pages:
+	free(r->pages);
+err_free:
+	free(r);
+	return NULL;
+}
+
+/* Wait until no operation runs on @r and none of its pages is busy. */
+static void region_quiesce(struct region *r)
+{
+	for (;;) {
+		bool busy = r->ops > 0;
+
+		for (uint64_t i = 0; !busy && i < r->npages; i++)
+			busy = pg_busy(&r->pages[i]);
+		if (!busy)
+			return;
+		pthread_cond_wait(&pd.cond, &pd.lock);
+	}
+}
+
+int region_release(struct region *r, bool writeback)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&pd.lock);
+	r->dying = true;
+	region_quiesce(r);
+	pthread_mutex_unlock(&pd.lock);
+
+	if (writeback)
+		ret = region_sync(r, 0, r->len);
+
+	pthread_mutex_lock(&pd.lock);
+	region_quiesce(r);
+	clock_forget(r);
+	list_del(&r->node);
+	list_del(&r->cnode);
+	pd.resident -= r->resident;
+	pd.dirty -= r->dirty;
+	pd.nr_regions--;
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+
+	close(r->fd);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	free(r->pages);
+	free(r);
+	return ret;
+}
+
+static bool page_is_zero(const char *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/*
+ * Write back (and with @evict, drop) @n pages of @r, which the caller moved
+ * to WRITEBACK or EVICTING; dirty[k] says whether page idx[k] needs writing.
+ * idx[] is ascending, n <= WB_BATCH.  Ends the busy state of every page.
+ * Returns 0 or the first error.
+ */
+static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
+		  int n, bool evict)
+{
+	struct pager_io *io = io_self();
+	struct io_req reqs[WB_BATCH];
+	int8_t res[WB_BATCH];	/* 0 ok, 1 write failed, 2 drop failed */
+	bool write[WB_BATCH];
+	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
+	uint64_t wake_idx[WB_BATCH];
+	int reqof[WB_BATCH];
+	int nreq = 0, nwake = 0, ret = 0, ndrop = 0;
+	struct conn *c = r->conn;
+
+	if (!io)
+		ret = -ENOMEM;
+	memset(res, 0, sizeof(res));
+	memset(write, 0, sizeof(write));
+
+	/* 1: write-protect dirty pages before reading them */
+	for (int k = 0; k < n && !ret; ) {
+		int e = k;
+
+		if (!dirty[k]) {
+			k++;
+			continue;
+		}
+		while (e + 1 < n && dirty[e + 1] && idx[e + 1] == idx[e] + 1)
+			e++;
+		ret = uffd_wp(r, idx[k], idx[e] - idx[k] + 1, true);
+		k = e + 1;
+	}
+
+	/* 2: snapshot, 3: write runs of non-trivial pages */
+	for (int k = 0; k < n && !ret; k++) {
+		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
+		uint64_t off = idx[k] << PAGE_SHIFT;
+		ssize_t got;
+
+		write[k] = false;
+		if (!dirty[k])
+			continue;
+		if (r->memfd >= 0)
+			got = pread(r->memfd, buf, PAGE_SIZE, off);
+		else
+			got = pread(c->memfd, buf, PAGE_SIZE, r->addr + off);
+		if (got != (ssize_t)PAGE_SIZE) {
+			ret = got < 0 ? -errno : -EIO;
+			break;
+		}
+		/* a zero page over a hole or past EOF needs no block */
+		if (!(r->pages[idx[k]].flags & PGF_FILEDATA) && page_is_zero(buf))
+			continue;
+		write[k] = true;
+		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
+		    (char *)reqs[nreq - 1].buf + reqs[nreq - 1].len == buf) {
+			reqs[nreq - 1].len += PAGE_SIZE;
+			reqof[k] = nreq - 1;
+			continue;
+		}
+		reqof[k] = nreq;
+		reqs[nreq++] = (struct io_req){ .op = IO_WRITE, .fd = r->fd,
+						 .buf = buf, .len = PAGE_SIZE,
+						 .off = off };
+	}
+	if (ret) {
+		/* cannot read the client's memory: nothing was written */
+		for (int k = 0; k < n; k++)
+			res[k] = dirty[k] ? 1 : 2;
+	} else if (nreq) {
+		io_run(io, reqs, nreq);
+		for (int k = 0; k < n; k++) {
+			struct io_req *q;
+
+			if (!write[k])
+				continue;
+			q = &reqs[reqof[k]];
+			if (q->res != (ssize_t)q->len) {
+				res[k] = 1;
+				if (!ret)
+					ret = q->res < 0 ? (int)q->res : -EIO;
+			}
+		}
+	}
+
+	/* 4: drop what is safely in the file */
+	if (evict) {
+		int drop_err = 0;
+
+		for (int k = 0; k < n; k++) {
+			int e = k;
+
+			if (res[k])
+				continue;
+			while (e + 1 < n && !res[e + 1] &&
+			       idx[e + 1] == idx[e] + 1)
+				e++;
+			if (r->memfd >= 0) {
+				if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE |
+					      FALLOC_FL_KEEP_SIZE,
+					      idx[k] << PAGE_SHIFT,
+					      (idx[e] - idx[k] + 1) << PAGE_SHIFT))
+					drop_err = -errno;
+			} else {
+				if (ndrop == PAGER_DROP_MAX) {
+					drop_err = drop_private(c, dropa, dropl,
+								ndrop);
+					ndrop = 0;
+				}
+				dropa[ndrop] = r->addr + (idx[k] << PAGE_SHIFT);
+				dropl[ndrop++] = (idx[e] - idx[k] + 1)
+						 << PAGE_SHIFT;
+			}
+			k = e;
+		}
+		if (ndrop && !drop_err)
+			drop_err = drop_private(c, dropa, dropl, ndrop);
+		if (drop_err) {
+			/* pages still mapped, file up to date: keep CLEAN */
+			for (int k = 0; k < n; k++)
+				if (!res[k])
+					res[k] = 2;
+		}
+	}
+
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n; k++) {
+		struct page *pg = &r->pages[idx[k]];
+		enum pg_state to;
+
+		if (res[k] == 1)
+			to = PG_DIRTY;
+		else if (!evict || res[k] == 2)
+			to = PG_CLEAN;
+		else
+			to = PG_ABSENT;
+		if (res[k] == 1) {
+			STAT_ADD(r, wb_errors, 1);
+			r->st.last_error = ret;
+			pd.st.last_error = ret;
+		} else if (write[k]) {
+			pg->flags |= PGF_FILEDATA;
+			STAT_ADD(r, writebacks, 1);
+			STAT_ADD(r, bytes_out, PAGE_SIZE);
+		}
+		if (to == PG_ABSENT) {
+			STAT_ADD(r, evictions, 1);
+			pg->flags &= ~PGF_REF;
+		}
+		pg_set(r, idx[k], to);
+		if (pg->flags & PGF_WAITERS) {
+			pg->flags &= ~PGF_WAITERS;
+			wake_idx[nwake++] = idx[k];
+		}
+		if (write[k] && ((idx[k] + 1) << PAGE_SHIFT) > r->file_size)
+			r->file_size = (idx[k] + 1) << PAGE_SHIFT;
+	}
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake_idx[k], 1);
+	return ret;
+}
+
+enum wb_mode { WB_SYNC, WB_EVICT };
+
+/*
+ * Collect up to WB_BATCH pages of [first, last] from *cursor on and run
+ * them.  Returns number of pages handled, or -errno of the write-back; sets
+ * *busy when pages in the range were busy and skipped.
+ */
+static int wb_round(struct region *r, uint64_t *cursor, uint64_t last,
+		    enum wb_mode mode, bool *busy, int *err)
+{
+	uint64_t idx[WB_BATCH];
+	bool dirty[WB_BATCH];
+	int n = 0, ret;
+
+	pthread_mutex_lock(&pd.lock);
+	for (; *cursor <= last && n < WB_BATCH; (*cursor)++) {
+		struct page *pg = &r->pages[*cursor];
+
+		if (pg->state == PG_DIRTY) {
+			dirty[n] = true;
+			idx[n++] = *cursor;
+			pg_set(r, *cursor, mode == WB_SYNC ? PG_WRITEBACK :
+							      PG_EVICTING);
+		} else if (pg->state == PG_CLEAN && mode == WB_EVICT) {
+			dirty[n] = false;
+			idx[n++] = *cursor;
+			pg_set(r, *cursor, PG_EVICTING);
+		} else if (pg_busy(pg) && pg->state != PG_FILLING) {
+			*busy = true;
+		}
+	}
+	if (n)
+		r->ops++;
+	pthread_mutex_unlock(&pd.lock);
+	if (!n)
+		return 0;
+	ret = wb_run(r, idx, dirty, n, mode == WB_EVICT);
+	if (ret && !*err)
+		*err = ret;
+	pthread_mutex_lock(&pd.lock);
+	r->ops--;
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+	return n;
+}
+
+static int wb_range(struct region *r, uint64_t off, uint64_t len,
+		    enum wb_mode mode)
+{
+	uint64_t first, last;
+	int err = 0;
+
+	if (!len)
+		return 0;
+	first = off >> PAGE_SHIFT;
+	last = MIN((off + len - 1) >> PAGE_SHIFT, r->npages - 1);
+	/*
+	 * Pages busy in another operation may end DIRTY: wait for them and
+	 * pass again.  Bounded, so a client writing all the time cannot keep
+	 * us here forever; its later writes are simply dirty again.
+	 */
+	for (int pass = 0; pass < 16; pass++) {
+		uint64_t cursor = first;
+		bool busy = false;
+
+		while (cursor <= last)
+			wb_round(r, &cursor, last, mode, &busy, &err);
+		if (!busy || err)
+			break;
+		pthread_mutex_lock(&pd.lock);
+		for (uint64_t i = first; i <= last; i++) {
+			if (pg_busy(&r->pages[i]) &&
+			    r->pages[i].state != PG_FILLING) {
+				pthread_cond_wait(&pd.cond, &pd.lock);
+				i = first - 1;
+			}
+		}
+		pthread_mutex_unlock(&pd.lock);
+	}
+	return err;
+}
+
+int region_sync(struct region *r, uint64_t off, uint64_t len)
+{
+	struct pager_io *io = io_self();
+	struct stat st;
+	int ret, ret2;
+
+	ret = wb_range(r, off, len, WB_SYNC);
+	/* the file must read as the whole region: extend with a hole */
+	if (!fstat(r->fd, &st) && (uint64_t)st.st_size < r->len &&
+	    ftruncate(r->fd, r->len) && !ret)
+		ret = -errno;
+	ret2 = io ? io_fsync(io, r->fd) : -ENOMEM;
+	if (!ret)
+		ret = ret2;
+	if (ret) {
+		pthread_mutex_lock(&pd.lock);
+		r->st.last_error = ret;
+		pd.st.last_error = ret;
+		pthread_mutex_unlock(&pd.lock);
+	}
+	return ret;
+}
+
+int region_evict(struct region *r, uint64_t off, uint64_t len)
+{
+	return wb_range(r, off, len, WB_EVICT);
+}
+
+/* Evict a victim list of one region (evict.c), pages already EVICTING. */
+int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
+		int n)
+{
+	return wb_run(r, idx, dirty, n, true);
+}
+
+int region_prefetch(struct region *r, uint64_t off, uint64_t len)
+{
+	uint64_t first, last;
+	int ret = 0;
+
+	if (!len)
+		return 0;
+	first = off >> PAGE_SHIFT;
+	last = MIN((off + len - 1) >> PAGE_SHIFT, r->npages - 1);
+	for (uint64_t i = first; i <= last && !ret; ) {
+		unsigned int want = MIN(RA_MAX, last - i + 1);
+
+		ret = fill_pages(r, i, want, false, true);
+		if (ret > 0) {
+			i += ret;
+			ret = 0;
+		} else if (ret == 0) {
+			i++;	/* not absent */
+		}
+	}
+	return ret;
+}
