@@ -1,0 +1,3 @@
+#include "kselftest_harness.h"
+TEST(placeholder) { }
+TEST_HARNESS_MAIN

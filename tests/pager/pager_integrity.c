@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pagerd data integrity: random reads and writes from several threads over
+ * a region several times the budget, checked against an in-memory model
+ * and against the backing file after sync; sync/unmap/SIGTERM leave the
+ * exact content in the file; eviction and prefetch; files with holes and
+ * shorter than the region.  Every test runs on private and shared
+ * anonymous memory.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "pager_test.h"
+
+#define NTHREADS	4
+
+FIXTURE(pager) {
+	char dir[PATH_MAX];
+	char sock[PATH_MAX + 16];
+	char file[PATH_MAX + 16];
+	char log[PATH_MAX + 16];
+	pid_t pagerd;
+	struct pager *p;
+	unsigned char *model;
+	size_t len;
+	size_t budget;		/* bytes */
+};
+
+FIXTURE_VARIANT(pager) {
+	int flags;
+};
+
+FIXTURE_VARIANT_ADD(pager, private) {
+	.flags = 0,
+};
+
+FIXTURE_VARIANT_ADD(pager, shared) {
+	.flags = PAGER_SHARED,
+};
+
+static pid_t start(struct __test_metadata *_metadata, FIXTURE_DATA(pager) *self)
+{
+	char budget[32];
+
+	snprintf(budget, sizeof(budget), "%zuK", self->budget >> 10);
+	return pt_start_pagerd(self->sock, budget, self->log);
+}
+
+FIXTURE_SETUP(pager)
+{
+	ASSERT_EQ(0, pt_scratch(self->dir, sizeof(self->dir)));
+	snprintf(self->sock, sizeof(self->sock), "%s/sock", self->dir);
+	snprintf(self->file, sizeof(self->file), "%s/backing", self->dir);
+	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
+	self->len = pt_region_mb() << 20;
+	self->budget = self->len / 5 & ~(PT_PAGE - 1);	/* region: 5x budget */
+	self->model = malloc(self->len);
+	ASSERT_NE(NULL, self->model);
+	self->pagerd = start(_metadata, self);
+	ASSERT_LT(0, self->pagerd) TH_LOG("pagerd %s did not start",
+					  pt_pagerd_path());
+	self->p = pager_connect(self->sock);
+	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(pager)
+{
+	/* no disconnect: pagerd may be dead, the process ends anyway */
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	if (getenv("PAGER_TEST_KEEP"))
+		fprintf(stderr, "# kept %s\n", self->dir);
+	else
+		pt_rmrf(self->dir);
+}
+
+struct worker {
+	struct __test_metadata *md;
+	struct pager *p;
+	unsigned char *mem, *model;
+	size_t npages;
+	int id;
+	long ops;
+	long bad;		/* first mismatching offset + 1 */
+	uint64_t max_resident;
+};
+
+/*
+ * Thread @id owns pages with index % NTHREADS == id, so the model needs no
+ * locking while all threads fault, write and get evicted concurrently.
+ */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL * (w->id + 1);
+
+	for (long i = 0; i < w->ops && !w->bad; i++) {
+		uint64_t r = pt_rand(&seed);
+		size_t pg = (r % (w->npages / NTHREADS)) * NTHREADS + w->id;
+		size_t off = pg * PT_PAGE + ((r >> 32) % (PT_PAGE / 8)) * 8;
+
+		if (r & (1ULL << 20)) {
+			uint64_t v = pt_rand(&seed);
+
+			memcpy(w->mem + off, &v, 8);
+			memcpy(w->model + off, &v, 8);
+		} else if (memcmp(w->mem + off, w->model + off, 8)) {
+			w->bad = off + 1;
+		}
+		if (w->id == 0 && i % 256 == 0) {
+			struct pager_stats st;
+
+			if (!pager_stats(w->p, NULL, &st) &&
+			    st.resident > w->max_resident)
+				w->max_resident = st.resident;
+		}
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(pager, random_rw, 150)
+{
+	struct worker w[NTHREADS];
+	pthread_t t[NTHREADS];
+	struct pager_stats st, rs;
+	unsigned char *mem;
+	uint64_t maxres = 0;
+	long long d;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, self->len, 42));
+	mem = pager_map(self->p, self->len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem) TH_LOG("map: %s", strerror(errno));
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct worker){ .md = _metadata, .p = self->p,
+			.mem = mem, .model = self->model,
+			.npages = self->len / PT_PAGE, .id = i,
+			.ops = (long)(self->len / PT_PAGE) * 12 / NTHREADS };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, worker_main, &w[i]));
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, w[i].bad) TH_LOG("thread %d read stale data at %ld",
+					      i, w[i].bad - 1);
+		if (w[i].max_resident > maxres)
+			maxres = w[i].max_resident;
+	}
+	d = pt_mem_diff(mem, self->model, self->len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs from model at %lld", d);
+	ASSERT_EQ(0, pager_sync(self->p, mem, self->len));
+	d = pt_file_diff(self->file, self->model, self->len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs from model at %lld", d);
+
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &rs));
+	TH_LOG("faults %llu (wp %llu) fills file %llu zero %llu, "
+	       "writebacks %llu evictions %llu, max resident %llu/%llu pages",
+	       (unsigned long long)rs.faults, (unsigned long long)rs.wp_faults,
+	       (unsigned long long)rs.fills_file,
+	       (unsigned long long)rs.fills_zero,
+	       (unsigned long long)rs.writebacks,
+	       (unsigned long long)rs.evictions, (unsigned long long)maxres,
+	       (unsigned long long)st.budget);
+	EXPECT_GT(rs.evictions, 0);
+	EXPECT_GT(rs.fills_file, 0);
+	EXPECT_GT(rs.fills_zero, 0);	/* holes and past EOF */
+	EXPECT_EQ(0, rs.wb_errors);
+	/* the budget holds (a page of slack for the never-deadlock rule) */
+	EXPECT_LE(maxres, st.budget + 1);
+	EXPECT_LE(st.resident, st.budget + 1);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/* sync, more writes, unmap, map again: the file is the checkpoint. */
+TEST_F_TIMEOUT(pager, sync_unmap_remap, 60)
+{
+	size_t len = self->len / 2;
+	unsigned char *mem;
+	uint64_t seed = 7;
+	long long d;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 1));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (size_t off = 0; off < len; off += PT_PAGE * 3) {
+		mem[off + 17] = pt_rand(&seed);
+		self->model[off + 17] = mem[off + 17];
+	}
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("after sync: file differs at %lld", d);
+	/* the file has the whole region, tail zeros included */
+	{
+		struct stat stt;
+
+		ASSERT_EQ(0, stat(self->file, &stt));
+		EXPECT_EQ((off_t)len, stt.st_size);
+	}
+	for (size_t off = PT_PAGE; off < len; off += PT_PAGE * 7) {
+		mem[off] = pt_rand(&seed) | 1;
+		self->model[off] = mem[off];
+	}
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("after unmap: file differs at %lld", d);
+
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("remapped region differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/* pager_evict drops everything (data survives), pager_prefetch fills. */
+TEST_F_TIMEOUT(pager, evict_prefetch, 60)
+{
+	size_t len = self->budget / 2 & ~(PT_PAGE * 2 - 1);
+	struct pager_stats st, st2;
+	unsigned char *mem;
+	long long d;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 3));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (size_t off = 0; off < len; off += PT_PAGE) {
+		mem[off + 100] ^= 0x5a;
+		self->model[off + 100] ^= 0x5a;
+	}
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(len / PT_PAGE, st.resident);
+	EXPECT_EQ(len / PT_PAGE, st.dirty);
+
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.resident);
+	EXPECT_EQ(len / PT_PAGE, st.evictions);
+	d = pt_file_diff(self->file, self->model, len);
+	EXPECT_EQ(-1, d) TH_LOG("evict did not write back (at %lld)", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("content after evict differs at %lld", d);
+
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	ASSERT_EQ(0, pager_prefetch(self->p, mem, len / 2));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(len / 2 / PT_PAGE, st.resident);
+	d = pt_mem_diff(mem, self->model, len / 2);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st2));
+	/* prefetched pages are read without a single missing fault */
+	EXPECT_EQ(st.missing_faults, st2.missing_faults);
+	/* bad ranges are refused */
+	EXPECT_EQ(-EINVAL, pager_sync(self->p, mem + len, PT_PAGE));
+	EXPECT_EQ(-EINVAL, pager_unmap(self->p, mem + PT_PAGE));
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/*
+ * SIGTERM: pagerd writes back everything before exiting, without any sync
+ * from the client; the client keeps running on a restarted pagerd.
+ */
+TEST_F_TIMEOUT(pager, sigterm_flush_restart, 90)
+{
+	size_t len = self->len;
+	unsigned char *mem;
+	uint64_t seed = 99;
+	long long d;
+	int st;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 5));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (size_t off = 0; off < len; off += PT_PAGE * 2) {
+		uint64_t v = pt_rand(&seed);
+
+		memcpy(mem + off + 8, &v, 8);
+		memcpy(self->model + off + 8, &v, 8);
+	}
+	st = pt_stop_pagerd(self->pagerd, SIGTERM);
+	self->pagerd = -1;
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file after SIGTERM differs at %lld", d);
+
+	self->pagerd = start(_metadata, self);
+	ASSERT_LT(0, self->pagerd);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region after restart differs at %lld", d);
+	for (size_t off = PT_PAGE; off < len; off += PT_PAGE * 5) {
+		mem[off] ^= 0xff;
+		self->model[off] ^= 0xff;
+	}
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file after restart+sync differs at %lld", d);
+}
+
+TEST_HARNESS_MAIN
