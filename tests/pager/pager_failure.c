@@ -1,3 +1,542 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pagerd failure behaviour: a client dies (its data is written back, other
+ * clients are unaffected), pagerd is SIGKILLed under a running workload
+ * and restarted (no stale or zero data, the workload finishes correctly),
+ * write-back hits ENOSPC (pages stay dirty, error reported, recovery when
+ * space returns), hostile protocol messages and file permissions.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
+
 #include "kselftest_harness.h"
-TEST(placeholder) { }
+#include "pager_test.h"
+#include "../../daemon/proto.h"
+
+#define NTHREADS 3
+
+FIXTURE(fail) {
+	char dir[PATH_MAX];
+	char sock[PATH_MAX + 16];
+	char file[PATH_MAX + 16];
+	char log[PATH_MAX + 16];
+	char budget[32];
+	pid_t pagerd;
+	struct pager *p;
+	unsigned char *model;
+	size_t len;
+};
+
+FIXTURE_VARIANT(fail) {
+	int flags;
+};
+
+FIXTURE_VARIANT_ADD(fail, private) {
+	.flags = 0,
+};
+
+FIXTURE_VARIANT_ADD(fail, shared) {
+	.flags = PAGER_SHARED,
+};
+
+FIXTURE_SETUP(fail)
+{
+	ASSERT_EQ(0, pt_scratch(self->dir, sizeof(self->dir)));
+	snprintf(self->sock, sizeof(self->sock), "%s/sock", self->dir);
+	snprintf(self->file, sizeof(self->file), "%s/backing", self->dir);
+	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
+	self->len = pt_region_mb() << 20;
+	snprintf(self->budget, sizeof(self->budget), "%zuK",
+		 (self->len / 4) >> 10);
+	self->model = malloc(self->len);
+	ASSERT_NE(NULL, self->model);
+	self->pagerd = pt_start_pagerd(self->sock, self->budget, self->log);
+	ASSERT_LT(0, self->pagerd);
+	self->p = pager_connect(self->sock);
+	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(fail)
+{
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	if (getenv("PAGER_TEST_KEEP"))
+		fprintf(stderr, "# kept %s\n", self->dir);
+	else
+		pt_rmrf(self->dir);
+}
+
+static void fill_pattern(unsigned char *mem, unsigned char *model, size_t len,
+			 uint64_t seed)
+{
+	for (size_t off = 0; off < len; off += PT_PAGE) {
+		uint64_t v = pt_rand(&seed);
+
+		if (mem)
+			memcpy(mem + off + (v % 64) * 8, &v, 8);
+		memcpy(model + off + (v % 64) * 8, &v, 8);
+	}
+}
+
+/* Wait (bounded) until pagerd holds @n regions. */
+static int wait_regions(struct pager *p, unsigned int n, int ms)
+{
+	struct pager_stats st;
+
+	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < (uint64_t)ms; ) {
+		if (!pager_stats(p, NULL, &st) && st.nr_regions == n)
+			return 0;
+		usleep(10000);	/* pagerd works asynchronously: poll it */
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * A client with unsynced dirty data is SIGKILLed: its guardian keeps the
+ * memory readable until pagerd wrote it back.  Another client keeps
+ * working throughout.
+ */
+TEST_F_TIMEOUT(fail, client_dies, 90)
+{
+	size_t len = self->len / 2;
+	unsigned char *mine, *theirs_model;
+	char theirs[PATH_MAX + 32];
+	int pipefd[2], st;
+	long long d;
+	pid_t child;
+	char c;
+
+	snprintf(theirs, sizeof(theirs), "%s/theirs", self->dir);
+	theirs_model = calloc(1, len);
+	ASSERT_NE(NULL, theirs_model);
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 11));
+	mine = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mine);
+	fill_pattern(mine, self->model, len / 2, 1);
+
+	ASSERT_EQ(0, pipe(pipefd));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct pager *p = pager_connect(self->sock);
+		unsigned char *m;
+
+		if (!p)
+			_exit(1);
+		m = pager_map(p, len, theirs, variant->flags);
+		if (!m)
+			_exit(2);
+		fill_pattern(m, theirs_model, len, 2);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(1, read(pipefd[0], &c, 1)) TH_LOG("child failed");
+	ASSERT_EQ(0, wait_regions(self->p, 2, 5000));
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+
+	/* meanwhile, we keep working */
+	fill_pattern(mine, self->model, len, 3);
+	ASSERT_EQ(0, wait_regions(self->p, 1, 30000))
+		TH_LOG("dead client's region was not released");
+	fill_pattern(NULL, theirs_model, len, 2);
+	d = pt_file_diff(theirs, theirs_model, len);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+
+	d = pt_mem_diff(mine, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_sync(self->p, mine, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d);
+}
+
+struct wl {
+	unsigned char *mem, *model;
+	size_t npages;
+	int id;
+	long ops;
+	atomic_long *done;
+	long bad;
+};
+
+static void *wl_main(void *arg)
+{
+	struct wl *w = arg;
+	uint64_t seed = 0x51ed27 * (w->id + 3);
+
+	for (long i = 0; i < w->ops && !w->bad; i++) {
+		uint64_t r = pt_rand(&seed);
+		size_t pg = (r % (w->npages / NTHREADS)) * NTHREADS + w->id;
+		size_t off = pg * PT_PAGE + ((r >> 32) % (PT_PAGE / 8)) * 8;
+
+		if (r & (1ULL << 21)) {
+			uint64_t v = pt_rand(&seed);
+
+			memcpy(w->mem + off, &v, 8);
+			memcpy(w->model + off, &v, 8);
+		} else if (memcmp(w->mem + off, w->model + off, 8)) {
+			w->bad = off + 1;
+		}
+		atomic_fetch_add(w->done, 1);
+	}
+	return NULL;
+}
+
+/*
+ * pagerd is SIGKILLed in the middle of a multi-threaded workload.  Faults
+ * stay blocked (the client holds its uffd) until a new pagerd is started;
+ * libpager re-attaches and the workload completes with exact data.
+ */
+TEST_F_TIMEOUT(fail, pagerd_sigkill, 120)
+{
+	struct wl w[NTHREADS];
+	pthread_t t[NTHREADS];
+	atomic_long done = 0;
+	unsigned char *mem;
+	long total, before;
+	long long d;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, self->len, 21));
+	mem = pager_map(self->p, self->len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	total = 0;
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct wl){ .mem = mem, .model = self->model,
+			.npages = self->len / PT_PAGE, .id = i,
+			.ops = (long)(self->len / PT_PAGE) * 6 / NTHREADS,
+			.done = &done };
+		total += w[i].ops;
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, wl_main, &w[i]));
+	}
+	while (atomic_load(&done) < total / 3)
+		usleep(1000);
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = -1;
+	/* with pagerd gone the workload stalls on its next absent page */
+	before = atomic_load(&done);
+	usleep(200000);
+	TH_LOG("killed pagerd after %ld/%ld ops; %ld more ran while it was "
+	       "dead", before, total, atomic_load(&done) - before);
+	EXPECT_LT(atomic_load(&done), total);
+	self->pagerd = pt_start_pagerd(self->sock, self->budget, self->log);
+	ASSERT_LT(0, self->pagerd);
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, w[i].bad) TH_LOG("thread %d: wrong data at %ld",
+					      i, w[i].bad - 1);
+	}
+	ASSERT_EQ(total, atomic_load(&done));
+	d = pt_mem_diff(mem, self->model, self->len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs at %lld", d);
+	ASSERT_EQ(0, pager_sync(self->p, mem, self->len));
+	d = pt_file_diff(self->file, self->model, self->len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+}
+
+/* Fill a file system until it reports ENOSPC. */
+static void fill_fs(const char *path)
+{
+	char buf[65536];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	memset(buf, 0xee, sizeof(buf));
+	while (write(fd, buf, sizeof(buf)) > 0)
+		;
+	while (write(fd, buf, 512) > 0)
+		;
+	close(fd);
+}
+
+/*
+ * Write-back to a full file system: sync and evict fail with ENOSPC, the
+ * error shows in the stats, the pages stay resident and dirty with their
+ * data, and once space returns a sync writes everything.
+ */
+TEST_F_TIMEOUT(fail, enospc, 60)
+{
+	char small[PATH_MAX + 16], file[PATH_MAX + 32], filler[PATH_MAX + 32];
+	size_t len = 1 << 20;
+	struct pager_stats st;
+	unsigned char *mem;
+	long long d;
+	int ret;
+
+	if (geteuid())
+		SKIP(return, "needs root to mount a small tmpfs");
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP(return, "no private mount namespace: %s", strerror(errno));
+	snprintf(small, sizeof(small), "%s/small", self->dir);
+	snprintf(file, sizeof(file), "%s/backing", small);
+	snprintf(filler, sizeof(filler), "%s/filler", small);
+	ASSERT_EQ(0, mkdir(small, 0755));
+	ASSERT_EQ(0, mount("tmpfs", small, "tmpfs", 0, "size=2m"));
+
+	memset(self->model, 0, len);
+	mem = pager_map(self->p, len, file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	fill_fs(filler);
+	for (size_t off = 0; off < len; off += PT_PAGE) {
+		memset(mem + off, (off >> 12) | 1, 64);
+		memset(self->model + off, (off >> 12) | 1, 64);
+	}
+	ret = pager_sync(self->p, mem, len);
+	ASSERT_EQ(-ENOSPC, ret) TH_LOG("sync returned %d", ret);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_GT(st.wb_errors, 0);
+	EXPECT_EQ(-ENOSPC, st.last_error);
+	EXPECT_EQ(len / PT_PAGE, st.dirty);
+	/* eviction cannot drop what it cannot write */
+	ret = pager_evict(self->p, mem, len);
+	EXPECT_EQ(-ENOSPC, ret);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(len / PT_PAGE, st.resident);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld", d);
+
+	/* space returns */
+	ASSERT_EQ(0, unlink(filler));
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.dirty);
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+	umount2(small, MNT_DETACH);
+}
+
+/* A raw protocol connection. */
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send raw bytes (+fds); return the reply status, or 1 on EOF. */
+static int raw_xfer(int s, const void *buf, size_t len, const int *fds,
+		    int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 16)];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct pager_reply rep;
+	ssize_t n;
+
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)len)
+		return 2;
+	n = recv(s, &rep, sizeof(rep), 0);
+	if (n <= 0)
+		return 1;
+	if (n < (ssize_t)sizeof(rep) || rep.hdr.magic != PAGER_MAGIC)
+		return 3;
+	return rep.status;
+}
+
+static void hdr(struct pager_msg_hdr *h, int type, size_t len)
+{
+	memset(h, 0, len);
+	h->magic = PAGER_MAGIC;
+	h->type = type;
+	h->len = len;
+}
+
+/*
+ * Malformed and hostile messages get errors (or a disconnect); pagerd and
+ * its other clients go on.  pagerd only uses descriptors: a read-only fd
+ * (say /etc/passwd) or a directory is refused, and a client cannot reach
+ * a file its own rights do not open.
+ */
+TEST_F_TIMEOUT(fail, hostile_client, 60)
+{
+	struct pager_map_req map;
+	struct pager_range_req rr;
+	struct pager_hello hello;
+	struct uffdio_api api = { .api = UFFD_API };
+	unsigned char *mem;
+	static char big[100000];
+	int s, fds[8], sv[2], ret;
+	long long d;
+
+	s = raw_connect(self->sock);
+	ASSERT_LE(0, s);
+	EXPECT_EQ(-EBADMSG, raw_xfer(s, "abc", 3, NULL, 0));
+	hdr(&rr.hdr, PAGER_MSG_SYNC, sizeof(rr));
+	rr.hdr.magic = 0xdeadbeef;
+	EXPECT_EQ(-EBADMSG, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	hdr(&rr.hdr, PAGER_MSG_SYNC, sizeof(rr));
+	rr.hdr.len = 4096;		/* lies about its length */
+	EXPECT_EQ(-EBADMSG, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	hdr(&rr.hdr, 99, sizeof(rr));	/* unknown type */
+	EXPECT_EQ(-EBADMSG, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	hdr(&rr.hdr, PAGER_MSG_SYNC, sizeof(rr));
+	EXPECT_EQ(-ENOTCONN, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+	EXPECT_EQ(-ENOTCONN, raw_xfer(s, &map, sizeof(map), NULL, 0));
+	hdr((void *)big, PAGER_MSG_MAP, sizeof(big));
+	EXPECT_EQ(-EBADMSG, raw_xfer(s, big, sizeof(big), NULL, 0));
+
+	/* HELLO with the wrong kinds of descriptors */
+	for (int i = 0; i < 4; i++)
+		fds[i] = open("/dev/null", O_RDONLY);
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 4;
+	EXPECT_EQ(-EBADF, raw_xfer(s, &hello, sizeof(hello), fds, 4));
+	EXPECT_EQ(-EBADF, raw_xfer(s, &hello, sizeof(hello), NULL, 0));
+
+	/* a proper HELLO, then bad MAPs */
+	close(fds[0]);
+	close(fds[1]);
+	close(fds[2]);
+	close(fds[3]);
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_LE(0, fds[0]);
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
+	fds[1] = open("/proc/self/mem", O_RDONLY);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	fds[3] = sv[1];
+	EXPECT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 4));
+	EXPECT_EQ(-EALREADY, raw_xfer(s, &hello, sizeof(hello), fds, 4));
+
+	mem = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+	map.addr = (uintptr_t)mem;
+	map.len = 1 << 20;
+	fds[4] = open("/etc/passwd", O_RDONLY);
+	EXPECT_EQ(-EACCES, raw_xfer(s, &map, sizeof(map), &fds[4], 1));
+	fds[5] = open(self->dir, O_RDONLY | O_DIRECTORY);
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[5], 1));
+	fds[6] = open(self->file, O_RDWR | O_CREAT, 0644);
+	EXPECT_EQ(-EBADF, raw_xfer(s, &map, sizeof(map), NULL, 0));
+	EXPECT_EQ(-EBADF, raw_xfer(s, &map, sizeof(map), fds, 2));
+	map.len = 12345;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	map.len = 1ULL << 50;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	map.len = 1 << 20;
+	map.addr = (uintptr_t)mem + 1;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	map.addr = -4096ULL;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	map.addr = (uintptr_t)mem;
+	map.flags = 0x100;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	map.flags = PAGER_SHARED;	/* shared without a memfd */
+	EXPECT_EQ(-EBADF, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	hdr(&rr.hdr, PAGER_MSG_SYNC, sizeof(rr));
+	rr.addr = (uintptr_t)mem;
+	rr.len = 4096;
+	EXPECT_EQ(-EINVAL, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	/* a region the client never registered: harmless to others */
+	map.flags = 0;
+	EXPECT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	EXPECT_EQ(-EEXIST, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
+	EXPECT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	/* more descriptors than any message carries: disconnected */
+	for (int i = 0; i < 8; i++)
+		fds[i] = open("/dev/null", O_RDONLY);
+	ret = raw_xfer(s, &rr, sizeof(rr), fds, 8);
+	EXPECT_EQ(1, ret);
+	close(s);
+
+	/* a well-behaved client is still served */
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, self->len / 4, 9));
+	mem = pager_map(self->p, self->len / 4, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	fill_pattern(mem, self->model, self->len / 4, 4);
+	ASSERT_EQ(0, pager_sync(self->p, mem, self->len / 4));
+	d = pt_file_diff(self->file, self->model, self->len / 4);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+}
+
+/* A client cannot make pagerd touch files it has no access to. */
+TEST_F_TIMEOUT(fail, other_users_files, 30)
+{
+	char secret[PATH_MAX + 32], pub[PATH_MAX + 32], mine[PATH_MAX + 48];
+	int st, fd;
+	pid_t child;
+
+	if (geteuid())
+		SKIP(return, "needs root to switch users");
+	snprintf(secret, sizeof(secret), "%s/secret", self->dir);
+	snprintf(pub, sizeof(pub), "%s/pub", self->dir);
+	snprintf(mine, sizeof(mine), "%s/pub/mine", self->dir);
+	fd = open(secret, O_RDWR | O_CREAT, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(5, write(fd, "hush\n", 5));
+	close(fd);
+	ASSERT_EQ(0, chmod(self->dir, 0755));
+	ASSERT_EQ(0, mkdir(pub, 01777));
+	ASSERT_EQ(0, chmod(pub, 01777));
+
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct pager *p = pager_connect(self->sock);
+		unsigned char *m;
+
+		if (!p)
+			_exit(10);
+		if (setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(11);
+		m = pager_map(p, 1 << 20, secret, variant->flags);
+		if (m || errno != EACCES)
+			_exit(12);
+		/* its own file works */
+		m = pager_map(p, 1 << 20, mine, variant->flags);
+		if (!m)
+			_exit(13);
+		m[5] = 'x';
+		if (pager_sync(p, m, 1 << 20) || pager_unmap(p, m))
+			_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	fd = open(secret, O_RDONLY);
+	{
+		char buf[16] = "";
+
+		ASSERT_EQ(5, read(fd, buf, sizeof(buf)));
+		ASSERT_EQ(0, memcmp(buf, "hush\n", 5));
+	}
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

@@ -125,7 +125,8 @@ static inline int pt_can_connect(const char *path)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), ok;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (strlen(path) < sizeof(sa.sun_path))
+		memcpy(sa.sun_path, path, strlen(path));
 	ok = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	return ok;
