@@ -180,6 +180,11 @@ static void save_extack(struct dt_nl *nl, const struct nlmsghdr *nlh,
 	if (tb[NLMSGERR_ATTR_MSG])
 		snprintf(nl->extack, sizeof(nl->extack), "%s",
 			 mnl_attr_get_str(tb[NLMSGERR_ATTR_MSG]));
+	else if (tb[NLMSGERR_ATTR_MISS_TYPE])
+		/* the core's "required attribute missing" carries no text */
+		snprintf(nl->extack, sizeof(nl->extack),
+			 "missing attribute %u",
+			 mnl_attr_get_u32(tb[NLMSGERR_ATTR_MISS_TYPE]));
 }
 
 struct talk_ctx {

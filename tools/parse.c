@@ -147,6 +147,7 @@ int dt_extack_attr_cb(const struct nlattr *attr, void *data)
 	case NLMSGERR_ATTR_MSG:
 		return store(attr, data, type, MNL_TYPE_NUL_STRING);
 	case NLMSGERR_ATTR_OFFS:
+	case NLMSGERR_ATTR_MISS_TYPE:
 		return store(attr, data, type, MNL_TYPE_U32);
 	default:
 		return MNL_CB_OK;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +421,202 @@ int dt_wait_event(struct dt_nl *nl, uint32_t event, uint32_t id,
 	struct event_wait w = { .event = event, .id = id };
 
 	return dt_nl_listen(nl, timeout_ms, event_cb, &w);
+}
+
+/* ---- target processes ------------------------------------------------ */
+
+enum { TGT_WRITE = 1, TGT_QUIT };
+
+struct tgt_hello {
+	int err;
+	uintptr_t addr;
+	size_t len;
+	long huge_bytes;
+};
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void __attribute__((noreturn))
+target_main(enum dt_backing b, size_t len, const uint8_t *prefault, int in,
+	    int out)
+{
+	struct tgt_hello hello = {};
+	uint32_t hdr[2], *idx = NULL;
+	char *p;
+	size_t i;
+
+	p = dt_map(b, len);
+	if (p == MAP_FAILED) {
+		hello.err = -errno;
+		write_full(out, &hello, sizeof(hello));
+		_exit(1);
+	}
+	if (b == DT_THP)
+		len = (len + HPAGE_SZ - 1) & ~(HPAGE_SZ - 1);
+	for (i = 0; i < len / PAGE_SZ; i++)
+		if (!prefault || prefault[i])
+			dt_touch(p, i);
+	hello.addr = (uintptr_t)p;
+	hello.len = len;
+	hello.huge_bytes = dt_anon_huge_bytes(p, len);
+	if (write_full(out, &hello, sizeof(hello)))
+		_exit(1);
+	idx = malloc(len / PAGE_SZ * sizeof(*idx));
+	if (!idx)
+		_exit(1);
+	while (!read_full(in, hdr, sizeof(hdr))) {
+		int32_t ret = 0;
+
+		if (hdr[0] == TGT_QUIT)
+			_exit(0);
+		if (hdr[1] > len / PAGE_SZ ||
+		    read_full(in, idx, hdr[1] * sizeof(*idx)))
+			_exit(1);
+		for (i = 0; i < hdr[1]; i++) {
+			if (idx[i] >= len / PAGE_SZ) {
+				ret = -EINVAL;
+				break;
+			}
+			dt_touch(p, idx[i]);
+		}
+		if (write_full(out, &ret, sizeof(ret)))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+int dt_target_start(struct dt_target *t, enum dt_backing b, size_t len,
+		    const uint8_t *prefault)
+{
+	struct tgt_hello hello;
+	int to[2], from[2], err;
+
+	memset(t, 0, sizeof(*t));
+	if (pipe2(to, O_CLOEXEC))
+		return -errno;
+	if (pipe2(from, O_CLOEXEC)) {
+		err = -errno;
+		close(to[0]);
+		close(to[1]);
+		return err;
+	}
+	t->pid = fork();
+	if (t->pid < 0) {
+		err = -errno;
+		close(to[0]);
+		close(to[1]);
+		close(from[0]);
+		close(from[1]);
+		return err;
+	}
+	if (t->pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		target_main(b, len, prefault, to[0], from[1]);
+	}
+	close(to[0]);
+	close(from[1]);
+	t->to_fd = to[1];
+	t->from_fd = from[0];
+	err = read_full(t->from_fd, &hello, sizeof(hello));
+	if (!err)
+		err = hello.err;
+	if (err) {
+		dt_target_kill(t);
+		return err;
+	}
+	t->addr = hello.addr;
+	t->len = hello.len;
+	t->npages = hello.len / PAGE_SZ;
+	t->huge_bytes = hello.huge_bytes;
+	return 0;
+}
+
+int dt_target_write(struct dt_target *t, const uint8_t *map)
+{
+	uint32_t *msg;
+	size_t i, n = 0;
+	int32_t ret;
+	int err;
+
+	msg = malloc((t->npages + 2) * sizeof(*msg));
+	if (!msg)
+		return -ENOMEM;
+	for (i = 0; i < t->npages; i++)
+		if (map[i])
+			msg[2 + n++] = i;
+	msg[0] = TGT_WRITE;
+	msg[1] = n;
+	err = write_full(t->to_fd, msg, (n + 2) * sizeof(*msg));
+	free(msg);
+	if (!err)
+		err = read_full(t->from_fd, &ret, sizeof(ret));
+	return err ? err : ret;
+}
+
+static void target_close(struct dt_target *t)
+{
+	if (t->to_fd > 0)
+		close(t->to_fd);
+	if (t->from_fd > 0)
+		close(t->from_fd);
+	t->to_fd = t->from_fd = -1;
+}
+
+int dt_target_stop(struct dt_target *t)
+{
+	uint32_t msg[2] = { TGT_QUIT, 0 };
+	int st;
+
+	if (t->pid <= 0)
+		return -ESRCH;
+	write_full(t->to_fd, msg, sizeof(msg));
+	target_close(t);
+	st = dt_wait_child(t->pid);
+	t->pid = 0;
+	return st;
+}
+
+void dt_target_kill(struct dt_target *t)
+{
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		dt_wait_child(t->pid);
+	}
+	t->pid = 0;
+	target_close(t);
 }
 
 /* ---- processes ------------------------------------------------------- */

@@ -111,6 +111,35 @@ int dt_events_open(struct dt_nl *nl);
 int dt_wait_event(struct dt_nl *nl, uint32_t event, uint32_t id,
 		  int timeout_ms);
 
+/* ---- target processes ------------------------------------------------ */
+
+/*
+ * A forked target process owning one region, writing the pages it is told
+ * to over a pipe (so that the tracker's target is another process).
+ */
+struct dt_target {
+	pid_t pid;
+	uintptr_t addr;
+	size_t len;
+	size_t npages;
+	long huge_bytes;	/* AnonHugePages of the region after prefault */
+	int to_fd;		/* commands */
+	int from_fd;		/* answers */
+};
+
+/*
+ * Start a target mapping len bytes of backing b; prefault[i] set: page i is
+ * written before it answers (NULL: all pages).  0 or -errno.
+ */
+int dt_target_start(struct dt_target *t, enum dt_backing b, size_t len,
+		    const uint8_t *prefault);
+/* Have the target write every page set in map; 0 or -errno. */
+int dt_target_write(struct dt_target *t, const uint8_t *map);
+/* Ask the target to exit and reap it; its status. */
+int dt_target_stop(struct dt_target *t);
+/* SIGKILL it and reap it. */
+void dt_target_kill(struct dt_target *t);
+
 /* ---- processes ------------------------------------------------------- */
 
 /*

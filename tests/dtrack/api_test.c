@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The dtrack interface as users and attackers meet it: every bad input is
+ * refused with its errno and an extack message and changes nothing; an
+ * unprivileged user can neither track another user's process nor read
+ * another's trackers; tracker lifetime (socket close, persistence, target
+ * exit during collect, unmapping, module unload with live trackers) with
+ * its events; and the CLI end to end on a dtrack-workload process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "kselftest_harness.h"
+#include "dt_util.h"
+
+static const uint32_t dirty_methods[] = {
+	DTRACK_METHOD_SOFTDIRTY, DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
+};
+
+/* First method the module can track with, or 0 (reason in why). */
+static uint32_t any_method(struct dt_nl *nl, const struct dt_version *v,
+			   char *why, size_t why_len)
+{
+	size_t i;
+
+	snprintf(why, why_len, "no tracking method available");
+	for (i = 0; i < sizeof(dirty_methods) / sizeof(dirty_methods[0]); i++)
+		if (!dt_method_check(nl, v, dirty_methods[i], why, why_len))
+			return dirty_methods[i];
+	return 0;
+}
+
+static bool errno_in(int err, const int *set, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (err == -set[i])
+			return true;
+	return false;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Wait until GET_TRACKER says ENDED or the tracker is gone. */
+static int wait_ended(struct dt_nl *nl, uint32_t id, int timeout_ms)
+{
+	struct dt_tracker t;
+	int waited, err;
+
+	for (waited = 0; waited <= timeout_ms; waited += 20) {
+		err = dt_get_tracker(nl, id, &t);
+		if (err == -ENOENT)
+			return 0;
+		if (err)
+			return err;
+		if ((t.stats.has & DT_HAS(DTRACK_STAT_A_STATE)) &&
+		    t.stats.state == DTRACK_STATE_ENDED)
+			return 0;
+		sleep_ms(20);
+	}
+	return -ETIMEDOUT;
+}
+
+/* ---- bad inputs -------------------------------------------------------- */
+
+enum { F_PID = 1, F_ADDR = 2, F_LEN = 4, F_METHOD = 8, F_FLAGS = 16,
+       F_PID64 = 32, F_UNKNOWN = 64 };
+#define F_ALL (F_PID | F_ADDR | F_LEN | F_METHOD)
+
+struct create_case {
+	const char *what;
+	unsigned int attrs;
+	uint32_t pid;		/* 0: our pid, 1: a dead pid, else as is */
+	int64_t addr_off;	/* added to the region's address */
+	uint64_t addr;		/* absolute when addr_off == INT64_MIN */
+	uint64_t len;
+	uint32_t method;	/* 0: the available one */
+	uint32_t flags;
+	int err[3];
+};
+
+#define ABS INT64_MIN
+#define DEAD_PID 1
+#define ZERO_PID 2
+
+static uint32_t created;
+
+static int created_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[DTRACK_A_MAX + 1] = {};
+
+	(void)data;
+	if (!dt_parse(nlh, tb) && tb[DTRACK_A_TRACKER_ID])
+		created = mnl_attr_get_u32(tb[DTRACK_A_TRACKER_ID]);
+	return MNL_CB_OK;
+}
+
+static int raw_create(struct dt_nl *nl, const struct create_case *cc,
+		      uint32_t pid, uint64_t addr, uint32_t method)
+{
+	struct nlmsghdr *nlh;
+
+	nlh = dt_nl_request(nl, DTRACK_CMD_CREATE, NLM_F_ACK);
+	if (cc->attrs & F_PID)
+		mnl_attr_put_u32(nlh, DTRACK_A_PID, pid);
+	if (cc->attrs & F_PID64)
+		mnl_attr_put_u64(nlh, DTRACK_A_PID, pid);
+	if (cc->attrs & F_ADDR)
+		mnl_attr_put_u64(nlh, DTRACK_A_ADDR, addr);
+	if (cc->attrs & F_LEN)
+		mnl_attr_put_u64(nlh, DTRACK_A_LEN, cc->len);
+	if (cc->attrs & F_METHOD)
+		mnl_attr_put_u32(nlh, DTRACK_A_METHOD, method);
+	if (cc->attrs & F_FLAGS)
+		mnl_attr_put_u32(nlh, DTRACK_A_FLAGS, cc->flags);
+	if (cc->attrs & F_UNKNOWN)
+		mnl_attr_put_u32(nlh, DTRACK_A_MAX + 7, 1);
+	created = 0;
+	return dt_nl_talk(nl, nlh, created_cb, NULL);
+}
+
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	dt_wait_child(pid);
+	return pid;
+}
+
+TEST(bad_inputs_change_nothing)
+{
+	const size_t npages = 16;
+	const struct create_case cases[] = {
+		{ "unknown create flag", F_ALL | F_FLAGS, 0, 0, 0, 16 * PAGE_SZ,
+		  0, 1U << 31, { EINVAL } },
+		{ "next create flag", F_ALL | F_FLAGS, 0, 0, 0, 16 * PAGE_SZ,
+		  0, DTRACK_F_ALL + 1, { EINVAL } },
+		{ "dead pid", F_ALL, DEAD_PID, 0, 0, 16 * PAGE_SZ, 0, 0,
+		  { ESRCH } },
+		{ "pid 0", F_ALL, ZERO_PID, 0, 0, 16 * PAGE_SZ, 0, 0,
+		  { ESRCH, EINVAL } },
+		{ "pid beyond pid_max", F_ALL, 0x7ffffff0, 0, 0, 16 * PAGE_SZ,
+		  0, 0, { ESRCH } },
+		{ "unaligned address", F_ALL, 0, 1, 0, 15 * PAGE_SZ, 0, 0,
+		  { EINVAL } },
+		{ "unaligned length", F_ALL, 0, 0, 0, PAGE_SZ + 1, 0, 0,
+		  { EINVAL } },
+		{ "zero length", F_ALL, 0, 0, 0, 0, 0, 0, { EINVAL } },
+		{ "wrapping range", F_ALL, 0, ABS, 0xfffffffffffff000ULL,
+		  0x2000, 0, 0, { EINVAL, EOVERFLOW } },
+		{ "huge length", F_ALL, 0, 0, 0, 0xfffffffffffff000ULL, 0, 0,
+		  { EINVAL, EOVERFLOW, E2BIG } },
+		{ "kernel address", F_ALL, 0, ABS, 0xffff888000000000ULL,
+		  PAGE_SZ, 0, 0, { EINVAL, EFAULT } },
+		{ "no mapping in range", F_ALL, 0, -(int64_t)(64 * PAGE_SZ),
+		  0, 16 * PAGE_SZ, 0, 0, { ENOMEM } },
+		{ "method 0", F_ALL, 0, 0, 0, 16 * PAGE_SZ, 0xffff0000, 0,
+		  { EINVAL } },
+		{ "method past the last", F_ALL, 0, 0, 0, 16 * PAGE_SZ,
+		  DTRACK_METHOD_MAX + 1, 0, { EINVAL, EOPNOTSUPP } },
+		{ "missing pid", F_ALL & ~F_PID, 0, 0, 0, 16 * PAGE_SZ, 0, 0,
+		  { EINVAL } },
+		{ "missing length", F_ALL & ~F_LEN, 0, 0, 0, 16 * PAGE_SZ, 0,
+		  0, { EINVAL } },
+		{ "missing method", F_ALL & ~F_METHOD, 0, 0, 0, 16 * PAGE_SZ,
+		  0, 0, { EINVAL } },
+		{ "pid as u64", (F_ALL & ~F_PID) | F_PID64, 0, 0, 0,
+		  16 * PAGE_SZ, 0, 0, { EINVAL, ERANGE } },
+		{ "unknown attribute", F_ALL | F_UNKNOWN, 0, 0, 0,
+		  16 * PAGE_SZ, 0, 0, { EINVAL } },
+	};
+	struct dt_tracker before, after;
+	struct dt_version v, v2;
+	struct nlmsghdr *nlh;
+	struct dt_collect c;
+	uint32_t method, id;
+	char why[256], *p, *hole;
+	pid_t dead = dead_pid();
+	struct dt_nl nl;
+	int count, err;
+	size_t i;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+
+	/* a hole of 64 pages right below the region */
+	hole = mmap(NULL, (64 + npages) * PAGE_SZ, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, 64 * PAGE_SZ));
+	p = hole + 64 * PAGE_SZ;
+	memset(p, 1, npages * PAGE_SZ);
+
+	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, npages * PAGE_SZ,
+			       method, 0, &id));
+	count = dt_count_trackers(&nl);
+	ASSERT_LE(1, count);
+	ASSERT_EQ(0, dt_get_tracker(&nl, id, &before));
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct create_case *cc = &cases[i];
+		uint32_t pid = cc->pid == 0 ? (uint32_t)getpid() :
+			       cc->pid == DEAD_PID ? (uint32_t)dead :
+			       cc->pid == ZERO_PID ? 0 : cc->pid;
+		uint64_t addr = cc->addr_off == ABS ? cc->addr :
+				(uintptr_t)p + cc->addr_off;
+		uint32_t m = cc->method == 0 ? method :
+			     cc->method == 0xffff0000 ? 0 : cc->method;
+
+		err = raw_create(&nl, cc, pid, addr, m);
+		EXPECT_TRUE(errno_in(err, cc->err, 3)) {
+			TH_LOG("create with %s: got %d (%s), want %s", cc->what,
+			       err, strerror(-err), strerror(cc->err[0]));
+		}
+		EXPECT_NE(0, strlen(nl.extack)) {
+			TH_LOG("create with %s: no extack message", cc->what);
+		}
+		if (!err && created) {
+			/* it was created after all: do not leak it */
+			dt_destroy(&nl, created);
+			created = 0;
+		}
+	}
+
+	/* collect: unknown flags, unknown ids, missing id */
+	err = dt_collect(&nl, id, 1U << 30, &c);
+	EXPECT_EQ(-EINVAL, err);
+	EXPECT_NE(0, strlen(nl.extack));
+	err = dt_collect(&nl, 0x7ffffff0, DTRACK_COLLECT_RESET, &c);
+	EXPECT_EQ(-ENOENT, err);
+	EXPECT_NE(0, strlen(nl.extack));
+	nlh = dt_nl_request(&nl, DTRACK_CMD_COLLECT, NLM_F_DUMP);
+	EXPECT_EQ(-EINVAL, dt_nl_talk(&nl, nlh, NULL, NULL));
+	EXPECT_NE(0, strlen(nl.extack));
+	/* destroy / get of an unknown id, and of id 0 */
+	EXPECT_EQ(-ENOENT, dt_destroy(&nl, 0x7ffffff0));
+	EXPECT_NE(0, strlen(nl.extack));
+	EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, 0x7ffffff0, &after));
+	err = dt_destroy(&nl, 0);
+	EXPECT_TRUE(err == -EINVAL || err == -ENOENT);
+	nlh = dt_nl_request(&nl, DTRACK_CMD_DESTROY, NLM_F_ACK);
+	EXPECT_EQ(-EINVAL, dt_nl_talk(&nl, nlh, NULL, NULL));
+
+	/* nothing changed: same trackers, same state of the good one */
+	EXPECT_EQ(count, dt_count_trackers(&nl));
+	ASSERT_EQ(0, dt_get_tracker(&nl, id, &after));
+	EXPECT_EQ(before.stats.epoch, after.stats.epoch);
+	EXPECT_EQ(before.stats.collects, after.stats.collects);
+	EXPECT_EQ(before.stats.resets, after.stats.resets);
+	ASSERT_EQ(0, dt_get_version(&nl, &v2));
+	if (v.has & DT_HAS(DTRACK_A_NR_TRACKERS))
+		EXPECT_EQ(v.nr_trackers, v2.nr_trackers);
+	if (v.has & DT_HAS(DTRACK_A_NR_PAGES))
+		EXPECT_EQ(v.nr_pages, v2.nr_pages);
+
+	EXPECT_EQ(0, dt_destroy(&nl, id));
+	EXPECT_EQ(count - 1, dt_count_trackers(&nl));
+	dt_nl_close(&nl);
+	munmap(p, npages * PAGE_SZ);
+}
+
+/* ---- permissions ------------------------------------------------------- */
+
+static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
+		     uint32_t method, uint32_t root_id)
+{
+	const int denied[] = { EPERM, EACCES, ENOENT };
+	struct dt_tracker *ts, t;
+	struct dt_version v;
+	struct dt_collect c;
+	struct dt_nl nl;
+	uint32_t id;
+	size_t n, i;
+	int err;
+
+	if (dt_become_nobody(net_admin))
+		return 10;
+	if (dt_nl_open(&nl))
+		return 11;
+	err = dt_get_version(&nl, &v);
+	if (net_admin ? err != 0 : err != -EPERM)
+		return 12;
+	/* cannot track root's process */
+	err = dt_create(&nl, victim, addr, PAGE_SZ, method,
+			DTRACK_F_PERSISTENT, &id);
+	if (!errno_in(err, denied, 2))
+		return 13;
+	/* cannot read, reset or destroy root's tracker */
+	err = dt_get_tracker(&nl, root_id, &t);
+	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
+		return 14;
+	err = dt_collect(&nl, root_id, DTRACK_COLLECT_RESET, &c);
+	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
+		return 15;
+	err = dt_destroy(&nl, root_id);
+	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
+		return 16;
+	/* nor see it in the list */
+	err = dt_list(&nl, &ts, &n);
+	if (!net_admin && err != -EPERM)
+		return 17;
+	if (net_admin) {
+		if (err && !errno_in(err, denied, 2))
+			return 18;
+		for (i = 0; !err && i < n; i++)
+			if (ts[i].id == root_id)
+				return 19;
+		if (!err)
+			free(ts);
+	}
+	dt_nl_close(&nl);
+	return 0;
+}
+
+TEST(unprivileged_cannot_touch_others)
+{
+	struct dt_tracker before, after;
+	struct dt_target tgt;
+	struct dt_version v;
+	uint32_t method, id;
+	struct dt_nl nl;
+	char why[256];
+	int pass;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+	/* a root process with a tracker on it */
+	ASSERT_EQ(0, dt_target_start(&tgt, DT_ANON, 8 * PAGE_SZ, NULL));
+	ASSERT_EQ(0, dt_create(&nl, tgt.pid, tgt.addr, tgt.len, method, 0,
+			       &id));
+	ASSERT_EQ(0, dt_get_tracker(&nl, id, &before));
+
+	for (pass = 0; pass < 2; pass++) {
+		bool net_admin = pass == 1;
+		pid_t pid = fork();
+		int st;
+
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(as_nobody(net_admin, tgt.pid, tgt.addr, method,
+					id));
+		st = dt_wait_child(pid);
+		EXPECT_EQ(0, st) {
+			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17-19 list)",
+			       NOBODY, net_admin ? " with CAP_NET_ADMIN" : "",
+			       st);
+		}
+	}
+	/* root's tracker is untouched */
+	ASSERT_EQ(0, dt_get_tracker(&nl, id, &after));
+	EXPECT_EQ(before.stats.epoch, after.stats.epoch);
+	EXPECT_EQ(before.stats.collects, after.stats.collects);
+	EXPECT_EQ(0, dt_destroy(&nl, id));
+	dt_target_kill(&tgt);
+	dt_nl_close(&nl);
+}
+
+/* ---- lifetime and events ----------------------------------------------- */
+
+TEST(socket_close_and_persistence)
+{
+	struct dt_nl nl, owner, ev;
+	struct dt_tracker *ts, t;
+	uint32_t method, a, b;
+	struct dt_version v;
+	bool seen = false;
+	char why[256], *p;
+	size_t n, i;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, dt_events_open(&ev));
+	p = mmap(NULL, 8 * PAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 1, 8 * PAGE_SZ);
+
+	ASSERT_EQ(0, dt_nl_open(&owner));
+	ASSERT_EQ(0, dt_create(&owner, getpid(), (uintptr_t)p, 8 * PAGE_SZ,
+			       method, 0, &a));
+	ASSERT_EQ(0, dt_create(&owner, getpid(), (uintptr_t)p, 8 * PAGE_SZ,
+			       method, DTRACK_F_PERSISTENT, &b));
+	EXPECT_NE(a, b);
+	/* both listed, with what they were created with */
+	ASSERT_EQ(0, dt_list(&nl, &ts, &n));
+	for (i = 0; i < n; i++) {
+		if (ts[i].id != b)
+			continue;
+		seen = true;
+		if (ts[i].has & DT_HAS(DTRACK_A_FLAGS))
+			EXPECT_TRUE(ts[i].flags & DTRACK_F_PERSISTENT);
+		if (ts[i].has & DT_HAS(DTRACK_A_ADDR))
+			EXPECT_EQ((uintptr_t)p, ts[i].addr);
+		if (ts[i].has & DT_HAS(DTRACK_A_PID))
+			EXPECT_EQ(getpid(), ts[i].pid);
+	}
+	free(ts);
+	EXPECT_TRUE(seen);
+
+	/* the creator's socket closes: only the persistent one survives */
+	dt_nl_close(&owner);
+	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_DESTROYED, a, 5000));
+	EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, a, &t));
+	ASSERT_EQ(0, dt_get_tracker(&nl, b, &t));
+	/* another socket destroys it */
+	EXPECT_EQ(0, dt_destroy(&nl, b));
+	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_DESTROYED, b, 5000));
+	EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, b, &t));
+	EXPECT_EQ(-ENOENT, dt_destroy(&nl, b));
+	dt_nl_close(&ev);
+	dt_nl_close(&nl);
+	munmap(p, 8 * PAGE_SZ);
+}
+
+TEST(unmap_ends_tracker)
+{
+	struct dt_version v;
+	struct dt_collect c;
+	struct dt_nl nl, ev;
+	uint32_t method, id;
+	char why[256], *p;
+	int err;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, dt_events_open(&ev));
+	p = mmap(NULL, 32 * PAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 1, 32 * PAGE_SZ);
+	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, 32 * PAGE_SZ,
+			       method, 0, &id));
+	/* unmapping a part keeps it alive */
+	ASSERT_EQ(0, munmap(p, 16 * PAGE_SZ));
+	ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_RESET, &c));
+	dt_collect_free(&c);
+	EXPECT_EQ(-ETIMEDOUT, dt_wait_event(&ev, DTRACK_EVENT_UNMAPPED, id,
+					   300));
+	/* unmapping the rest ends it */
+	ASSERT_EQ(0, munmap(p + 16 * PAGE_SZ, 16 * PAGE_SZ));
+	err = dt_collect(&nl, id, DTRACK_COLLECT_RESET, &c);
+	if (!err)
+		dt_collect_free(&c);
+	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_UNMAPPED, id, 5000));
+	EXPECT_EQ(0, wait_ended(&nl, id, 2000));
+	dt_destroy(&nl, id);
+	dt_nl_close(&ev);
+	dt_nl_close(&nl);
+}
+
+struct killer {
+	pid_t pid;
+	long delay_us;
+};
+
+static void *killer_fn(void *arg)
+{
+	struct killer *k = arg;
+	struct timespec ts = { k->delay_us / 1000000,
+			       (k->delay_us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
+
+/* A fixture only for the longer time limit. */
+FIXTURE(slow)
+{
+	int unused;
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+TEST_F_TIMEOUT(slow, target_exit_during_collect, 120)
+{
+	static const long delays_us[] = { 0, 3000, 20000, 100000 };
+	const int ok_errs[] = { ESRCH, ENOENT };
+	struct dt_version v;
+	struct dt_nl nl, ev;
+	uint32_t method;
+	char why[256];
+	size_t r;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, dt_events_open(&ev));
+
+	for (r = 0; r < sizeof(delays_us) / sizeof(delays_us[0]); r++) {
+		struct killer k = { .delay_us = delays_us[r] };
+		struct dt_target tgt;
+		struct dt_collect c;
+		pthread_t thr;
+		uint32_t id;
+		int i, err = 0, st;
+
+		ASSERT_EQ(0, dt_target_start(&tgt, DT_ANON, 16UL << 20, NULL));
+		ASSERT_EQ(0, dt_create(&nl, tgt.pid, tgt.addr, tgt.len,
+				       method, 0, &id));
+		k.pid = tgt.pid;
+		ASSERT_EQ(0, pthread_create(&thr, NULL, killer_fn, &k));
+		/* collect while it dies: an answer or a clean error */
+		for (i = 0; i < 2000; i++) {
+			err = dt_collect(&nl, id, DTRACK_COLLECT_RESET, &c);
+			if (err)
+				break;
+			dt_collect_free(&c);
+			if (kill(tgt.pid, 0) && errno == ESRCH && i > 2)
+				break;
+		}
+		pthread_join(thr, NULL);
+		EXPECT_TRUE(!err || errno_in(err, ok_errs, 2)) {
+			TH_LOG("round %zu: collect failed with %s (%s)", r,
+			       strerror(-err), nl.extack);
+		}
+		st = dt_wait_child(tgt.pid);
+		EXPECT_EQ(128 + SIGKILL, st);
+		tgt.pid = 0;
+		dt_target_kill(&tgt);
+		EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_TARGET_EXIT, id,
+					   5000)) {
+			TH_LOG("round %zu: no TARGET_EXIT event for tracker %u",
+			       r, id);
+		}
+		EXPECT_EQ(0, wait_ended(&nl, id, 2000));
+		/* a collect after the exit answers or refuses, promptly */
+		err = dt_collect(&nl, id, 0, &c);
+		if (!err)
+			dt_collect_free(&c);
+		EXPECT_TRUE(!err || errno_in(err, ok_errs, 2));
+		dt_destroy(&nl, id);
+	}
+	dt_nl_close(&ev);
+	dt_nl_close(&nl);
+}
+
+/* ---- module unload with live trackers ---------------------------------- */
+
+FIXTURE(unload)
+{
+	struct dt_target tgt;
+};
+
+FIXTURE_SETUP(unload)
+{
+	memset(&self->tgt, 0, sizeof(self->tgt));
+}
+
+FIXTURE_TEARDOWN(unload)
+{
+	int err;
+
+	if (self->tgt.pid > 0)
+		dt_target_kill(&self->tgt);
+	err = dt_ensure_loaded();
+	if (err)
+		TH_LOG("cannot load the module back: %s", strerror(-err));
+}
+
+TEST_F_TIMEOUT(unload, with_live_trackers, 120)
+{
+	const uint32_t all[] = { DTRACK_METHOD_SOFTDIRTY,
+		DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
+		DTRACK_METHOD_ACCESSED };
+	uint8_t *every;
+	struct dt_tracker t;
+	struct dt_version v;
+	struct dt_collect c;
+	uint32_t ids[16], id;
+	size_t i, nr = 0;
+	struct dt_nl nl;
+	char why[256], *mine;
+	int err;
+
+	if (!dt_ko_path())
+		SKIP(return, "DTRACK_KO not set: no module file to reload");
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	if (!any_method(&nl, &v, why, sizeof(why)))
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, dt_target_start(&self->tgt, DT_ANON, 1UL << 20, NULL));
+	mine = mmap(NULL, 64 * PAGE_SZ, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mine);
+	memset(mine, 1, 64 * PAGE_SZ);
+
+	/* every available method, persistent or not, on another process
+	 * and on ourselves; each reset once so that its protections are on */
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (dt_method_check(&nl, &v, all[i], why, sizeof(why)))
+			continue;
+		ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
+				       self->tgt.len, all[i], 0, &ids[nr++]));
+		ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
+				       self->tgt.len, all[i],
+				       DTRACK_F_PERSISTENT, &ids[nr++]));
+		ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)mine,
+				       64 * PAGE_SZ, all[i], 0, &ids[nr++]));
+	}
+	for (i = 0; i < nr; i++) {
+		ASSERT_EQ(0, dt_collect(&nl, ids[i], DTRACK_COLLECT_RESET, &c));
+		dt_collect_free(&c);
+	}
+
+	err = dt_unload();
+	ASSERT_EQ(0, err) {
+		TH_LOG("delete_module with %zu live trackers: %s", nr,
+		       strerror(-err));
+	}
+	EXPECT_FALSE(dt_loaded());
+	/* the tracked processes keep writing as if nothing happened */
+	every = malloc(self->tgt.npages);
+	ASSERT_NE(NULL, every);
+	memset(every, 1, self->tgt.npages);
+	EXPECT_EQ(0, dt_target_write(&self->tgt, every));
+	for (i = 0; i < 64; i++)
+		dt_touch(mine, i);
+	for (i = 0; i < 64; i++)
+		EXPECT_EQ(2, mine[i * PAGE_SZ + i % 128]);
+	free(every);
+
+	/* back again: a clean slate that works */
+	ASSERT_EQ(0, dt_load());
+	dt_nl_close(&nl);
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	EXPECT_EQ(0, dt_count_trackers(&nl));
+	for (i = 0; i < nr; i++)
+		EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, ids[i], &t));
+	ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
+			       self->tgt.len, any_method(&nl, &v, why,
+							 sizeof(why)),
+			       0, &id));
+	EXPECT_EQ(0, dt_destroy(&nl, id));
+	dt_nl_close(&nl);
+	munmap(mine, 64 * PAGE_SZ);
+}
+
+/* ---- the CLI ----------------------------------------------------------- */
+
+static bool on_path(const char *prog)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
+	return !system(cmd);
+}
+
+/* Run a shell command; stdout (and stderr if asked) into out. */
+static int sh(char *out, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t len, const char *fmt, ...)
+{
+	char cmd[1024];
+	size_t used = 0;
+	va_list ap;
+	FILE *f;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	out[0] = '\0';
+	while (used + 1 < len) {
+		size_t n = fread(out + used, 1, len - 1 - used, f);
+
+		if (!n)
+			break;
+		used += n;
+	}
+	out[used] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+struct workload {
+	pid_t pid;
+	FILE *in;
+	FILE *out;
+	unsigned long addr;
+	unsigned long len;
+};
+
+static int workload_start(struct workload *w, const char *args)
+{
+	int to[2], from[2];
+	char line[256], cmd[256];
+
+	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
+		return -errno;
+	w->pid = fork();
+	if (w->pid < 0)
+		return -errno;
+	if (w->pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		snprintf(cmd, sizeof(cmd), "exec dtrack-workload %s", args);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	w->in = fdopen(to[1], "w");
+	w->out = fdopen(from[0], "r");
+	if (!w->in || !w->out || !fgets(line, sizeof(line), w->out))
+		return -EIO;
+	if (sscanf(line, "pid %*d addr %lx len %lu", &w->addr, &w->len) != 2)
+		return -EBADMSG;
+	return 0;
+}
+
+static int workload_cmd(struct workload *w, const char *cmd, char *answer,
+			size_t len)
+{
+	fprintf(w->in, "%s\n", cmd);
+	fflush(w->in);
+	return fgets(answer, len, w->out) ? 0 : -EIO;
+}
+
+TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
+{
+	char out[4096], want[256], why[256];
+	struct workload w = {};
+	struct dt_version v;
+	unsigned int id, id2;
+	uint32_t method;
+	struct dt_nl nl;
+	FILE *watch;
+	int st;
+
+	if (!on_path("dtrack") || !on_path("dtrack-workload"))
+		SKIP(return, "dtrack and dtrack-workload are not on PATH");
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	method = any_method(&nl, &v, why, sizeof(why));
+	if (!method)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, workload_start(&w, "--size 64K"));
+
+	/* bad input: usage, status 2, nothing on stdout */
+	EXPECT_EQ(2, sh(out, sizeof(out), "dtrack track %d nowhere 4K 2>/dev/null",
+			w.pid));
+	EXPECT_STREQ("", out);
+	/* refused by the module: status 1 and its reason */
+	EXPECT_EQ(1, sh(out, sizeof(out), "dtrack track %d 0x%lx 4K 2>&1",
+			w.pid, w.addr + 1));
+	EXPECT_NE(NULL, strstr(out, "dtrack: track: ")) {
+		TH_LOG("stderr: %s", out);
+	}
+	EXPECT_NE(NULL, strstr(out, "aligned"));
+
+	/* track prints the id alone; LEN takes suffixes */
+	ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 64K --method %s",
+			w.pid, w.addr, dt_method_name(method)));
+	ASSERT_EQ(1, sscanf(out, "%u", &id));
+	snprintf(want, sizeof(want), "%u\n", id);
+	EXPECT_STREQ(want, out);
+	/* persistent: it outlived the command */
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --reset", id));
+
+	ASSERT_EQ(0, workload_cmd(&w, "write 1 2 3 9", out, sizeof(out)));
+	EXPECT_STREQ("ok 4\n", out);
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u", id));
+	snprintf(want, sizeof(want), "0x%lx 3\n0x%lx 1\n", w.addr + PAGE_SZ,
+		 w.addr + 9 * PAGE_SZ);
+	EXPECT_STREQ(want, out);
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --json", id));
+	snprintf(want, sizeof(want),
+		 "\"epoch\":2,\"conservative\":false,\"nr_dirty\":4,\"runs\":[{\"addr\":%lu,\"pages\":3},{\"addr\":%lu,\"pages\":1}]}\n",
+		 w.addr + PAGE_SZ, w.addr + 9 * PAGE_SZ);
+	EXPECT_NE(NULL, strstr(out, want)) {
+		TH_LOG("json: %s", out);
+	}
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack stats %u", id));
+	snprintf(want, sizeof(want), "id %u\npid %d\naddr 0x%lx\nlen 65536\nmethod %s\n",
+		 id, w.pid, w.addr, dt_method_name(method));
+	EXPECT_EQ(0, strncmp(want, out, strlen(want))) {
+		TH_LOG("stats: %s", out);
+	}
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack list | awk '$1 == %u { print $2, $3 }'",
+			id));
+	snprintf(want, sizeof(want), "%d 0x%lx\n", w.pid, w.addr);
+	EXPECT_STREQ(want, out);
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack untrack %u", id));
+	EXPECT_EQ(1, sh(out, sizeof(out), "dtrack collect %u 2>&1", id));
+	EXPECT_NE(NULL, strstr(out, "dtrack: collect: "));
+
+	/* watch sees the target exit of a second tracker */
+	ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 0x10000", w.pid,
+			w.addr));
+	ASSERT_EQ(1, sscanf(out, "%u", &id2));
+	watch = popen("dtrack watch --count 1 --timeout 10000", "r");
+	ASSERT_NE(NULL, watch);
+	sleep_ms(300);	/* let it join the group */
+	kill(w.pid, SIGKILL);
+	dt_wait_child(w.pid);
+	out[0] = '\0';
+	EXPECT_NE(NULL, fgets(out, sizeof(out), watch));
+	st = pclose(watch);
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(want, sizeof(want), "target_exit id=%u", id2);
+	EXPECT_EQ(0, strncmp(want, out, strlen(want))) {
+		TH_LOG("watch printed: %s", out);
+	}
+	dt_destroy(&nl, id2);
+	fclose(w.in);
+	fclose(w.out);
+	dt_nl_close(&nl);
+}
+
+TEST_HARNESS_MAIN
