@@ -1,0 +1,851 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * No false negatives across the life of a mapping: fork (COW), mprotect,
+ * mremap (move in, move out, grow), partial munmap, MADV_DONTNEED and
+ * re-fault, THP collapse and split, page migration, KSM merge; two trackers
+ * of different methods with interleaved resets; writers on two CPUs while
+ * collecting.  The test process tracks itself (any process would do; that
+ * is covered by truth_test) so that it can drive each event exactly.
+ * Variants: each dirty-tracking method.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "kselftest_harness.h"
+#include "dt_util.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE (1 << 1)
+#endif
+
+#define NPAGES 64
+
+FIXTURE(life)
+{
+	struct dt_nl nl;
+	struct dt_version v;
+	uint8_t want[HPAGE_SZ / PAGE_SZ * 2];
+	uint8_t got[HPAGE_SZ / PAGE_SZ * 2];
+	uint64_t rng;
+	bool ready;
+};
+
+FIXTURE_VARIANT(life)
+{
+	uint32_t method;
+};
+
+FIXTURE_VARIANT_ADD(life, softdirty) { .method = DTRACK_METHOD_SOFTDIRTY };
+FIXTURE_VARIANT_ADD(life, wpfault) { .method = DTRACK_METHOD_WPFAULT };
+FIXTURE_VARIANT_ADD(life, hwdirty) { .method = DTRACK_METHOD_HWDIRTY };
+
+FIXTURE_SETUP(life)
+{
+	char reason[256];
+	int err;
+
+	self->ready = false;
+	self->rng = 0xfeed + variant->method;
+	ASSERT_EQ(0, dt_open(&self->nl, &self->v));
+	err = dt_method_check(&self->nl, &self->v, variant->method, reason,
+			      sizeof(reason));
+	if (err == -EOPNOTSUPP)
+		SKIP(return, "%s", reason);
+	ASSERT_EQ(0, err);
+	self->ready = true;
+}
+
+FIXTURE_TEARDOWN(life)
+{
+	if (self->nl.sock)
+		dt_nl_close(&self->nl);
+}
+
+static char *map_anon(size_t npages)
+{
+	char *p = mmap(NULL, npages * PAGE_SZ, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p != MAP_FAILED)
+		memset(p, 1, npages * PAGE_SZ);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* 2 MiB-aligned anonymous region of npages, not yet touched. */
+static char *map_aligned(size_t npages)
+{
+	size_t len = npages * PAGE_SZ;
+	char *p, *a;
+
+	p = mmap(NULL, len + HPAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + HPAGE_SZ - 1) & ~(HPAGE_SZ - 1));
+	if (a > p)
+		munmap(p, a - p);
+	munmap(a + len, p + HPAGE_SZ - a);
+	return a;
+}
+
+static void touch_set(char *base, const uint8_t *set, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (set[i])
+			dt_touch(base, i);
+}
+
+static void set_or(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] |= src[i];
+}
+
+/*
+ * Collect id (with reset) and check every page of want is reported and
+ * nothing outside [base, base + n pages).
+ */
+static void expect_superset(struct __test_metadata *_metadata,
+			    struct dt_nl *nl, uint32_t id, const char *what,
+			    char *base, size_t n, const uint8_t *want,
+			    uint8_t *got, uint32_t flags)
+{
+	uint64_t outside = 0;
+	size_t first = 0, miss;
+	int err;
+
+	err = dt_collect_map(nl, id, flags, (uintptr_t)base, n, got, &outside,
+			     NULL);
+	ASSERT_EQ(0, err) {
+		TH_LOG("%s: collect: %s: %s", what, nl->extack, strerror(-err));
+	}
+	miss = dt_missing(want, got, n, &first);
+	EXPECT_EQ(0, miss) {
+		TH_LOG("%s: %zu of %zu written pages not reported (first: page %zu)",
+		       what, miss, dt_count(want, n), first);
+	}
+	EXPECT_EQ(0, outside) {
+		TH_LOG("%s: %zu pages reported outside the range", what,
+		       (size_t)outside);
+	}
+}
+
+#define SUPERSET(id, what, base, n, want)				\
+	expect_superset(_metadata, &self->nl, id, what, base, n, want,	\
+			self->got, DTRACK_COLLECT_RESET)
+
+static uint32_t track(struct __test_metadata *_metadata, struct dt_nl *nl,
+		      char *p, size_t npages, uint32_t method)
+{
+	struct dt_collect c;
+	uint32_t id = 0;
+	int err;
+
+	err = dt_create(nl, getpid(), (uintptr_t)p, npages * PAGE_SZ, method,
+			0, &id);
+	EXPECT_EQ(0, err) {
+		TH_LOG("create: %s: %s", nl->extack, strerror(-err));
+	}
+	/* start from a clean epoch */
+	if (!err && !dt_collect(nl, id, DTRACK_COLLECT_RESET, &c))
+		dt_collect_free(&c);
+	return id;
+}
+
+#define TRACK(p, n) ({							\
+	uint32_t __id = track(_metadata, &self->nl, p, n,		\
+			      variant->method);				\
+	ASSERT_NE(0, __id);						\
+	__id;								\
+})
+
+TEST_F(life, fork_cow)
+{
+	char *p;
+	uint8_t before[NPAGES], child_set[NPAGES];
+	int go[2], st;
+	uint32_t id;
+	pid_t pid;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	id = TRACK(p, NPAGES);
+
+	/* written before the fork, in the same epoch */
+	dt_pick(&self->rng, before, NPAGES, 10);
+	touch_set(p, before, NPAGES);
+	dt_pick(&self->rng, child_set, NPAGES, 20);
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char c;
+
+		/* the child writes after the parent broke COW */
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		touch_set(p, child_set, NPAGES);
+		_exit(0);
+	}
+	/* the parent writes shared (COW) pages: new pages, same addresses */
+	dt_pick(&self->rng, self->want, NPAGES, 15);
+	touch_set(p, self->want, NPAGES);
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	st = dt_wait_child(pid);
+	ASSERT_EQ(0, st);
+	set_or(self->want, before, NPAGES);
+	SUPERSET(id, "fork: parent's writes around the fork", p, NPAGES,
+		 self->want);
+
+	/* after the child is gone, the parent's pages are its own again */
+	dt_pick(&self->rng, self->want, NPAGES, 12);
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "after fork", p, NPAGES, self->want);
+	close(go[0]);
+	close(go[1]);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, mprotect_split_and_merge)
+{
+	uint8_t w2[NPAGES];
+	uint32_t id;
+	char *p;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	id = TRACK(p, NPAGES);
+
+	dt_pick(&self->rng, self->want, NPAGES, 20);
+	touch_set(p, self->want, NPAGES);
+	/* read-only middle third: splits the VMA in three */
+	ASSERT_EQ(0, mprotect(p + 20 * PAGE_SZ, 20 * PAGE_SZ, PROT_READ));
+	dt_pick(&self->rng, w2, NPAGES, 20);
+	memset(w2 + 20, 0, 20);
+	touch_set(p, w2, NPAGES);
+	set_or(self->want, w2, NPAGES);
+	SUPERSET(id, "writes around a read-only middle", p, NPAGES,
+		 self->want);
+	/* writable again (the VMAs merge back): writes everywhere */
+	ASSERT_EQ(0, mprotect(p + 20 * PAGE_SZ, 20 * PAGE_SZ,
+			      PROT_READ | PROT_WRITE));
+	dt_pick(&self->rng, self->want, NPAGES, 30);
+	self->want[25] = 1;
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "writes after mprotect back to writable", p, NPAGES,
+		 self->want);
+	/* mprotect with a write in the same epoch on both sides of it */
+	memset(self->want, 0, NPAGES);
+	self->want[30] = 1;
+	touch_set(p, self->want, NPAGES);
+	ASSERT_EQ(0, mprotect(p, NPAGES * PAGE_SZ, PROT_READ));
+	ASSERT_EQ(0, mprotect(p, NPAGES * PAGE_SZ, PROT_READ | PROT_WRITE));
+	self->want[31] = 1;
+	dt_touch(p, 31);
+	SUPERSET(id, "write, mprotect ro/rw, write", p, NPAGES, self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, mremap_move_in)
+{
+	char *p, *src;
+	uint32_t id;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	src = map_anon(8);
+	ASSERT_NE(NULL, src);
+	memset(src, 0x77, 8 * PAGE_SZ);
+	id = TRACK(p, NPAGES);
+
+	/*
+	 * Pages moved over tracked ones change what the tracked addresses
+	 * hold: that is a write to them as far as any user can tell.
+	 */
+	ASSERT_EQ(p + 8 * PAGE_SZ, mremap(src, 8 * PAGE_SZ, 8 * PAGE_SZ,
+					  MREMAP_MAYMOVE | MREMAP_FIXED,
+					  p + 8 * PAGE_SZ));
+	ASSERT_EQ(0x77, p[8 * PAGE_SZ]);
+	memset(self->want, 0, NPAGES);
+	memset(self->want + 8, 1, 8);
+	SUPERSET(id, "pages moved into the range", p, NPAGES, self->want);
+	/* and writes to them afterwards */
+	memset(self->want, 0, NPAGES);
+	self->want[9] = self->want[15] = self->want[40] = 1;
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "writes to moved-in pages", p, NPAGES, self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, mremap_grow)
+{
+	char *p;
+	uint32_t id;
+
+	if (!self->ready)
+		return;
+	/* room to grow in place: map twice the size, give back the top */
+	p = map_anon(2 * NPAGES);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, munmap(p + NPAGES * PAGE_SZ, NPAGES * PAGE_SZ));
+	id = TRACK(p, NPAGES);
+
+	dt_pick(&self->rng, self->want, NPAGES, 20);
+	touch_set(p, self->want, NPAGES);
+	ASSERT_EQ(p, mremap(p, NPAGES * PAGE_SZ, 2 * NPAGES * PAGE_SZ, 0));
+	/* writes after the growth, inside the range and beyond it */
+	self->want[0] = self->want[NPAGES - 1] = 1;
+	dt_touch(p, 0);
+	dt_touch(p, NPAGES - 1);
+	dt_touch(p, NPAGES);
+	dt_touch(p, 2 * NPAGES - 1);
+	SUPERSET(id, "writes around an in-place growth", p, NPAGES,
+		 self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, 2 * NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, mremap_move_out_ends)
+{
+	struct dt_tracker t;
+	struct dt_collect c;
+	struct dt_nl ev;
+	char *p, *q, *guard;
+	uint32_t id;
+	int err, i;
+
+	if (!self->ready)
+		return;
+	ASSERT_EQ(0, dt_events_open(&ev));
+	p = map_anon(NPAGES + 1);
+	ASSERT_NE(NULL, p);
+	/* a guard right after it forces the growth to move */
+	guard = p + NPAGES * PAGE_SZ;
+	ASSERT_EQ(0, mprotect(guard, PAGE_SZ, PROT_NONE));
+	id = TRACK(p, NPAGES);
+	dt_touch(p, 3);
+	q = mremap(p, NPAGES * PAGE_SZ, 2 * NPAGES * PAGE_SZ, MREMAP_MAYMOVE);
+	ASSERT_NE(MAP_FAILED, q);
+	ASSERT_NE(p, q);
+	/* the tracked range is empty now: the tracker ends, and says so */
+	err = dt_collect(&self->nl, id, 0, &c);
+	if (!err)
+		dt_collect_free(&c);
+	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_UNMAPPED, id, 5000));
+	for (i = 0; i < 100; i++) {
+		err = dt_get_tracker(&self->nl, id, &t);
+		if (err || t.stats.state == DTRACK_STATE_ENDED)
+			break;
+		usleep(20000);
+	}
+	EXPECT_TRUE(err == -ENOENT ||
+		    (!err && t.stats.state == DTRACK_STATE_ENDED));
+	dt_destroy(&self->nl, id);
+	dt_nl_close(&ev);
+	munmap(q, 2 * NPAGES * PAGE_SZ);
+	munmap(guard, PAGE_SZ);
+}
+
+TEST_F(life, partial_munmap_and_remap)
+{
+	uint32_t id;
+	char *p, *q;
+	size_t i;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	id = TRACK(p, NPAGES);
+
+	dt_pick(&self->rng, self->want, NPAGES, 30);
+	touch_set(p, self->want, NPAGES);
+	ASSERT_EQ(0, munmap(p + 16 * PAGE_SZ, 16 * PAGE_SZ));
+	/* written pages in the hole are gone: only require the others */
+	memset(self->want + 16, 0, 16);
+	self->want[40] = 1;
+	dt_touch(p, 40);
+	SUPERSET(id, "writes around a hole", p, NPAGES, self->want);
+
+	/* a new mapping in the hole: its writes count too */
+	q = mmap(p + 16 * PAGE_SZ, 16 * PAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(p + 16 * PAGE_SZ, q);
+	memset(self->want, 0, NPAGES);
+	for (i = 16; i < 32; i += 3)
+		self->want[i] = 1;
+	self->want[2] = self->want[60] = 1;
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "writes to a mapping placed in the hole", p, NPAGES,
+		 self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, dontneed_refault)
+{
+	volatile char sink;
+	uint32_t id;
+	char *p;
+	size_t i;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	id = TRACK(p, NPAGES);
+
+	/* written, then zapped, then written again in the same epoch */
+	memset(self->want, 0, NPAGES);
+	for (i = 0; i < 32; i += 2)
+		self->want[i] = 1;
+	touch_set(p, self->want, NPAGES);
+	ASSERT_EQ(0, madvise(p, 32 * PAGE_SZ, MADV_DONTNEED));
+	self->want[1] = self->want[33] = 1;
+	dt_touch(p, 1);
+	dt_touch(p, 33);
+	/* pages 0..31 were written this epoch even if zapped since: the
+	 * written ones must still show (the zero page holds now) */
+	SUPERSET(id, "write, DONTNEED, re-fault by write", p, NPAGES,
+		 self->want);
+
+	/* re-fault by reading (zero page), then writing */
+	ASSERT_EQ(0, madvise(p, NPAGES * PAGE_SZ, MADV_DONTNEED));
+	for (i = 0; i < NPAGES; i++)
+		sink = p[i * PAGE_SZ];
+	(void)sink;
+	memset(self->want, 0, NPAGES);
+	self->want[5] = self->want[6] = self->want[50] = 1;
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "read re-fault (zero page) then write", p, NPAGES,
+		 self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+TEST_F(life, thp_collapse)
+{
+	const size_t n = HPAGE_SZ / PAGE_SZ;
+	uint8_t w1[HPAGE_SZ / PAGE_SZ];
+	uint32_t id;
+	char *p;
+	size_t i;
+
+	if (!self->ready)
+		return;
+	if (!dt_thp_available())
+		SKIP(return, "transparent huge pages disabled in this kernel");
+	p = map_aligned(n);
+	ASSERT_NE(NULL, p);
+	/* small pages first */
+	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_NOHUGEPAGE));
+	for (i = 0; i < n; i++)
+		dt_touch(p, i);
+	ASSERT_EQ(0, dt_anon_huge_bytes(p, HPAGE_SZ));
+	id = TRACK(p, n);
+
+	dt_pick(&self->rng, w1, n, 40);
+	touch_set(p, w1, n);
+	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
+	if (madvise(p, HPAGE_SZ, MADV_COLLAPSE)) {
+		int e = errno;
+
+		dt_destroy(&self->nl, id);
+		munmap(p, HPAGE_SZ);
+		if (e == EINVAL)
+			SKIP(return, "MADV_COLLAPSE not supported by this kernel");
+		SKIP(return, "MADV_COLLAPSE failed: %s", strerror(e));
+	}
+	EXPECT_EQ(HPAGE_SZ, dt_anon_huge_bytes(p, HPAGE_SZ));
+	/* writes before the collapse survive it; writes after it count */
+	dt_pick(&self->rng, self->want, n, 40);
+	touch_set(p, self->want, n);
+	set_or(self->want, w1, n);
+	SUPERSET(id, "writes before and after MADV_COLLAPSE", p, n,
+		 self->want);
+	dt_pick(&self->rng, self->want, n, 3);
+	touch_set(p, self->want, n);
+	SUPERSET(id, "writes to the collapsed huge page", p, n, self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, HPAGE_SZ);
+}
+
+TEST_F(life, thp_split)
+{
+	const size_t n = HPAGE_SZ / PAGE_SZ;
+	uint8_t w1[HPAGE_SZ / PAGE_SZ];
+	uint32_t id;
+	char *p;
+
+	if (!self->ready)
+		return;
+	if (!dt_thp_available())
+		SKIP(return, "transparent huge pages disabled in this kernel");
+	p = map_aligned(n);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
+	memset(p, 1, HPAGE_SZ);
+	if (dt_anon_huge_bytes(p, HPAGE_SZ) != (long)HPAGE_SZ) {
+		munmap(p, HPAGE_SZ);
+		SKIP(return, "no huge page could be allocated");
+	}
+	id = TRACK(p, n);
+
+	dt_pick(&self->rng, w1, n, 30);
+	touch_set(p, w1, n);
+	/* mprotect of one small page splits the huge mapping */
+	ASSERT_EQ(0, mprotect(p + 100 * PAGE_SZ, PAGE_SZ, PROT_READ));
+	ASSERT_EQ(0, mprotect(p + 100 * PAGE_SZ, PAGE_SZ,
+			      PROT_READ | PROT_WRITE));
+	EXPECT_GT(HPAGE_SZ, dt_anon_huge_bytes(p, HPAGE_SZ));
+	dt_pick(&self->rng, self->want, n, 30);
+	self->want[100] = 1;
+	touch_set(p, self->want, n);
+	set_or(self->want, w1, n);
+	SUPERSET(id, "writes before and after a huge page split", p, n,
+		 self->want);
+	/* and on the small pages afterwards */
+	dt_pick(&self->rng, self->want, n, 7);
+	touch_set(p, self->want, n);
+	SUPERSET(id, "writes after the split", p, n, self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, HPAGE_SZ);
+}
+
+static int numa_nodes(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (;;) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d",
+			 n);
+		if (access(path, F_OK))
+			return n;
+		n++;
+	}
+}
+
+TEST_F(life, page_migration)
+{
+	void *pages[NPAGES];
+	int nodes[NPAGES], status[NPAGES];
+	uint8_t w1[NPAGES];
+	uint32_t id;
+	char *p;
+	size_t i;
+	long ret;
+
+	if (!self->ready)
+		return;
+	if (numa_nodes() < 2)
+		SKIP(return, "one NUMA node: move_pages() has nowhere to migrate to");
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	id = TRACK(p, NPAGES);
+	dt_pick(&self->rng, w1, NPAGES, 20);
+	touch_set(p, w1, NPAGES);
+	for (i = 0; i < NPAGES; i++) {
+		pages[i] = p + i * PAGE_SZ;
+		nodes[i] = 1;
+	}
+	ret = syscall(SYS_move_pages, 0, NPAGES, pages, nodes, status,
+		      MPOL_MF_MOVE);
+	if (ret < 0) {
+		dt_destroy(&self->nl, id);
+		SKIP(return, "move_pages: %s", strerror(errno));
+	}
+	EXPECT_EQ(1, status[0]);
+	dt_pick(&self->rng, self->want, NPAGES, 20);
+	touch_set(p, self->want, NPAGES);
+	set_or(self->want, w1, NPAGES);
+	SUPERSET(id, "writes around a migration", p, NPAGES, self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+static long read_long(const char *path)
+{
+	long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "we");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fprintf(f, "%ld\n", v) > 0 ? 0 : -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+#define KSM "/sys/kernel/mm/ksm/"
+
+TEST_F_TIMEOUT(life, ksm_merge, 90)
+{
+	long run, sleep_ms, to_scan, sharing = 0;
+	uint32_t id;
+	char *p;
+	int i;
+
+	if (!self->ready)
+		return;
+	run = read_long(KSM "run");
+	if (run < 0)
+		SKIP(return, "no KSM in this kernel (" KSM "run absent)");
+	sleep_ms = read_long(KSM "sleep_millisecs");
+	to_scan = read_long(KSM "pages_to_scan");
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	memset(p, 0x5a, NPAGES * PAGE_SZ);	/* identical pages */
+	id = TRACK(p, NPAGES);
+
+	ASSERT_EQ(0, madvise(p, NPAGES * PAGE_SZ, MADV_MERGEABLE));
+	ASSERT_EQ(0, write_long(KSM "sleep_millisecs", 10));
+	ASSERT_EQ(0, write_long(KSM "pages_to_scan", 1000));
+	ASSERT_EQ(0, write_long(KSM "run", 1));
+	for (i = 0; i < 300; i++) {
+		sharing = read_long(KSM "pages_sharing");
+		if (sharing >= NPAGES / 2)
+			break;
+		usleep(100000);
+	}
+	if (sharing < NPAGES / 2) {
+		write_long(KSM "run", 2);
+		write_long(KSM "run", run);
+		dt_destroy(&self->nl, id);
+		SKIP(return, "ksmd merged only %ld pages in 30 s", sharing);
+	}
+	/* merging itself is no write; writes break the merge (COW) */
+	SUPERSET(id, "KSM merge", p, NPAGES, (uint8_t[NPAGES]){ 0 });
+	dt_pick(&self->rng, self->want, NPAGES, 9);
+	touch_set(p, self->want, NPAGES);
+	SUPERSET(id, "writes to KSM-merged pages", p, NPAGES, self->want);
+
+	write_long(KSM "run", 2);	/* unmerge everything */
+	write_long(KSM "run", run);
+	if (sleep_ms >= 0)
+		write_long(KSM "sleep_millisecs", sleep_ms);
+	if (to_scan >= 0)
+		write_long(KSM "pages_to_scan", to_scan);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+/* One tracker of the variant's method, one of each other method. */
+TEST_F(life, two_trackers_interleaved_resets)
+{
+	static const uint32_t others[] = { DTRACK_METHOD_SOFTDIRTY,
+		DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
+		DTRACK_METHOD_ACCESSED };
+	uint8_t s1[NPAGES], s2[NPAGES], s3[NPAGES], u[NPAGES];
+	char reason[256], what[128];
+	int pairs = 0;
+	size_t k;
+	char *p;
+
+	if (!self->ready)
+		return;
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	for (k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
+		uint32_t a, b, mb = others[k];
+
+		if (mb == variant->method ||
+		    dt_method_check(&self->nl, &self->v, mb, reason,
+				    sizeof(reason)))
+			continue;
+		pairs++;
+		a = TRACK(p, NPAGES);
+		b = track(_metadata, &self->nl, p, NPAGES, mb);
+		ASSERT_NE(0, b);
+		snprintf(what, sizeof(what), "%s with %s",
+			 dt_method_name(variant->method), dt_method_name(mb));
+
+		/* S1; reset A; S2; reset B; S3; then both */
+		dt_pick(&self->rng, s1, NPAGES, 10);
+		touch_set(p, s1, NPAGES);
+		SUPERSET(a, what, p, NPAGES, s1);
+		dt_pick(&self->rng, s2, NPAGES, 10);
+		touch_set(p, s2, NPAGES);
+		memcpy(u, s1, NPAGES);
+		set_or(u, s2, NPAGES);
+		SUPERSET(b, what, p, NPAGES, u);	/* A's reset hid nothing */
+		dt_pick(&self->rng, s3, NPAGES, 10);
+		touch_set(p, s3, NPAGES);
+		memcpy(u, s2, NPAGES);
+		set_or(u, s3, NPAGES);
+		SUPERSET(a, what, p, NPAGES, u);	/* B's reset hid nothing */
+		SUPERSET(b, what, p, NPAGES, s3);
+		/* again, the other way round, with writes in between */
+		dt_pick(&self->rng, s1, NPAGES, 5);
+		touch_set(p, s1, NPAGES);
+		SUPERSET(b, what, p, NPAGES, s1);
+		SUPERSET(a, what, p, NPAGES, s1);
+		dt_destroy(&self->nl, a);
+		dt_destroy(&self->nl, b);
+	}
+	munmap(p, NPAGES * PAGE_SZ);
+	if (!pairs)
+		SKIP(return, "no second method to pair %s with",
+		     dt_method_name(variant->method));
+}
+
+/* ---- concurrent writers ------------------------------------------------ */
+
+#define CW_PAGES	256
+#define CW_COLLECTS	40
+#define CW_MAX_LOG	200000
+
+struct cw_write {
+	uint32_t page;
+	uint32_t gen_before;	/* collect generation read before the store */
+	uint32_t gen_after;	/* and after it */
+};
+
+struct cw {
+	char *p;
+	volatile uint32_t gen;
+	volatile int stop;
+	struct cw_write *log[2];
+	size_t nlog[2];
+};
+
+struct cw_arg {
+	struct cw *cw;
+	int idx;
+};
+
+static void *cw_writer(void *arg)
+{
+	struct cw_arg *a = arg;
+	struct cw *cw = a->cw;
+	uint64_t rng = 0x1234567 + a->idx;
+	size_t n = 0;
+
+	/* each writer owns one half of the pages */
+	while (!__atomic_load_n(&cw->stop, __ATOMIC_ACQUIRE) &&
+	       n < CW_MAX_LOG) {
+		uint32_t page = a->idx * (CW_PAGES / 2) +
+				dt_rand(&rng) % (CW_PAGES / 2);
+		struct cw_write *w = &cw->log[a->idx][n++];
+
+		w->page = page;
+		w->gen_before = __atomic_load_n(&cw->gen, __ATOMIC_SEQ_CST);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		dt_touch(cw->p, page);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		w->gen_after = __atomic_load_n(&cw->gen, __ATOMIC_SEQ_CST);
+	}
+	cw->nlog[a->idx] = n;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(life, concurrent_writers, 120)
+{
+	static uint8_t seen[CW_COLLECTS + 2][CW_PAGES];
+	struct cw_arg args[2];
+	struct cw cw = {};
+	pthread_t thr[2];
+	uint32_t id, g;
+	size_t i, k, bad = 0;
+	int t;
+
+	if (!self->ready)
+		return;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		TH_LOG("one CPU only: writers and collects interleave, not overlap");
+	cw.p = map_anon(CW_PAGES);
+	ASSERT_NE(NULL, cw.p);
+	id = TRACK(cw.p, CW_PAGES);
+	for (t = 0; t < 2; t++) {
+		cw.log[t] = calloc(CW_MAX_LOG, sizeof(struct cw_write));
+		ASSERT_NE(NULL, cw.log[t]);
+		args[t].cw = &cw;
+		args[t].idx = t;
+	}
+	/*
+	 * Generation g covers the epoch ended by collect g.  A write that
+	 * read gen_before = b started after collect b - 1 had returned, and
+	 * one that read gen_after = a ended before collect a + 1 began: it
+	 * must be reported by one of collects b .. a + 1.
+	 */
+	cw.gen = 1;
+	for (t = 0; t < 2; t++)
+		ASSERT_EQ(0, pthread_create(&thr[t], NULL, cw_writer, &args[t]));
+	for (g = 1; g <= CW_COLLECTS; g++) {
+		ASSERT_EQ(0, dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
+					    (uintptr_t)cw.p, CW_PAGES, seen[g],
+					    NULL, NULL));
+		__atomic_store_n(&cw.gen, g + 1, __ATOMIC_SEQ_CST);
+		usleep(2000);
+	}
+	__atomic_store_n(&cw.stop, 1, __ATOMIC_RELEASE);
+	for (t = 0; t < 2; t++)
+		pthread_join(thr[t], NULL);
+	/* the last epoch, after every write has ended */
+	ASSERT_EQ(0, dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
+				    (uintptr_t)cw.p, CW_PAGES,
+				    seen[CW_COLLECTS + 1], NULL, NULL));
+
+	for (t = 0; t < 2; t++) {
+		for (i = 0; i < cw.nlog[t]; i++) {
+			const struct cw_write *w = &cw.log[t][i];
+			uint32_t last = w->gen_after + 1;
+			bool found = false;
+
+			if (last > CW_COLLECTS + 1)
+				last = CW_COLLECTS + 1;
+			for (k = w->gen_before; k <= last && !found; k++)
+				found = seen[k][w->page];
+			if (!found && bad++ < 5)
+				TH_LOG("write to page %u (collects %u..%u) reported by none",
+				       w->page, w->gen_before, last);
+		}
+	}
+	TH_LOG("%zu + %zu writes over %d collects", cw.nlog[0], cw.nlog[1],
+	       CW_COLLECTS);
+	EXPECT_EQ(0, bad);
+	EXPECT_LT(CW_COLLECTS, cw.nlog[0] + cw.nlog[1]);
+	for (t = 0; t < 2; t++)
+		free(cw.log[t]);
+	dt_destroy(&self->nl, id);
+	munmap(cw.p, CW_PAGES * PAGE_SZ);
+}
+
+TEST_HARNESS_MAIN
