@@ -507,8 +507,14 @@ int cmd_watch(int argc, char **argv)
 		dt_nl_close(&nl);
 		return 1;
 	}
-	err = dt_nl_listen(&nl, timeout_ms ? (int)timeout_ms : -1, watch_cb,
-			   &ctx);
+	for (;;) {
+		err = dt_nl_listen(&nl, timeout_ms ? (int)timeout_ms : -1,
+				   watch_cb, &ctx);
+		if (err != -ENOBUFS)
+			break;
+		/* the socket overran: say so, keep watching */
+		fprintf(stderr, "dtrack: watch: events lost (receive buffer overrun)\n");
+	}
 	if (err == -ETIMEDOUT && !ctx.left)
 		err = 0;	/* watched for the time asked */
 	if (err == -ETIMEDOUT)

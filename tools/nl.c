@@ -191,8 +191,18 @@ struct talk_ctx {
 	struct dt_nl *nl;
 	dt_msg_cb cb;
 	void *data;
+	uint32_t seq;
 	int error;
 };
+
+/*
+ * Answers to an earlier request that was abandoned midway (a dump whose
+ * parsing failed) may still be queued: they are skipped by sequence number.
+ */
+static bool stale(const struct talk_ctx *ctx, const struct nlmsghdr *nlh)
+{
+	return nlh->nlmsg_seq != ctx->seq;
+}
 
 static int error_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -200,6 +210,8 @@ static int error_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlmsgerr *err = mnl_nlmsg_get_payload(nlh);
 	size_t off = sizeof(*err);
 
+	if (stale(ctx, nlh))
+		return MNL_CB_OK;
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*err))) {
 		ctx->error = -EBADMSG;
 		return MNL_CB_ERROR;
@@ -218,6 +230,8 @@ static int done_cb(const struct nlmsghdr *nlh, void *data)
 	struct talk_ctx *ctx = data;
 	int err = 0;
 
+	if (stale(ctx, nlh))
+		return MNL_CB_OK;
 	/* A dump that failed midway says why in its done message. */
 	if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int))
 		memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(int));
@@ -241,7 +255,7 @@ static int data_cb(const struct nlmsghdr *nlh, void *data)
 	struct talk_ctx *ctx = data;
 	int ret;
 
-	if (!ctx->cb)
+	if (!ctx->cb || stale(ctx, nlh))
 		return MNL_CB_OK;
 	ret = ctx->cb(nlh, ctx->data);
 	if (ret == MNL_CB_ERROR && !ctx->error)
@@ -258,8 +272,9 @@ int dt_nl_talk(struct dt_nl *nl, struct nlmsghdr *nlh, dt_msg_cb cb,
 		[NLMSG_DONE] = done_cb,
 		[NLMSG_OVERRUN] = noop_cb,
 	};
-	struct talk_ctx ctx = { .nl = nl, .cb = cb, .data = data };
-	uint32_t seq = nlh->nlmsg_seq;
+	struct talk_ctx ctx = {
+		.nl = nl, .cb = cb, .data = data, .seq = nlh->nlmsg_seq,
+	};
 	ssize_t len;
 	int ret;
 
@@ -270,8 +285,9 @@ int dt_nl_talk(struct dt_nl *nl, struct nlmsghdr *nlh, dt_msg_cb cb,
 		len = mnl_socket_recvfrom(nl->sock, nl->buf, nl->buf_size);
 		if (len < 0)
 			return -errno;
-		ret = mnl_cb_run2(nl->buf, len, seq, nl->portid, data_cb,
-				  &ctx, ctl, NLMSG_MIN_TYPE);
+		/* seq 0: checked by the callbacks, which skip stale ones */
+		ret = mnl_cb_run2(nl->buf, len, 0, nl->portid, data_cb, &ctx,
+				  ctl, NLMSG_MIN_TYPE);
 		if (ret == MNL_CB_STOP)
 			return 0;
 		if (ret == MNL_CB_ERROR)
