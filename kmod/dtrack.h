@@ -1,13 +1,242 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Internal interfaces between the dtrack module's files. */
+/*
+ * Internal interfaces between the dtrack module's files.  See README.md in
+ * this directory for the design (layering of trackers over the single
+ * soft-dirty / dirty / accessed bit of each PTE, epochs, locking).
+ */
 #ifndef _DTRACK_H
 #define _DTRACK_H
 
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/refcount.h>
+#include <linux/workqueue.h>
 #include <uapi/linux/dtrack.h>
+#include "compat.h"
 
-#define DTRACK_MODULE_VERSION "0.1.0"
+#ifndef CONFIG_X86_64
+#error "dtrack updates x86-64 page table entries directly"
+#endif
 
+#define DTRACK_MODULE_VERSION "0.2.0"
+
+/* Per-PTE bit a method reads; trackers of one class share that bit. */
+enum dtrack_class {
+	DTRACK_CLASS_SOFTDIRTY,		/* softdirty and wpfault trackers */
+	DTRACK_CLASS_HWDIRTY,
+	DTRACK_CLASS_ACCESSED,
+};
+
+/* One entry of the wpfault log: first write to a page in an epoch. */
+struct dtrack_log_entry {
+	u32 idx;			/* page index in the tracked range */
+	u32 cpu;
+	u64 ns;				/* ktime_get_ns() of the fault */
+};
+
+/* Dirty set of one epoch (current, or the one being collected). */
+struct dtrack_epoch {
+	unsigned long *bitmap;		/* one bit per page of the range */
+	struct dtrack_log_entry *log;	/* wpfault only, else NULL */
+	u32 log_len;			/* entries used, <= log_size */
+	bool overflow;			/* log too small: bitmap is the truth */
+	bool degraded;			/* a fault may have been missed */
+};
+
+struct dtrack_mm;
+
+struct dtrack_tracker {
+	u32 id;
+	u32 method;
+	u32 flags;			/* DTRACK_F_* */
+	u32 portid;			/* creating socket, 0 if persistent */
+	refcount_t ref;
+	struct dtrack_mm *dmm;
+	/* dmm->trackers: RCU readers; writers hold dtrack_reg_lock + dmm->op_lock */
+	struct list_head mm_node;
+	struct pid *pid;
+	unsigned long start, end;	/* [start, end), page aligned */
+	unsigned long npages;
+
+	/*
+	 * @lock protects @cur, @snap, the epochs' logs and the switch of
+	 * epochs; bitmaps are set with atomic bitops under it.  It is a leaf
+	 * lock taken from fault (kretprobe) and mmu notifier context.
+	 */
+	spinlock_t lock;
+	struct dtrack_epoch ep[2];
+	struct dtrack_epoch *cur;	/* epoch being recorded */
+	struct dtrack_epoch *snap;	/* epoch being collected, else NULL */
+	u32 log_size;
+
+	/* Below: under dmm->op_lock. */
+	u64 epoch;
+	u64 collects;
+	u64 resets;
+	u64 last_dirty;
+	u64 last_collect_ns;
+	unsigned long kprobe_missed;	/* kretprobe nmissed at last reset */
+
+	atomic_t state;			/* enum dtrack_state */
+	atomic_t end_event;		/* enum dtrack_event ending it, or 0 */
+	atomic_t overflow_event;	/* LOG_OVERFLOW to send */
+	atomic_t check_unmap;		/* the range may be fully unmapped */
+	atomic64_t faults;
+	atomic64_t log_overflows;
+	atomic64_t false_positives;
+	struct rcu_head rcu;
+};
+
+/* Everything dtrack knows about one tracked mm. */
+struct dtrack_mm {
+	struct mmu_notifier mn;		/* holds a reference on mm (mm_count) */
+	struct mm_struct *mm;
+	struct hlist_node hnode;	/* dtrack_mm_hash, RCU */
+	struct list_head trackers;
+	unsigned int nr_trackers;	/* under dtrack_reg_lock */
+	/*
+	 * Serializes the page-table passes (collect, reset, creation) of
+	 * all trackers of this mm, so that the transfer of a cleared bit to
+	 * the other trackers of its class cannot race with their own resets.
+	 * Order: dtrack_reg_lock -> op_lock -> mmap_lock -> PTL -> t->lock.
+	 */
+	struct mutex op_lock;
+	/* Task running dtrack's own PTE updates (ignored by our notifier). */
+	struct task_struct *harvester;
+	struct rcu_head mn_rcu;
+};
+
+/* Runs of a collected epoch, streamed by the COLLECT dump. */
+struct dtrack_run {
+	u64 addr;
+	u64 pages;
+};
+
+struct dtrack_result {
+	u32 tracker_id;
+	u32 flags;			/* DTRACK_RESULT_* */
+	u64 epoch;
+	u64 nr_dirty;
+	size_t nr_runs;
+	struct dtrack_run *runs;
+};
+
+/* symbols.c */
+struct dtrack_symbols {
+	bool (*ptrace_may_access)(struct task_struct *task, unsigned int mode);
+	void (*flush_tlb_mm_range)(struct mm_struct *mm, unsigned long start,
+				   unsigned long end, unsigned int stride_shift,
+				   bool freed_tables);
+	int (*mn_invalidate_range_start)(struct mmu_notifier_range *r);
+	void (*mn_invalidate_range_end)(struct mmu_notifier_range *r
+#if !DTRACK_PTE_MAP_CAN_FAIL
+					, bool only_end
+#endif
+					);
+};
+extern struct dtrack_symbols dtrack_sym;
+int dtrack_symbols_init(void);
+
+/* pgwalk.c */
+struct dtrack_walk;
+typedef void (*dtrack_pte_fn)(struct dtrack_walk *w, unsigned long addr,
+			      pte_t *ptep);
+typedef void (*dtrack_pmd_fn)(struct dtrack_walk *w, unsigned long addr,
+			      unsigned long end, pmd_t *pmdp);
+struct dtrack_walk {
+	struct mm_struct *mm;
+	struct vm_area_struct *vma;
+	dtrack_pte_fn pte;		/* under the PTE lock */
+	dtrack_pmd_fn pmd;		/* huge or migration pmd, pmd lock held */
+	void *priv;
+	bool changed;			/* a callback changed an entry */
+};
+void dtrack_walk_range(struct dtrack_walk *w, unsigned long start,
+		       unsigned long end);
+bool dtrack_vma_walkable(struct vm_area_struct *vma);
+struct folio *dtrack_pte_folio(struct vm_area_struct *vma, pte_t pte);
+void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
+			unsigned long start, unsigned long end, bool notify);
+void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
+		      bool flush, bool notify);
+
+/*
+ * Atomic read-modify-write of a PTE/PMD that hardware may update (A/D bits)
+ * concurrently; the caller holds the page-table lock, so only hardware
+ * races with it.  @expr computes the new value from @old.
+ */
+#define DTRACK_PTE_UPDATE(ptep, old, expr) ({				\
+	pteval_t __o = READ_ONCE((ptep)->pte), __n;			\
+	pte_t old;							\
+	do {								\
+		old = __pte(__o);					\
+		__n = pte_val(expr);					\
+	} while (__n != __o && !try_cmpxchg(&(ptep)->pte, &__o, __n));	\
+	old;								\
+})
+#define DTRACK_PMD_UPDATE(pmdp, old, expr) ({				\
+	pmdval_t __o = READ_ONCE((pmdp)->pmd), __n;			\
+	pmd_t old;							\
+	do {								\
+		old = __pmd(__o);					\
+		__n = pmd_val(expr);					\
+	} while (__n != __o && !try_cmpxchg(&(pmdp)->pmd, &__o, __n));	\
+	old;								\
+})
+
+/* registry.c */
+extern struct mutex dtrack_reg_lock;
+extern unsigned int dtrack_max_trackers;
+extern unsigned long dtrack_max_pages;
+extern unsigned long dtrack_max_tracker_pages;
+extern unsigned int dtrack_log_entries;
+enum dtrack_class dtrack_method_class(u32 method);
+u32 dtrack_methods_available(void);
+void dtrack_registry_counts(u32 *nr_trackers, u64 *nr_pages);
+int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
+			  u32 portid, u32 *id, struct netlink_ext_ack *extack);
+int dtrack_tracker_destroy(u32 id);
+struct dtrack_tracker *dtrack_tracker_get(u32 id);
+void dtrack_tracker_put(struct dtrack_tracker *t);
+struct dtrack_tracker *dtrack_tracker_next(u32 *id);
+void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		 unsigned long first, unsigned long nr, bool conservative);
+void dtrack_mark_addr(struct dtrack_tracker *t, unsigned long start,
+		      unsigned long end, bool conservative);
+void dtrack_queue_events(void);
+struct dtrack_mm *dtrack_mm_find(struct mm_struct *mm);
+int dtrack_registry_init(void);
+void dtrack_registry_exit(void);
+
+/* collect.c */
+int dtrack_collect(struct dtrack_tracker *t, bool reset,
+		   struct dtrack_result *res);
+int dtrack_tracker_start(struct dtrack_tracker *t);
+void dtrack_result_free(struct dtrack_result *res);
+
+/* softdirty.c: softdirty and wpfault share the soft-dirty bit */
+void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into);
+void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap);
+void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
+		    bool clear);
+bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t);
+
+/* hwdirty.c: hwdirty and accessed */
+void dtrack_hw_scan(struct dtrack_tracker *t, struct dtrack_epoch *into);
+void dtrack_hw_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap);
+
+/* wpfault.c */
+int dtrack_wpfault_init(void);
+void dtrack_wpfault_exit(void);
+bool dtrack_wpfault_available(void);
+unsigned long dtrack_wpfault_missed(void);
+void dtrack_wpfault_users(int delta);
+
+/* netlink.c */
 int dtrack_netlink_init(void);
 void dtrack_netlink_exit(void);
+void dtrack_notify(u32 id, u32 event);
 
 #endif /* _DTRACK_H */

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Collect and reset: turning a tracker's epoch into compact runs, and
+ * starting the next epoch atomically.
+ *
+ * A reset first switches epochs (t->cur moves to the spare buffer, the old
+ * one becomes t->snap), then harvests the per-PTE bits of the range into
+ * the snapshot while clearing them.  A write before the harvest reaches its
+ * PTE is seen in the old epoch; one after it sets the bit again (or faults)
+ * and belongs to the new one.  mmu notifier marks made while the snapshot
+ * is open go to both epochs.  Everything runs under dmm->op_lock.
+ */
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/vmalloc.h>
+#include "dtrack.h"
+
+static struct dtrack_epoch *dtrack_spare(struct dtrack_tracker *t)
+{
+	return t->cur == &t->ep[0] ? &t->ep[1] : &t->ep[0];
+}
+
+/* Empty @ep in O(its dirty pages) when its log is complete. */
+static void dtrack_epoch_clear(struct dtrack_tracker *t,
+			       struct dtrack_epoch *ep)
+{
+	u32 i;
+
+	if (ep->log && !ep->overflow) {
+		for (i = 0; i < ep->log_len; i++)
+			__clear_bit(ep->log[i].idx, ep->bitmap);
+	} else {
+		bitmap_zero(ep->bitmap, t->npages);
+	}
+	ep->log_len = 0;
+	ep->overflow = false;
+	ep->degraded = false;
+}
+
+/* Copy the live epoch into the (empty) spare one. Caller holds t->lock. */
+static void dtrack_epoch_copy(struct dtrack_tracker *t,
+			      struct dtrack_epoch *to)
+{
+	struct dtrack_epoch *from = t->cur;
+	u32 i;
+
+	if (from->log && !from->overflow) {
+		memcpy(to->log, from->log, from->log_len * sizeof(*to->log));
+		for (i = 0; i < from->log_len; i++)
+			__set_bit(from->log[i].idx, to->bitmap);
+		to->log_len = from->log_len;
+	} else {
+		bitmap_copy(to->bitmap, from->bitmap, t->npages);
+		to->overflow = !!from->log;
+	}
+	to->degraded = from->degraded;
+}
+
+/*
+ * VMAs dtrack cannot walk (hugetlb, PFN maps) inside the range count as
+ * all dirty, always: conservative, never a missed write.
+ */
+static void dtrack_mark_unwalkable(struct dtrack_tracker *t,
+				   struct dtrack_epoch *into)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, t->dmm->mm, t->start);
+
+	for_each_vma_range(vmi, vma, t->end) {
+		unsigned long s = max(vma->vm_start, t->start);
+		unsigned long e = min(vma->vm_end, t->end);
+
+		if (dtrack_vma_walkable(vma))
+			continue;
+		spin_lock(&t->lock);
+		dtrack_mark(t, into, (s - t->start) >> PAGE_SHIFT,
+			    (e - s) >> PAGE_SHIFT, true);
+		spin_unlock(&t->lock);
+	}
+}
+
+static struct dtrack_epoch *dtrack_switch_epoch(struct dtrack_tracker *t)
+{
+	struct dtrack_epoch *snap;
+
+	spin_lock(&t->lock);
+	snap = t->cur;
+	t->cur = dtrack_spare(t);
+	t->snap = snap;
+	t->epoch++;
+	spin_unlock(&t->lock);
+	return snap;
+}
+
+static void dtrack_close_snap(struct dtrack_tracker *t)
+{
+	spin_lock(&t->lock);
+	t->snap = NULL;
+	spin_unlock(&t->lock);
+}
+
+/*
+ * Start a new epoch of @t and return the one that ended (t->snap until
+ * the caller is done with it).  The caller holds op_lock and a reference
+ * on mm_users.
+ */
+static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t)
+{
+	struct mm_struct *mm = t->dmm->mm;
+	struct dtrack_epoch *snap;
+	bool write = false;
+
+	lockdep_assert_held(&t->dmm->op_lock);
+	mmap_read_lock(mm);
+	if (dtrack_method_class(t->method) == DTRACK_CLASS_SOFTDIRTY &&
+	    dtrack_sd_vmas_flagged(t)) {
+		/* clearing VM_SOFTDIRTY needs the write lock */
+		mmap_read_unlock(mm);
+		mmap_write_lock(mm);
+		write = true;
+	}
+	if (t->method == DTRACK_METHOD_WPFAULT) {
+		unsigned long missed = dtrack_wpfault_missed();
+
+		if (missed != t->kprobe_missed) {
+			/* a fault escaped the probe: fall back on soft-dirty */
+			spin_lock(&t->lock);
+			t->cur->degraded = true;
+			dtrack_spare(t)->degraded = true;
+			spin_unlock(&t->lock);
+			t->kprobe_missed = missed;
+		}
+	}
+	snap = dtrack_switch_epoch(t);
+	WRITE_ONCE(t->dmm->harvester, current);
+	switch (dtrack_method_class(t->method)) {
+	case DTRACK_CLASS_SOFTDIRTY:
+		dtrack_sd_vmas(t, snap, write);
+		dtrack_sd_reset(t, snap);
+		break;
+	default:
+		dtrack_hw_reset(t, snap);
+		break;
+	}
+	WRITE_ONCE(t->dmm->harvester, NULL);
+	dtrack_mark_unwalkable(t, snap);
+	if (write)
+		mmap_write_unlock(mm);
+	else
+		mmap_read_unlock(mm);
+	return snap;
+}
+
+/* The live epoch plus what the PTEs say, without resetting anything. */
+static struct dtrack_epoch *dtrack_peek_locked(struct dtrack_tracker *t)
+{
+	struct dtrack_epoch *into = dtrack_spare(t);
+	struct mm_struct *mm = t->dmm->mm;
+
+	lockdep_assert_held(&t->dmm->op_lock);
+	spin_lock(&t->lock);
+	dtrack_epoch_copy(t, into);
+	spin_unlock(&t->lock);
+
+	mmap_read_lock(mm);
+	switch (t->method) {
+	case DTRACK_METHOD_SOFTDIRTY:
+		dtrack_sd_vmas(t, into, false);
+		dtrack_sd_scan(t, into);
+		break;
+	case DTRACK_METHOD_WPFAULT:
+		dtrack_sd_vmas(t, into, false);
+		if (into->degraded ||
+		    dtrack_wpfault_missed() != t->kprobe_missed) {
+			into->degraded = true;
+			dtrack_sd_scan(t, into);
+		}
+		break;
+	default:
+		dtrack_hw_scan(t, into);
+		break;
+	}
+	dtrack_mark_unwalkable(t, into);
+	mmap_read_unlock(mm);
+	return into;
+}
+
+/* First epoch: clear the range's bits (handing them to other trackers). */
+int dtrack_tracker_start(struct dtrack_tracker *t)
+{
+	struct dtrack_mm *dmm = t->dmm;
+	struct dtrack_epoch *snap;
+
+	if (!mmget_not_zero(dmm->mm))
+		return -ESRCH;
+	mutex_lock(&dmm->op_lock);
+	t->kprobe_missed = dtrack_wpfault_missed();
+	snap = dtrack_reset_locked(t);
+	dtrack_close_snap(t);
+	dtrack_epoch_clear(t, snap);
+	t->epoch = 1;
+	mutex_unlock(&dmm->op_lock);
+	mmput(dmm->mm);
+	return 0;
+}
+
+static int dtrack_cmp_u32(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Runs of an epoch whose log is complete: O(d log d) in its d pages. */
+static int dtrack_runs_from_log(struct dtrack_tracker *t,
+				struct dtrack_epoch *ep,
+				struct dtrack_result *res)
+{
+	u32 i, n = ep->log_len, *idx;
+	struct dtrack_run *run = NULL;
+
+	res->nr_dirty = n;
+	if (!n)
+		return 0;
+	idx = kvmalloc_array(n, sizeof(*idx), GFP_KERNEL);
+	res->runs = kvmalloc_array(n, sizeof(*res->runs), GFP_KERNEL);
+	if (!idx || !res->runs) {
+		kvfree(idx);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		idx[i] = ep->log[i].idx;
+	sort(idx, n, sizeof(*idx), dtrack_cmp_u32, NULL);
+	for (i = 0; i < n; i++) {
+		u64 addr = t->start + ((u64)idx[i] << PAGE_SHIFT);
+
+		if (run && run->addr + (run->pages << PAGE_SHIFT) == addr) {
+			run->pages++;
+			continue;
+		}
+		run = &res->runs[res->nr_runs++];
+		run->addr = addr;
+		run->pages = 1;
+	}
+	kvfree(idx);
+	return 0;
+}
+
+static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
+				   struct dtrack_epoch *ep,
+				   struct dtrack_result *res)
+{
+	unsigned long s, e, n = 0;
+
+	for (s = find_first_bit(ep->bitmap, t->npages); s < t->npages;
+	     s = find_next_bit(ep->bitmap, t->npages, e)) {
+		e = find_next_zero_bit(ep->bitmap, t->npages, s);
+		n++;
+	}
+	res->nr_dirty = bitmap_weight(ep->bitmap, t->npages);
+	if (!n)
+		return 0;
+	res->runs = kvmalloc_array(n, sizeof(*res->runs), GFP_KERNEL);
+	if (!res->runs)
+		return -ENOMEM;
+	for (s = find_first_bit(ep->bitmap, t->npages); s < t->npages;
+	     s = find_next_bit(ep->bitmap, t->npages, e)) {
+		struct dtrack_run *run = &res->runs[res->nr_runs++];
+
+		e = find_next_zero_bit(ep->bitmap, t->npages, s);
+		run->addr = t->start + ((u64)s << PAGE_SHIFT);
+		run->pages = e - s;
+	}
+	return 0;
+}
+
+void dtrack_result_free(struct dtrack_result *res)
+{
+	kvfree(res->runs);
+	res->runs = NULL;
+	res->nr_runs = 0;
+}
+
+/*
+ * COLLECT: the pages written in the current epoch, as runs; with @reset
+ * the next epoch starts atomically.  An ended tracker reports what it
+ * recorded before its target went away.
+ */
+int dtrack_collect(struct dtrack_tracker *t, bool reset,
+		   struct dtrack_result *res)
+{
+	struct dtrack_mm *dmm = t->dmm;
+	struct dtrack_epoch *ep;
+	u64 t0 = ktime_get_ns();
+	bool alive;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->tracker_id = t->id;
+	mutex_lock(&dmm->op_lock);
+	alive = atomic_read(&t->state) == DTRACK_STATE_ACTIVE &&
+		mmget_not_zero(dmm->mm);
+	res->epoch = t->epoch;
+	if (!alive) {
+		ep = dtrack_spare(t);
+		spin_lock(&t->lock);
+		dtrack_epoch_copy(t, ep);
+		spin_unlock(&t->lock);
+		reset = false;
+	} else if (reset) {
+		ep = dtrack_reset_locked(t);
+	} else {
+		ep = dtrack_peek_locked(t);
+	}
+	if (alive)
+		mmput(dmm->mm);
+
+	if (ep->overflow || ep->degraded)
+		res->flags |= DTRACK_RESULT_CONSERVATIVE;
+	if (ep->log && !ep->overflow)
+		ret = dtrack_runs_from_log(t, ep, res);
+	else
+		ret = dtrack_runs_from_bitmap(t, ep, res);
+	if (reset) {
+		dtrack_close_snap(t);
+		if (ret) {
+			/* no answer: keep the writes for the next collect */
+			spin_lock(&t->lock);
+			bitmap_or(t->cur->bitmap, t->cur->bitmap, ep->bitmap,
+				  t->npages);
+			if (t->cur->log)
+				t->cur->overflow = true;
+			spin_unlock(&t->lock);
+		}
+	}
+	dtrack_epoch_clear(t, ep);
+
+	t->collects++;
+	if (reset)
+		t->resets++;
+	t->last_dirty = res->nr_dirty;
+	t->last_collect_ns = ktime_get_ns() - t0;
+	mutex_unlock(&dmm->op_lock);
+	if (ret)
+		dtrack_result_free(res);
+	return ret;
+}

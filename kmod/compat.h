@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one place where dtrack looks at LINUX_VERSION_CODE: the differences
+ * between the kernels it supports (Debian 6.1 and 6.12) are hidden behind
+ * the helpers below so that the rest of the module reads the same on both.
+ */
+#ifndef _DTRACK_COMPAT_H
+#define _DTRACK_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <net/genetlink.h>
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+/* pte_offset_map_lock() may fail (the pmd changed under us): retry. */
+#define DTRACK_PTE_MAP_CAN_FAIL		1
+#define dtrack_notifier_range_init(range, event, mm, start, end) \
+	mmu_notifier_range_init(range, event, 0, mm, start, end)
+#define dtrack_genl_dump_attrs(cb)	(genl_info_dump(cb)->attrs)
+#define DTRACK_VM_FLAGS_CLEAR(vma, flags) vm_flags_clear(vma, flags)
+#define DTRACK_MN_END_ONLY_ARG
+#else
+#define DTRACK_PTE_MAP_CAN_FAIL		0
+#define dtrack_notifier_range_init(range, event, mm, start, end) \
+	mmu_notifier_range_init(range, event, 0, NULL, mm, start, end)
+#define dtrack_genl_dump_attrs(cb)	(genl_dumpit_info(cb)->attrs)
+#define DTRACK_VM_FLAGS_CLEAR(vma, flags) ((vma)->vm_flags &= ~(flags))
+#define DTRACK_MN_END_ONLY_ARG		, false
+#endif
+
+#endif /* _DTRACK_COMPAT_H */

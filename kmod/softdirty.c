@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The soft-dirty bit, shared by softdirty trackers (which read it) and
+ * wpfault trackers (whose resets clear it to get write faults, and which
+ * fall back on it when a fault may have been missed).
+ *
+ * Reset is clear_refs' CLEAR_REFS_SOFT_DIRTY restricted to one range:
+ * clear VM_SOFTDIRTY on the VMAs (so that new writes are tracked again and
+ * shared mappings get write notification), clear the soft-dirty bit and
+ * write-protect every PTE and huge PMD (not splitting it), and flush the
+ * TLB.  Before a bit is cleared, the page is handed to the resetting
+ * tracker's ending epoch and to the live epoch of every other tracker of
+ * the class covering it: one tracker's reset never hides a write from
+ * another.
+ */
+#include <linux/mm.h>
+#include <linux/swap.h>
+#include <linux/swapops.h>
+#include "dtrack.h"
+
+struct dtrack_sd_ctx {
+	struct dtrack_tracker *self;
+	struct dtrack_epoch *into;	/* self's epoch to mark */
+	bool clear;			/* reset (else read-only scan) */
+};
+
+/*
+ * Hand [start, end) to @self's @into and, when the bit is being cleared,
+ * to every other tracker of the class.  op_lock keeps the list stable.
+ */
+static void dtrack_sd_hand(struct dtrack_sd_ctx *c, unsigned long start,
+			   unsigned long end, bool conservative)
+{
+	struct dtrack_tracker *t = c->self, *u;
+	unsigned long s = max(start, t->start), e = min(end, t->end);
+
+	if (s < e) {
+		spin_lock(&t->lock);
+		dtrack_mark(t, c->into, (s - t->start) >> PAGE_SHIFT,
+			    (e - s) >> PAGE_SHIFT, conservative);
+		spin_unlock(&t->lock);
+	}
+	if (!c->clear)
+		return;
+	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
+		if (u == t || dtrack_method_class(u->method) !=
+			      DTRACK_CLASS_SOFTDIRTY)
+			continue;
+		dtrack_mark_addr(u, start, end, conservative);
+	}
+}
+
+/* Pinned COW pages must stay writable (see clear_refs' pte_is_pinned()). */
+static bool dtrack_pte_pinned(struct vm_area_struct *vma, pte_t pte)
+{
+	struct folio *folio;
+
+	if (!pte_write(pte) || !is_cow_mapping(vma->vm_flags) ||
+	    likely(!test_bit(MMF_HAS_PINNED, &vma->vm_mm->flags)))
+		return false;
+	folio = dtrack_pte_folio(vma, pte);
+	return folio && folio_maybe_dma_pinned(folio);
+}
+
+static void dtrack_sd_pte(struct dtrack_walk *w, unsigned long addr,
+			  pte_t *ptep)
+{
+	struct dtrack_sd_ctx *c = w->priv;
+	pte_t pte = ptep_get(ptep), old;
+
+	if (pte_present(pte)) {
+		if (!c->clear || dtrack_pte_pinned(w->vma, pte)) {
+			/* a pinned page keeps its bit: reported every epoch */
+			if (pte_soft_dirty(pte) || c->clear)
+				dtrack_sd_hand(c, addr, addr + PAGE_SIZE,
+					       !pte_soft_dirty(pte));
+			if (c->clear)
+				dtrack_mark_addr(c->self, addr,
+						 addr + PAGE_SIZE, true);
+			return;
+		}
+		old = DTRACK_PTE_UPDATE(ptep, o,
+					pte_clear_soft_dirty(pte_wrprotect(o)));
+		if (pte_soft_dirty(old))
+			dtrack_sd_hand(c, addr, addr + PAGE_SIZE, false);
+		if (pte_write(old) || pte_soft_dirty(old))
+			w->changed = true;
+	} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
+		dtrack_sd_hand(c, addr, addr + PAGE_SIZE, false);
+		if (c->clear)
+			set_pte_at(w->mm, addr, ptep,
+				   pte_swp_clear_soft_dirty(pte));
+	}
+}
+
+/* Huge PMD (never split): the whole huge page is handed over. */
+static void dtrack_sd_pmd(struct dtrack_walk *w, unsigned long addr,
+			  unsigned long end, pmd_t *pmdp)
+{
+	unsigned long haddr = addr & HPAGE_PMD_MASK;
+	struct dtrack_sd_ctx *c = w->priv;
+	pmd_t pmd = *pmdp, old;
+
+	if (pmd_present(pmd)) {
+		if (!c->clear) {
+			if (pmd_soft_dirty(pmd))
+				dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE,
+					       false);
+			return;
+		}
+		old = DTRACK_PMD_UPDATE(pmdp, o,
+					pmd_clear_soft_dirty(pmd_wrprotect(o)));
+		if (pmd_soft_dirty(old))
+			dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
+		if (pmd_write(old) || pmd_soft_dirty(old))
+			w->changed = true;
+	} else if (is_pmd_migration_entry(pmd) && pmd_swp_soft_dirty(pmd)) {
+		dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
+		if (c->clear)
+			set_pmd_at(w->mm, haddr, pmdp,
+				   pmd_swp_clear_soft_dirty(pmd));
+	}
+}
+
+/* Read-only scan: soft-dirty pages of t's range into @into. */
+void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
+{
+	struct dtrack_sd_ctx c = { .self = t, .into = into };
+	struct dtrack_walk w = {
+		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.priv = &c,
+	};
+
+	dtrack_walk_range(&w, t->start, t->end);
+}
+
+/* Reset: hand soft-dirty pages to @snap and the other trackers, clear. */
+void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
+{
+	struct dtrack_sd_ctx c = { .self = t, .into = snap, .clear = true };
+	struct dtrack_walk w = {
+		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.priv = &c,
+	};
+	struct mmu_notifier_range range;
+
+	dtrack_flush_begin(w.mm, &range, t->start, t->end, true);
+	dtrack_walk_range(&w, t->start, t->end);
+	dtrack_flush_end(w.mm, &range, w.changed, true);
+}
+
+bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, t->dmm->mm, t->start);
+
+	if (!VM_SOFTDIRTY)
+		return false;
+	for_each_vma_range(vmi, vma, t->end)
+		if (vma->vm_flags & VM_SOFTDIRTY)
+			return true;
+	return false;
+}
+
+/*
+ * vma_set_page_prot() is not exported: the same for a VMA whose soft-dirty
+ * tracking was just enabled.  vma_wants_writenotify() is then true for
+ * shared writable mappings, whose PTEs must be installed read-only (x86:
+ * without _PAGE_RW, as for private mappings) so that writes fault again.
+ */
+static void dtrack_vma_set_page_prot(struct vm_area_struct *vma)
+{
+	const struct vm_operations_struct *ops = vma->vm_ops;
+	vm_flags_t flags = vma->vm_flags;
+
+	if ((flags & (VM_WRITE | VM_SHARED)) != (VM_WRITE | VM_SHARED))
+		return;
+	if (!(ops && (ops->page_mkwrite || ops->pfn_mkwrite)) &&
+	    (flags & (VM_PFNMAP | VM_MIXEDMAP | VM_IO)))
+		return;
+	WRITE_ONCE(vma->vm_page_prot,
+		   __pgprot(pgprot_val(vma->vm_page_prot) & ~_PAGE_RW));
+}
+
+/*
+ * VMAs with VM_SOFTDIRTY (new, or merged with a new one) count as all
+ * dirty.  With @clear (mmap_lock held for write), the flag is cleared the
+ * way clear_refs does, after handing the whole VMA - not only the part in
+ * t's range - to every tracker of the class, since the flag covered it all.
+ */
+void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
+		    bool clear)
+{
+	struct dtrack_sd_ctx c = { .self = t, .into = into, .clear = clear };
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, t->dmm->mm, t->start);
+
+	if (!VM_SOFTDIRTY)
+		return;
+	for_each_vma_range(vmi, vma, t->end) {
+		if (!(vma->vm_flags & VM_SOFTDIRTY))
+			continue;
+		dtrack_sd_hand(&c, vma->vm_start, vma->vm_end, true);
+		if (!clear)
+			continue;
+		mmap_assert_write_locked(t->dmm->mm);
+		DTRACK_VM_FLAGS_CLEAR(vma, VM_SOFTDIRTY);
+		dtrack_vma_set_page_prot(vma);
+	}
+}

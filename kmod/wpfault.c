@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wpfault: write-fault capture.  A reset write-protects the range (the
+ * soft-dirty reset of softdirty.c, which also engages the kernel's own
+ * "soft-dirty needs write faults" rules for mprotect and shared mappings);
+ * every write fault in the range is then recorded as it happens, by a
+ * kretprobe on handle_mm_fault(), into the tracker's epoch: a bitmap (the
+ * truth) plus a log of first writes with timestamps, so that a collect
+ * costs O(dirty pages).  When the log is full the epoch keeps the bitmap
+ * only and its answer is flagged conservative (DTRACK_EVENT_LOG_OVERFLOW).
+ *
+ * The fault is recorded on entry and again on return: on entry so that
+ * the write lands in the epoch in which it was attempted, on return so
+ * that a fault which made the PTE writable after a racing reset had
+ * write-protected it is still seen by the new epoch (reset switches epochs
+ * before walking the range).  A write fault that installs a writable huge
+ * PMD marks the whole huge page.  If the kretprobe ever misses a fault
+ * (nmissed), the epochs concerned fall back on soft-dirty (degraded).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kprobes.h>
+#include <linux/mm.h>
+#include <linux/ptrace.h>
+#include "dtrack.h"
+
+static atomic_t dtrack_wp_users = ATOMIC_INIT(0);
+static bool dtrack_rp_registered;
+
+struct dtrack_rp_data {
+	struct mm_struct *mm;
+	unsigned long addr;
+};
+
+void dtrack_wpfault_users(int delta)
+{
+	atomic_add(delta, &dtrack_wp_users);
+}
+
+/* Does a writable huge PMD map @addr? (called in the faulting context) */
+static bool dtrack_huge_writable(struct mm_struct *mm, unsigned long addr)
+{
+	unsigned long flags;
+	bool huge = false;
+	pgd_t *pgd;
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+
+	/* like GUP-fast: page tables are not freed while IRQs are off */
+	local_irq_save(flags);
+	pgd = pgd_offset(mm, addr);
+	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+		goto out;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+		goto out;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
+		goto out;
+	pmd = READ_ONCE(*pmd_offset(pud, addr));
+	huge = pmd_present(pmd) && pmd_trans_huge(pmd) && pmd_write(pmd);
+out:
+	local_irq_restore(flags);
+	return huge;
+}
+
+/* Record a write fault at @addr of @mm; true if a tracker covers it. */
+static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
+			     bool entry)
+{
+	struct dtrack_tracker *t;
+	struct dtrack_mm *dmm;
+	bool found = false, huge = false;
+
+	rcu_read_lock();
+	dmm = dtrack_mm_find(mm);
+	if (!dmm)
+		goto out;
+	list_for_each_entry_rcu(t, &dmm->trackers, mm_node) {
+		unsigned long s = addr & PAGE_MASK, e = s + PAGE_SIZE;
+
+		if (t->method != DTRACK_METHOD_WPFAULT ||
+		    addr < t->start || addr >= t->end)
+			continue;
+		if (!entry && !found)
+			huge = dtrack_huge_writable(mm, addr);
+		found = true;
+		if (huge) {
+			s = addr & HPAGE_PMD_MASK;
+			e = s + HPAGE_PMD_SIZE;
+		}
+		spin_lock(&t->lock);
+		dtrack_mark(t, t->cur, (max(s, t->start) - t->start) >> PAGE_SHIFT,
+			    (min(e, t->end) - max(s, t->start)) >> PAGE_SHIFT,
+			    false);
+		spin_unlock(&t->lock);
+		if (entry)
+			atomic64_inc(&t->faults);
+	}
+out:
+	rcu_read_unlock();
+	return found;
+}
+
+static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct dtrack_rp_data *d = (struct dtrack_rp_data *)ri->data;
+	unsigned int flags = regs_get_kernel_argument(regs, 2);
+	struct vm_area_struct *vma;
+
+	if (!(flags & FAULT_FLAG_WRITE) || !atomic_read(&dtrack_wp_users))
+		return 1;
+	vma = (struct vm_area_struct *)regs_get_kernel_argument(regs, 0);
+	d->mm = vma->vm_mm;
+	d->addr = regs_get_kernel_argument(regs, 1);
+	return dtrack_wp_record(d->mm, d->addr, true) ? 0 : 1;
+}
+
+static int dtrack_rp_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct dtrack_rp_data *d = (struct dtrack_rp_data *)ri->data;
+
+	dtrack_wp_record(d->mm, d->addr, false);
+	return 0;
+}
+
+static struct kretprobe dtrack_rp = {
+	.kp.symbol_name = "handle_mm_fault",
+	.entry_handler = dtrack_rp_entry,
+	.handler = dtrack_rp_return,
+	.data_size = sizeof(struct dtrack_rp_data),
+};
+
+bool dtrack_wpfault_available(void)
+{
+	return dtrack_rp_registered;
+}
+
+/* Faults the probe may have missed since load (compared across epochs). */
+unsigned long dtrack_wpfault_missed(void)
+{
+	if (!dtrack_rp_registered)
+		return 0;
+	return READ_ONCE(dtrack_rp.nmissed) + READ_ONCE(dtrack_rp.kp.nmissed);
+}
+
+int __init dtrack_wpfault_init(void)
+{
+	int ret;
+
+	/* faults sleep: many may be in flight at once */
+	dtrack_rp.maxactive = clamp_t(int, 16 * num_possible_cpus(), 64, 4096);
+	ret = register_kretprobe(&dtrack_rp);
+	if (ret) {
+		pr_warn("cannot probe handle_mm_fault (%d): wpfault unavailable\n",
+			ret);
+		return 0;
+	}
+	dtrack_rp_registered = true;
+	return 0;
+}
+
+void dtrack_wpfault_exit(void)
+{
+	if (dtrack_rp_registered)
+		unregister_kretprobe(&dtrack_rp);
+	dtrack_rp_registered = false;
+}
