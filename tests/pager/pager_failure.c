@@ -64,7 +64,11 @@ FIXTURE_SETUP(fail)
 
 FIXTURE_TEARDOWN(fail)
 {
+	char small[PATH_MAX + 16];
+
 	pt_stop_pagerd(self->pagerd, SIGKILL);
+	snprintf(small, sizeof(small), "%s/small", self->dir);
+	umount2(small, MNT_DETACH);	/* enospc's tmpfs, if an assert hit */
 	if (getenv("PAGER_TEST_KEEP"))
 		fprintf(stderr, "# kept %s\n", self->dir);
 	else
