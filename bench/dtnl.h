@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Minimal generic netlink client of the dtrack family, on raw sockets so the
+ * benchmark depends on nothing but the UAPI header (and measures netlink's
+ * real cost, with no library in between).
+ */
+#ifndef BENCH_DTNL_H
+#define BENCH_DTNL_H
+
+#include <stdint.h>
+
+struct dtnl {
+	int fd;
+	uint16_t family;
+	uint32_t seq;
+	char *buf;
+	size_t buf_size;
+};
+
+/* Called for every dirty run of a collect: first page address, pages */
+typedef void (*dtnl_run_cb)(void *arg, uint64_t addr, uint64_t pages);
+
+int dtnl_open(struct dtnl *nl);
+void dtnl_close(struct dtnl *nl);
+/* GET_VERSION: bitmask (1 << method) of methods the module implements */
+int dtnl_methods(struct dtnl *nl, uint32_t *methods, char *version, size_t vlen);
+/* CREATE: returns the tracker id (> 0) or -errno (EOPNOTSUPP: no method) */
+int dtnl_create(struct dtnl *nl, int pid, uint64_t addr, uint64_t len, int method);
+int dtnl_destroy(struct dtnl *nl, uint32_t id);
+/* COLLECT (dump), with DTRACK_COLLECT_RESET if reset; returns 0 or -errno */
+int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
+		 void *arg, uint64_t *nr_dirty, uint32_t *result_flags);
+
+#endif
