@@ -492,6 +492,9 @@ static int request(struct pager *p, struct pager_msg_hdr *h, const int *fds,
 		pthread_mutex_lock(&p->req_lock);
 		gen = p->gen;
 		ret = xfer(p, h, fds, nfds, payload, plen, &broken);
+		/* a stopping pagerd: ask its successor */
+		if (ret == -ESHUTDOWN)
+			broken = true;
 		if (!broken) {
 			if (!ret && add) {
 				add->next = p->regions;

@@ -178,8 +178,9 @@ static void *wl_main(void *arg)
 
 	for (long i = 0; i < w->ops && !w->bad; i++) {
 		uint64_t r = pt_rand(&seed);
-		size_t pg = (r % (w->npages / NTHREADS)) * NTHREADS + w->id;
-		size_t off = pg * PT_PAGE + ((r >> 32) % (PT_PAGE / 8)) * 8;
+		size_t pg = r % w->npages;	/* pages shared, slots not */
+		size_t slot = ((r >> 32) % (PT_PAGE / 8 / NTHREADS)) * NTHREADS;
+		size_t off = pg * PT_PAGE + (slot + w->id) * 8;
 
 		if (r & (1ULL << 21)) {
 			uint64_t v = pt_rand(&seed);

@@ -86,8 +86,9 @@ struct worker {
 };
 
 /*
- * Thread @id owns pages with index % NTHREADS == id, so the model needs no
- * locking while all threads fault, write and get evicted concurrently.
+ * Thread @id owns the 8-byte slots with index % NTHREADS == id of every
+ * page: all threads fault, write and race with eviction on the same pages,
+ * yet the model needs no locking.
  */
 static void *worker_main(void *arg)
 {
@@ -96,8 +97,9 @@ static void *worker_main(void *arg)
 
 	for (long i = 0; i < w->ops && !w->bad; i++) {
 		uint64_t r = pt_rand(&seed);
-		size_t pg = (r % (w->npages / NTHREADS)) * NTHREADS + w->id;
-		size_t off = pg * PT_PAGE + ((r >> 32) % (PT_PAGE / 8)) * 8;
+		size_t pg = r % w->npages;
+		size_t slot = ((r >> 32) % (PT_PAGE / 8 / NTHREADS)) * NTHREADS;
+		size_t off = pg * PT_PAGE + (slot + w->id) * 8;
 
 		if (r & (1ULL << 20)) {
 			uint64_t v = pt_rand(&seed);
