@@ -295,4 +295,58 @@ TEST_F_TIMEOUT(pager, sigterm_flush_restart, 90)
 	ASSERT_EQ(-1, d) TH_LOG("file after restart+sync differs at %lld", d);
 }
 
+/* Sequential faults grow a readahead window: far fewer faults than pages. */
+TEST_F_TIMEOUT(pager, sequential_readahead, 60)
+{
+	size_t len = self->budget / 2 & ~(PT_PAGE - 1);
+	struct pager_stats st;
+	unsigned char *mem;
+	long long d;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 8));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	TH_LOG("%zu pages: %llu missing faults, %llu readahead", len / PT_PAGE,
+	       (unsigned long long)st.missing_faults,
+	       (unsigned long long)st.readahead);
+	EXPECT_GT(st.readahead, 0);
+	EXPECT_LT(st.missing_faults, len / PT_PAGE / 4);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/* pagerd --stats, text and JSON, while regions are live. */
+TEST_F_TIMEOUT(pager, stats_cli, 30)
+{
+	char cmd[3 * PATH_MAX], buf[4096];
+	unsigned char *mem;
+	size_t n;
+	FILE *f;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, PT_PAGE * 64, 2));
+	mem = pager_map(self->p, PT_PAGE * 64, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	mem[0] ^= 1;
+	for (int json = 0; json < 2; json++) {
+		snprintf(cmd, sizeof(cmd), "'%s' --stats %s--socket '%s'",
+			 pt_pagerd_path(), json ? "--json " : "", self->sock);
+		f = popen(cmd, "r");
+		ASSERT_NE(NULL, f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = 0;
+		ASSERT_EQ(0, pclose(f));
+		if (json) {
+			EXPECT_EQ('{', buf[0]);
+			EXPECT_NE(NULL, strstr(buf, "\"region\": [{\"id\""));
+			EXPECT_NE(NULL, strstr(buf, "\"fault_latency_us_log2\""));
+		} else {
+			EXPECT_NE(NULL, strstr(buf, "1 regions"));
+			EXPECT_NE(NULL, strstr(buf, "wp_faults"));
+		}
+	}
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 TEST_HARNESS_MAIN
