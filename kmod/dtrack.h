@@ -13,6 +13,7 @@
 #include <linux/spinlock.h>
 #include <linux/refcount.h>
 #include <linux/workqueue.h>
+#include <linux/uidgid.h>
 #include <uapi/linux/dtrack.h>
 #include "compat.h"
 
@@ -57,6 +58,7 @@ struct dtrack_tracker {
 	/* dmm->trackers: RCU readers; writers hold dtrack_reg_lock + dmm->op_lock */
 	struct list_head mm_node;
 	struct pid *pid;
+	kuid_t owner;			/* euid of the creator */
 	unsigned long start, end;	/* [start, end), page aligned */
 	unsigned long npages;
 

@@ -17,20 +17,19 @@ static const struct nla_policy dtrack_version_policy[DTRACK_A_MAX + 1] = {
 };
 
 static const struct nla_policy dtrack_create_policy[DTRACK_A_MAX + 1] = {
-	[DTRACK_A_PID]		= NLA_POLICY_MIN(NLA_U32, 1),
+	[DTRACK_A_PID]		= { .type = NLA_U32 },
 	[DTRACK_A_ADDR]		= { .type = NLA_U64 },
 	[DTRACK_A_LEN]		= { .type = NLA_U64 },
-	[DTRACK_A_METHOD]	= NLA_POLICY_RANGE(NLA_U32, DTRACK_METHOD_SOFTDIRTY,
-						   DTRACK_METHOD_MAX),
+	[DTRACK_A_METHOD]	= { .type = NLA_U32 },
 	[DTRACK_A_FLAGS]	= NLA_POLICY_MASK(NLA_U32, DTRACK_F_ALL),
 };
 
 static const struct nla_policy dtrack_id_policy[DTRACK_A_MAX + 1] = {
-	[DTRACK_A_TRACKER_ID]	= NLA_POLICY_MIN(NLA_U32, 1),
+	[DTRACK_A_TRACKER_ID]	= { .type = NLA_U32 },
 };
 
 static const struct nla_policy dtrack_collect_policy[DTRACK_A_MAX + 1] = {
-	[DTRACK_A_TRACKER_ID]	= NLA_POLICY_MIN(NLA_U32, 1),
+	[DTRACK_A_TRACKER_ID]	= { .type = NLA_U32 },
 	[DTRACK_A_COLLECT_FLAGS] = NLA_POLICY_MASK(NLA_U32, DTRACK_COLLECT_ALL),
 };
 
@@ -73,7 +72,7 @@ static int dtrack_nl_create(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
 	struct sk_buff *msg;
-	u32 flags = 0, id;
+	u32 flags = 0, method, id;
 	void *hdr;
 	int ret;
 
@@ -84,6 +83,18 @@ static int dtrack_nl_create(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	if (attrs[DTRACK_A_FLAGS])
 		flags = nla_get_u32(attrs[DTRACK_A_FLAGS]);
+	/* checked here rather than by policy: the errno users expect */
+	if (!nla_get_u32(attrs[DTRACK_A_PID])) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[DTRACK_A_PID],
+				    "no such process");
+		return -ESRCH;
+	}
+	method = nla_get_u32(attrs[DTRACK_A_METHOD]);
+	if (method < DTRACK_METHOD_SOFTDIRTY || method > DTRACK_METHOD_MAX) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[DTRACK_A_METHOD],
+				    "unknown method");
+		return -EINVAL;
+	}
 
 	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
@@ -91,7 +102,7 @@ static int dtrack_nl_create(struct sk_buff *skb, struct genl_info *info)
 	ret = dtrack_tracker_create(nla_get_u32(attrs[DTRACK_A_PID]),
 				    nla_get_u64(attrs[DTRACK_A_ADDR]),
 				    nla_get_u64(attrs[DTRACK_A_LEN]),
-				    nla_get_u32(attrs[DTRACK_A_METHOD]), flags,
+				    method, flags,
 				    info->snd_portid, &id, info->extack);
 	if (ret) {
 		nlmsg_free(msg);

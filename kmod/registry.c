@@ -304,6 +304,8 @@ static const struct mmu_notifier_ops dtrack_mn_ops = {
 
 /* --- trackers ---------------------------------------------------------- */
 
+static bool dtrack_may_attach(struct task_struct *task);
+
 static void dtrack_tracker_free(struct dtrack_tracker *t)
 {
 	int i;
@@ -324,12 +326,33 @@ void dtrack_tracker_put(struct dtrack_tracker *t)
 		dtrack_tracker_free(t);
 }
 
+/*
+ * Trackers are visible to the user who created them and to whoever may
+ * ptrace their target; to others they do not exist (-ENOENT).
+ */
+static bool dtrack_tracker_visible(struct dtrack_tracker *t)
+{
+	struct task_struct *task;
+	bool ok;
+
+	if (uid_eq(current_euid(), t->owner))
+		return true;
+	task = get_pid_task(t->pid, PIDTYPE_PID);
+	if (!task)
+		return capable(CAP_SYS_PTRACE);
+	ok = dtrack_may_attach(task);
+	put_task_struct(task);
+	return ok;
+}
+
 struct dtrack_tracker *dtrack_tracker_get(u32 id)
 {
 	struct dtrack_tracker *t;
 
 	mutex_lock(&dtrack_reg_lock);
 	t = idr_find(&dtrack_idr, id);
+	if (t && !dtrack_tracker_visible(t))
+		t = NULL;
 	if (t)
 		refcount_inc(&t->ref);
 	mutex_unlock(&dtrack_reg_lock);
@@ -344,7 +367,9 @@ struct dtrack_tracker *dtrack_tracker_next(u32 *id)
 
 	mutex_lock(&dtrack_reg_lock);
 	/* skips the NULL entries of trackers being created */
-	t = idr_get_next(&dtrack_idr, &next);
+	while ((t = idr_get_next(&dtrack_idr, &next)) &&
+	       !dtrack_tracker_visible(t))
+		next++;
 	if (t) {
 		refcount_inc(&t->ref);
 		*id = next;
@@ -392,6 +417,8 @@ int dtrack_tracker_destroy(u32 id)
 
 	mutex_lock(&dtrack_reg_lock);
 	t = idr_find(&dtrack_idr, id);
+	if (t && !dtrack_tracker_visible(t))
+		t = NULL;
 	if (t)
 		dtrack_tracker_destroy_locked(t, DTRACK_EVENT_DESTROYED);
 	mutex_unlock(&dtrack_reg_lock);
@@ -540,6 +567,7 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 		goto err_put_task;
 	}
 	t->pid = get_task_pid(task, PIDTYPE_PID);
+	t->owner = current_euid();
 	t->start = addr;
 	t->end = addr + len;
 	t->flags = flags;
