@@ -207,7 +207,9 @@ const char *fmt_ratio(double r)
 
 	if (r < 0 || r != r)
 		snprintf(b, 32, "n/a");
+	else if (r < 10)
+		snprintf(b, 32, "%.3fx", r);
 	else
-		snprintf(b, 32, "%.2fx", r);
+		snprintf(b, 32, "%.1fx", r);
 	return b;
 }
