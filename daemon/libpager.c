@@ -523,14 +523,11 @@ static int request(struct pager *p, struct pager_msg_hdr *h, const int *fds,
 	}
 }
 
-static int open_temp(void)
+static int open_tmp_in(const char *dir)
 {
-	const char *dir = getenv("PAGER_TMPDIR");
 	char path[4096];
 	int fd;
 
-	if (!dir || !*dir)
-		dir = "/var/tmp";
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
 			errno != EINVAL))
@@ -539,6 +536,21 @@ static int open_temp(void)
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd >= 0)
 		unlink(path);
+	return fd;
+}
+
+/* An unlinked file: $PAGER_TMPDIR, else /var/tmp, $TMPDIR, /tmp. */
+static int open_temp(void)
+{
+	const char *dirs[] = { getenv("PAGER_TMPDIR"), "/var/tmp",
+			       getenv("TMPDIR"), "/tmp" };
+	int fd = -1;
+
+	if (dirs[0] && *dirs[0])
+		return open_tmp_in(dirs[0]);
+	for (size_t i = 1; i < sizeof(dirs) / sizeof(dirs[0]) && fd < 0; i++)
+		if (dirs[i] && *dirs[i])
+			fd = open_tmp_in(dirs[i]);
 	return fd;
 }
 

@@ -101,9 +101,18 @@ static void *big_alloc(size_t size)
 		return NULL;
 	in_pager++;
 	p = pager_map(pager, size, NULL, PAGER_TEMPORARY);
-	in_pager--;
-	if (!p)
+	if (!p) {
+		static bool warned;
+
+		if (!warned)
+			fprintf(stderr, "libpager-preload: pager_map: %s, "
+				"this allocation is not paged\n",
+				strerror(errno));
+		warned = true;
+		in_pager--;
 		return NULL;
+	}
+	in_pager--;
 	pthread_mutex_lock(&big_lock);
 	if (nr_bigs == MAX_BIG) {
 		pthread_mutex_unlock(&big_lock);

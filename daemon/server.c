@@ -283,6 +283,8 @@ static int check_file_fd(int fd, uint64_t min_size)
 		return -EBADF;
 	if ((fl & O_ACCMODE) != O_RDWR)
 		return -EACCES;
+	if (fl & O_APPEND)
+		return -EINVAL;	/* positional writes would append */
 	if ((uint64_t)st.st_size < min_size)
 		return -EINVAL;
 	return 0;
