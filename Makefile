@@ -31,7 +31,7 @@ PREFIX ?= /usr/local
 DTRACK_VERSION := $(shell sed -n 's/^\#define DTRACK_MODULE_VERSION "\(.*\)"/\1/p' kmod/dtrack.h)
 
 .PHONY: all deps module modules user kernels ksft test test-host test-vm test-debug run bench \
-	install modules_install clean distclean checkpatch $(USER_DIRS)
+	install modules_install clean distclean checkpatch
 
 all: module user
 
@@ -65,10 +65,12 @@ $(KSFT_INC)/kselftest_harness.h:
 	scripts/fetch-kernels.sh ksft
 
 # --- user space ----------------------------------------------------------
-user: $(USER_DIRS)
+# Directory targets are prefixed so that 'bench' the directory and 'bench'
+# the benchmark run cannot collide.
+user: $(addprefix subdir-,$(USER_DIRS))
 
-$(USER_DIRS): ksft
-	$(MAKE) -C $@
+subdir-%: ksft
+	$(MAKE) -C $*
 
 # --- tests, demo, benchmarks ---------------------------------------------
 test: deps
