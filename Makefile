@@ -69,8 +69,8 @@ $(KSFT_INC)/kselftest_harness.h:
 # the benchmark run cannot collide.
 user: $(addprefix subdir-,$(USER_DIRS))
 
-subdir-%: ksft
-	$(MAKE) -C $*
+$(addprefix subdir-,$(USER_DIRS)): subdir-%: ksft
+	$(MAKE) -C $(patsubst subdir-%,%,$@)
 
 # --- tests, demo, benchmarks ---------------------------------------------
 test: deps
