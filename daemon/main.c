@@ -61,11 +61,25 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 0: break;
-	default: return -EINVAL;
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
+	case 0:
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (*end == 'B' || *end == 'b')
 		end++;
@@ -136,7 +150,9 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "s:b:t:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
-		case 's': path = optarg; break;
+		case 's':
+			path = optarg;
+			break;
 		case 'b':
 			if (parse_size(optarg, &budget) || budget < PAGE_SIZE)
 				usage();
@@ -146,10 +162,17 @@ int main(int argc, char **argv)
 			if (threads < 1 || threads > 256)
 				usage();
 			break;
-		case 'S': stats = true; break;
-		case 'j': json = true; break;
-		case 'v': pagerd_verbose = 1; break;
-		default: usage();
+		case 'S':
+			stats = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'v':
+			pagerd_verbose = 1;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind != argc)
