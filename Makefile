@@ -109,7 +109,7 @@ install: user
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 		$(DESTDIR)$(PREFIX)/include/linux \
 		$(DESTDIR)/usr/src/dtrack-$(DTRACK_VERSION)
-	for f in $(wildcard $(O)/bin/*); do install -m755 $$f $(DESTDIR)$(PREFIX)/bin/; done
+	for f in $(filter-out $(O)/bin/bench-%,$(wildcard $(O)/bin/*)); do install -m755 $$f $(DESTDIR)$(PREFIX)/bin/; done
 	for f in $(wildcard $(O)/lib/*.so $(O)/lib/*.a); do install -m644 $$f $(DESTDIR)$(PREFIX)/lib/; done
 	install -m644 include/uapi/linux/dtrack.h $(DESTDIR)$(PREFIX)/include/linux/
 	$(if $(wildcard include/pager.h),install -m644 include/pager.h $(DESTDIR)$(PREFIX)/include/)
