@@ -295,6 +295,66 @@ TEST_F_TIMEOUT(pager, sigterm_flush_restart, 90)
 	ASSERT_EQ(-1, d) TH_LOG("file after restart+sync differs at %lld", d);
 }
 
+/*
+ * Several client processes share the global budget: each runs the random
+ * workload on its own region; together they are 5x the budget.
+ */
+TEST_F_TIMEOUT(pager, several_clients, 150)
+{
+	enum { NCLIENTS = 3 };
+	size_t len = self->len / NCLIENTS & ~(PT_PAGE - 1);
+	pid_t pids[NCLIENTS];
+	struct pager_stats st;
+
+	for (int c = 0; c < NCLIENTS; c++) {
+		pids[c] = fork();
+		ASSERT_LE(0, pids[c]);
+		if (!pids[c]) {
+			char file[PATH_MAX + 32];
+			struct worker w = { .ops = (long)(len / PT_PAGE) * 8,
+					    .npages = len / PT_PAGE };
+			unsigned char *model = malloc(len);
+			struct pager *p = pager_connect(self->sock);
+
+			snprintf(file, sizeof(file), "%s/client%d", self->dir, c);
+			if (!p || !model || pt_make_file(file, model, len, c))
+				_exit(1);
+			w.mem = pager_map(p, len, file, variant->flags);
+			if (!w.mem)
+				_exit(2);
+			w.p = p;
+			w.model = model;
+			/* one thread per client, owning every slot 0 mod N */
+			for (w.id = 0; w.id < NTHREADS && !w.bad; w.id++) {
+				w.ops = (long)(len / PT_PAGE) * 2;
+				worker_main(&w);
+			}
+			if (w.bad)
+				_exit(3);
+			if (pt_mem_diff(w.mem, model, len) != -1)
+				_exit(4);
+			if (pager_sync(p, w.mem, len) ||
+			    pt_file_diff(file, model, len) != -1)
+				_exit(5);
+			if (pager_unmap(p, w.mem))
+				_exit(6);
+			pager_disconnect(p);
+			_exit(0);
+		}
+	}
+	for (int c = 0; c < NCLIENTS; c++) {
+		int status;
+
+		ASSERT_EQ(pids[c], waitpid(pids[c], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("client %d failed with %d", c, WEXITSTATUS(status));
+	}
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	EXPECT_EQ(0, st.nr_regions);
+	EXPECT_GT(st.evictions, 0);
+	EXPECT_EQ(0, st.wb_errors);
+}
+
 /* Sequential faults grow a readahead window: far fewer faults than pages. */
 TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 {

@@ -8,6 +8,7 @@
  *   TEST_SCRATCH  scratch directory (else a mkdtemp under /tmp)
  *   PAGER_TEST_MB size of the big test regions in MiB (default 8; use 2-4
  *                 under emulation)
+ *   PAGER_TEST_THREADS  pagerd --threads (default 3)
  */
 #ifndef PAGER_TEST_H
 #define PAGER_TEST_H
@@ -140,7 +141,12 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 				    const char *logpath)
 {
 	const char *bin = pt_pagerd_path();
-	pid_t pid = fork();
+	const char *threads = getenv("PAGER_TEST_THREADS");
+	pid_t pid;
+
+	if (!threads || !*threads)
+		threads = "3";
+	pid = fork();
 
 	if (pid < 0)
 		return -1;
@@ -154,7 +160,7 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 			dup2(fd, 1);
 		}
 		execlp(bin, bin, "--socket", sock, "--budget", budget,
-		       "--threads", "3", "-v", (char *)NULL);
+		       "--threads", threads, "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
