@@ -279,6 +279,7 @@ int pg_run(struct env *e, struct res *r, enum pg_test t, int threads)
 		t0 = now_ns();
 		err = pager_sync(p, a, len);
 		r->mb_per_s = len / ((now_ns() - t0) / 1e9) / 1e6;
+		r->pages_per_s = r->mb_per_s * 1e6 / PAGE_SZ;
 		pager_stats(p, a, &s1);
 		r->value = r->mb_per_s;
 		r->ok = !err;
