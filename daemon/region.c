@@ -508,7 +508,12 @@ static int wb_round(struct region *r, uint64_t *cursor, uint64_t last,
 			dirty[n] = false;
 			idx[n++] = *cursor;
 			pg_set(r, *cursor, PG_EVICTING);
-		} else if (pg_busy(pg) && pg->state != PG_FILLING) {
+		} else if (pg_busy(pg)) {
+			/*
+			 * FILLING too: a write fault's page is installed
+			 * writable and its writer may run (and call sync)
+			 * before the page is marked DIRTY.
+			 */
 			*busy = true;
 		}
 	}
@@ -552,8 +557,7 @@ static int wb_range(struct region *r, uint64_t off, uint64_t len,
 			break;
 		pthread_mutex_lock(&pd.lock);
 		for (uint64_t i = first; i <= last; i++) {
-			if (pg_busy(&r->pages[i]) &&
-			    r->pages[i].state != PG_FILLING) {
+			if (pg_busy(&r->pages[i])) {
 				pthread_cond_wait(&pd.cond, &pd.lock);
 				i = first - 1;
 			}

@@ -37,7 +37,7 @@
 #define MAX_CONNS	1024
 #define MAX_REGIONS	4096	/* per connection */
 #define MAX_FDS		4
-#define MAX_REGION_LEN	(1ULL << 40)
+#define MAX_REGION_LEN	(64ULL << 30)	/* 32 MiB of page state */
 
 static struct evsrc listen_src = { .type = SRC_LISTEN };
 static int nr_conns;

@@ -369,6 +369,38 @@ static int raw_xfer(int s, const void *buf, size_t len, const int *fds,
 	return rep.status;
 }
 
+/*
+ * Send @n random messages (every other one with a valid header and a
+ * random range request); returns how many got an error or success reply.
+ */
+static int fuzz(int s, unsigned char *mem, int n)
+{
+	uint64_t seed = 2024;
+	unsigned char junk[600];
+	int replies = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t len = 1 + pt_rand(&seed) % sizeof(junk);
+
+		for (size_t k = 0; k < len; k++)
+			junk[k] = pt_rand(&seed);
+		if (i & 1) {
+			struct pager_range_req *q = (void *)junk;
+
+			len = sizeof(*q);
+			q->hdr.magic = PAGER_MAGIC;
+			q->hdr.len = len;
+			q->hdr.type = PAGER_MSG_UNMAP + pt_rand(&seed) % 4;
+			q->addr = (uintptr_t)mem + (pt_rand(&seed) % (1 << 21)) -
+				  (1 << 20);
+			q->len = pt_rand(&seed) % (1 << 22);
+		}
+		if (raw_xfer(s, junk, len, NULL, 0) <= 0)
+			replies++;
+	}
+	return replies;
+}
+
 static void hdr(struct pager_msg_hdr *h, int type, size_t len)
 {
 	memset(h, 0, len);
@@ -470,6 +502,8 @@ TEST_F_TIMEOUT(fail, hostile_client, 60)
 	EXPECT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
 	EXPECT_EQ(-EEXIST, raw_xfer(s, &map, sizeof(map), &fds[6], 1));
 	EXPECT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	/* random garbage and random requests with valid headers */
+	EXPECT_EQ(400, fuzz(s, mem, 400));
 	/* more descriptors than any message carries: disconnected */
 	for (int i = 0; i < 8; i++)
 		fds[i] = open("/dev/null", O_RDONLY);
