@@ -188,6 +188,13 @@ static void map_region(struct workload *w, const char *path)
 			if (madvise(p, w->len, MADV_HUGEPAGE))
 				fprintf(stderr, "dtrack-workload: MADV_HUGEPAGE: %s\n",
 					strerror(errno));
+			/*
+			 * First touch by a pure store: a read would map the
+			 * huge zero page, whose write fault then falls back
+			 * to 4 KiB pages.
+			 */
+			for (size_t off = 0; off < w->len; off += HPAGE_SIZE)
+				*(volatile char *)(p + off) = 1;
 		}
 		break;
 	default:

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,6 +136,28 @@ static int raw_create(struct dt_nl *nl, const struct create_case *cc,
 	return dt_nl_talk(nl, nlh, created_cb, NULL);
 }
 
+/*
+ * Kernels before 6.2 drop the extack message set by a dump's .start
+ * callback (seen on Debian 6.1): the errno still comes, the text cannot.
+ */
+static bool dump_extack_supported(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return true;
+	return major > 6 || (major == 6 && minor >= 2);
+}
+
+#define EXPECT_DUMP_EXTACK(nl) do {					\
+	if (dump_extack_supported()) {					\
+		EXPECT_NE(0, strlen((nl).extack));			\
+	} else if (!(nl).extack[0]) {					\
+		TH_LOG("no extack on a refused dump (old kernel)");	\
+	}								\
+} while (0)
+
 static pid_t dead_pid(void)
 {
 	pid_t pid = fork();
@@ -155,7 +179,7 @@ TEST(bad_inputs_change_nothing)
 		{ "dead pid", F_ALL, DEAD_PID, 0, 0, 16 * PAGE_SZ, 0, 0,
 		  { ESRCH } },
 		{ "pid 0", F_ALL, ZERO_PID, 0, 0, 16 * PAGE_SZ, 0, 0,
-		  { ESRCH, EINVAL } },
+		  { ESRCH, EINVAL, ERANGE } },
 		{ "pid beyond pid_max", F_ALL, 0x7ffffff0, 0, 0, 16 * PAGE_SZ,
 		  0, 0, { ESRCH } },
 		{ "unaligned address", F_ALL, 0, 1, 0, 15 * PAGE_SZ, 0, 0,
@@ -172,9 +196,9 @@ TEST(bad_inputs_change_nothing)
 		{ "no mapping in range", F_ALL, 0, -(int64_t)(64 * PAGE_SZ),
 		  0, 16 * PAGE_SZ, 0, 0, { ENOMEM } },
 		{ "method 0", F_ALL, 0, 0, 0, 16 * PAGE_SZ, 0xffff0000, 0,
-		  { EINVAL } },
+		  { EINVAL, ERANGE } },
 		{ "method past the last", F_ALL, 0, 0, 0, 16 * PAGE_SZ,
-		  DTRACK_METHOD_MAX + 1, 0, { EINVAL, EOPNOTSUPP } },
+		  DTRACK_METHOD_MAX + 1, 0, { EINVAL, ERANGE, EOPNOTSUPP } },
 		{ "missing pid", F_ALL & ~F_PID, 0, 0, 0, 16 * PAGE_SZ, 0, 0,
 		  { EINVAL } },
 		{ "missing length", F_ALL & ~F_LEN, 0, 0, 0, 16 * PAGE_SZ, 0,
@@ -215,6 +239,7 @@ TEST(bad_inputs_change_nothing)
 	count = dt_count_trackers(&nl);
 	ASSERT_LE(1, count);
 	ASSERT_EQ(0, dt_get_tracker(&nl, id, &before));
+	ASSERT_EQ(0, dt_get_version(&nl, &v));
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct create_case *cc = &cases[i];
@@ -244,19 +269,21 @@ TEST(bad_inputs_change_nothing)
 	/* collect: unknown flags, unknown ids, missing id */
 	err = dt_collect(&nl, id, 1U << 30, &c);
 	EXPECT_EQ(-EINVAL, err);
-	EXPECT_NE(0, strlen(nl.extack));
+	EXPECT_DUMP_EXTACK(nl);
 	err = dt_collect(&nl, 0x7ffffff0, DTRACK_COLLECT_RESET, &c);
 	EXPECT_EQ(-ENOENT, err);
-	EXPECT_NE(0, strlen(nl.extack));
+	EXPECT_DUMP_EXTACK(nl);
 	nlh = dt_nl_request(&nl, DTRACK_CMD_COLLECT, NLM_F_DUMP);
 	EXPECT_EQ(-EINVAL, dt_nl_talk(&nl, nlh, NULL, NULL));
-	EXPECT_NE(0, strlen(nl.extack));
+	EXPECT_DUMP_EXTACK(nl);
 	/* destroy / get of an unknown id, and of id 0 */
 	EXPECT_EQ(-ENOENT, dt_destroy(&nl, 0x7ffffff0));
 	EXPECT_NE(0, strlen(nl.extack));
 	EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, 0x7ffffff0, &after));
 	err = dt_destroy(&nl, 0);
-	EXPECT_TRUE(err == -EINVAL || err == -ENOENT);
+	EXPECT_TRUE(err == -EINVAL || err == -ERANGE || err == -ENOENT) {
+		TH_LOG("destroy of id 0: %s", strerror(-err));
+	}
 	nlh = dt_nl_request(&nl, DTRACK_CMD_DESTROY, NLM_F_ACK);
 	EXPECT_EQ(-EINVAL, dt_nl_talk(&nl, nlh, NULL, NULL));
 
@@ -280,16 +307,31 @@ TEST(bad_inputs_change_nothing)
 
 /* ---- permissions ------------------------------------------------------- */
 
+#define REFUSE(step, cond, err) do {					\
+	if (!(cond)) {							\
+		fprintf(stderr, "# as uid %d%s: %s: got %d (%s)\n",	\
+			NOBODY, net_admin ? " with CAP_NET_ADMIN" : "",	\
+			#cond, err, strerror(-(err)));			\
+		return step;						\
+	}								\
+} while (0)
+
+/*
+ * As uid NOBODY: without capabilities the family refuses everything
+ * (admin-only); with CAP_NET_ADMIN (an admin of the family, who may list,
+ * read and destroy every tracker) creating a tracker still needs ptrace
+ * rights over the target, which root's process denies.
+ */
 static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
 		     uint32_t method, uint32_t root_id)
 {
-	const int denied[] = { EPERM, EACCES, ENOENT };
+	const int denied[] = { EPERM, EACCES };
 	struct dt_tracker *ts, t;
 	struct dt_version v;
 	struct dt_collect c;
 	struct dt_nl nl;
 	uint32_t id;
-	size_t n, i;
+	size_t n;
 	int err;
 
 	if (dt_become_nobody(net_admin))
@@ -297,36 +339,28 @@ static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
 	if (dt_nl_open(&nl))
 		return 11;
 	err = dt_get_version(&nl, &v);
-	if (net_admin ? err != 0 : err != -EPERM)
-		return 12;
+	REFUSE(12, net_admin ? err == 0 : err == -EPERM, err);
 	/* cannot track root's process */
 	err = dt_create(&nl, victim, addr, PAGE_SZ, method,
 			DTRACK_F_PERSISTENT, &id);
-	if (!errno_in(err, denied, 2))
-		return 13;
-	/* cannot read, reset or destroy root's tracker */
-	err = dt_get_tracker(&nl, root_id, &t);
-	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
-		return 14;
-	err = dt_collect(&nl, root_id, DTRACK_COLLECT_RESET, &c);
-	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
-		return 15;
-	err = dt_destroy(&nl, root_id);
-	if (net_admin ? !errno_in(err, denied, 3) : err != -EPERM)
-		return 16;
-	/* nor see it in the list */
-	err = dt_list(&nl, &ts, &n);
-	if (!net_admin && err != -EPERM)
-		return 17;
+	REFUSE(13, errno_in(err, denied, 2), err);
 	if (net_admin) {
-		if (err && !errno_in(err, denied, 2))
-			return 18;
-		for (i = 0; !err && i < n; i++)
-			if (ts[i].id == root_id)
-				return 19;
-		if (!err)
-			free(ts);
+		dt_nl_close(&nl);
+		return 0;
 	}
+	/* cannot read, reset, destroy or list root's tracker */
+	err = dt_get_tracker(&nl, root_id, &t);
+	REFUSE(14, err == -EPERM, err);
+	err = dt_collect(&nl, root_id, DTRACK_COLLECT_RESET, &c);
+	if (!err)
+		dt_collect_free(&c);
+	REFUSE(15, err == -EPERM, err);
+	err = dt_destroy(&nl, root_id);
+	REFUSE(16, err == -EPERM, err);
+	err = dt_list(&nl, &ts, &n);
+	if (!err)
+		free(ts);
+	REFUSE(17, err == -EPERM, err);
 	dt_nl_close(&nl);
 	return 0;
 }
@@ -362,7 +396,7 @@ TEST(unprivileged_cannot_touch_others)
 					id));
 		st = dt_wait_child(pid);
 		EXPECT_EQ(0, st) {
-			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17-19 list)",
+			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17 list)",
 			       NOBODY, net_admin ? " with CAP_NET_ADMIN" : "",
 			       st);
 		}
@@ -707,6 +741,26 @@ static int sh(char *out, size_t len, const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* Run a shell command with its stdout readable from *out; its pid or -1. */
+static pid_t spawn_reader(const char *cmd, pid_t *pid, FILE **out)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -1;
+	*pid = fork();
+	if (*pid < 0)
+		return -1;
+	if (*pid == 0) {
+		dup2(fds[1], 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	*out = fdopen(fds[0], "r");
+	return *out ? *pid : -1;
+}
+
 struct workload {
 	pid_t pid;
 	FILE *in;
@@ -757,10 +811,12 @@ TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
 	struct workload w = {};
 	struct dt_version v;
 	unsigned int id, id2;
+	bool found = false;
 	uint32_t method;
 	struct dt_nl nl;
+	pid_t watch_pid;
 	FILE *watch;
-	int st;
+	int i;
 
 	if (!on_path("dtrack") || !on_path("dtrack-workload"))
 		SKIP(return, "dtrack and dtrack-workload are not on PATH");
@@ -822,19 +878,36 @@ TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
 	ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 0x10000", w.pid,
 			w.addr));
 	ASSERT_EQ(1, sscanf(out, "%u", &id2));
-	watch = popen("dtrack watch --count 1 --timeout 10000", "r");
-	ASSERT_NE(NULL, watch);
-	sleep_ms(300);	/* let it join the group */
+	ASSERT_LT(0, spawn_reader("exec dtrack watch", &watch_pid, &watch));
+	/* wait until it has joined the group: it sees our own events */
+	for (i = 0; i < 100; i++) {
+		struct pollfd pfd = { .fd = fileno(watch), .events = POLLIN };
+		uint32_t sync;
+
+		ASSERT_EQ(0, dt_create(&nl, w.pid, w.addr, PAGE_SZ, method, 0,
+				       &sync));
+		ASSERT_EQ(0, dt_destroy(&nl, sync));
+		if (poll(&pfd, 1, 200) == 1)
+			break;
+	}
+	ASSERT_GT(100, i) {
+		TH_LOG("dtrack watch printed no event in 20 s");
+	}
 	kill(w.pid, SIGKILL);
 	dt_wait_child(w.pid);
-	out[0] = '\0';
-	EXPECT_NE(NULL, fgets(out, sizeof(out), watch));
-	st = pclose(watch);
-	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	snprintf(want, sizeof(want), "target_exit id=%u", id2);
-	EXPECT_EQ(0, strncmp(want, out, strlen(want))) {
-		TH_LOG("watch printed: %s", out);
+	found = false;
+	while (!found && fgets(out, sizeof(out), watch)) {
+		found = !strncmp(want, out, strlen(want));
+		if (!found && strncmp(out, "destroyed id=", 13))
+			TH_LOG("unexpected event line: %s", out);
 	}
+	EXPECT_TRUE(found) {
+		TH_LOG("no '%s' line from dtrack watch", want);
+	}
+	kill(watch_pid, SIGTERM);
+	dt_wait_child(watch_pid);
+	fclose(watch);
 	dt_destroy(&nl, id2);
 	fclose(w.in);
 	fclose(w.out);

@@ -483,8 +483,15 @@ target_main(enum dt_backing b, size_t len, const uint8_t *prefault, int in,
 		write_full(out, &hello, sizeof(hello));
 		_exit(1);
 	}
-	if (b == DT_THP)
+	if (b == DT_THP) {
 		len = (len + HPAGE_SZ - 1) & ~(HPAGE_SZ - 1);
+		/*
+		 * First touch by a pure store: a read would map the huge
+		 * zero page, whose write fault then falls back to 4 KiB.
+		 */
+		for (i = 0; i < len; i += HPAGE_SZ)
+			*(volatile char *)(p + i) = 1;
+	}
 	for (i = 0; i < len / PAGE_SZ; i++)
 		if (!prefault || prefault[i])
 			dt_touch(p, i);
