@@ -223,8 +223,9 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 	res->nr_dirty = n;
 	if (!n)
 		return 0;
-	idx = kvmalloc_array(n, sizeof(*idx), GFP_KERNEL);
-	res->runs = kvmalloc_array(n, sizeof(*res->runs), GFP_KERNEL);
+	idx = kvmalloc_array(n, sizeof(*idx), GFP_KERNEL | __GFP_NOWARN);
+	res->runs = kvmalloc_array(n, sizeof(*res->runs),
+				   GFP_KERNEL | __GFP_NOWARN);
 	if (!idx || !res->runs) {
 		kvfree(idx);
 		return -ENOMEM;
@@ -261,7 +262,8 @@ static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
 	res->nr_dirty = bitmap_weight(ep->bitmap, t->npages);
 	if (!n)
 		return 0;
-	res->runs = kvmalloc_array(n, sizeof(*res->runs), GFP_KERNEL);
+	res->runs = kvmalloc_array(n, sizeof(*res->runs),
+				   GFP_KERNEL | __GFP_NOWARN);
 	if (!res->runs)
 		return -ENOMEM;
 	for (s = find_first_bit(ep->bitmap, t->npages); s < t->npages;

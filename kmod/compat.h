@@ -13,20 +13,26 @@
 #include <net/genetlink.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
-/* pte_offset_map_lock() may fail (the pmd changed under us): retry. */
-#define DTRACK_PTE_MAP_CAN_FAIL		1
 #define dtrack_notifier_range_init(range, event, mm, start, end) \
 	mmu_notifier_range_init(range, event, 0, mm, start, end)
 #define dtrack_genl_dump_attrs(cb)	(genl_info_dump(cb)->attrs)
 #define DTRACK_VM_FLAGS_CLEAR(vma, flags) vm_flags_clear(vma, flags)
-#define DTRACK_MN_END_ONLY_ARG
+typedef void (*dtrack_mn_end_fn)(struct mmu_notifier_range *r);
+static inline void dtrack_call_mn_end(void *fn, struct mmu_notifier_range *r)
+{
+	((dtrack_mn_end_fn)fn)(r);
+}
 #else
-#define DTRACK_PTE_MAP_CAN_FAIL		0
 #define dtrack_notifier_range_init(range, event, mm, start, end) \
 	mmu_notifier_range_init(range, event, 0, NULL, mm, start, end)
 #define dtrack_genl_dump_attrs(cb)	(genl_dumpit_info(cb)->attrs)
 #define DTRACK_VM_FLAGS_CLEAR(vma, flags) ((vma)->vm_flags &= ~(flags))
-#define DTRACK_MN_END_ONLY_ARG		, false
+typedef void (*dtrack_mn_end_fn)(struct mmu_notifier_range *r,
+				 bool only_end);
+static inline void dtrack_call_mn_end(void *fn, struct mmu_notifier_range *r)
+{
+	((dtrack_mn_end_fn)fn)(r, false);
+}
 #endif
 
 #endif /* _DTRACK_COMPAT_H */

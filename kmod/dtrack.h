@@ -132,11 +132,7 @@ struct dtrack_symbols {
 				   unsigned long end, unsigned int stride_shift,
 				   bool freed_tables);
 	int (*mn_invalidate_range_start)(struct mmu_notifier_range *r);
-	void (*mn_invalidate_range_end)(struct mmu_notifier_range *r
-#if !DTRACK_PTE_MAP_CAN_FAIL
-					, bool only_end
-#endif
-					);
+	void *mn_invalidate_range_end;	/* see dtrack_call_mn_end() */
 };
 extern struct dtrack_symbols dtrack_sym;
 int dtrack_symbols_init(void);

@@ -221,6 +221,6 @@ void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
 	}
 	if (notify && dtrack_sym.mn_invalidate_range_end &&
 	    mm_has_notifiers(mm))
-		dtrack_sym.mn_invalidate_range_end(r DTRACK_MN_END_ONLY_ARG);
+		dtrack_call_mn_end(dtrack_sym.mn_invalidate_range_end, r);
 	dec_tlb_flush_pending(mm);
 }

@@ -445,13 +445,14 @@ static struct dtrack_tracker *dtrack_tracker_alloc(unsigned long npages,
 				    max(dtrack_log_entries, 1U));
 	for (i = 0; i < 2; i++) {
 		t->ep[i].bitmap = kvcalloc(BITS_TO_LONGS(npages),
-					   sizeof(long), GFP_KERNEL_ACCOUNT);
+					   sizeof(long),
+					   GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 		if (!t->ep[i].bitmap)
 			goto err_free;
 		if (!t->log_size)
 			continue;
 		t->ep[i].log = kvcalloc(t->log_size, sizeof(*t->ep[i].log),
-					GFP_KERNEL_ACCOUNT);
+					GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 		if (!t->ep[i].log)
 			goto err_free;
 	}
