@@ -183,7 +183,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	for (;;) {
 		ssize_t got;
 
-		ret = poll(&pfd, 1, 10000);
+		ret = poll(&pfd, 1, pd.client_timeout_ms);
 		if (ret <= 0) {
 			ret = ret ? -errno : -ETIMEDOUT;
 			goto out_unresponsive;

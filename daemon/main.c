@@ -126,7 +126,8 @@ static int run_stats(const char *path, bool json)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N] [-v]\n"
+		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
+		"              [--client-timeout MS] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "budget", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -149,7 +151,8 @@ int main(int argc, char **argv)
 	int threads = 4, opt, ret, sig;
 	sigset_t set;
 
-	while ((opt = getopt_long(argc, argv, "s:b:t:Sjvh", opts, NULL)) != -1) {
+	pd.client_timeout_ms = 10000;
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -161,6 +164,11 @@ int main(int argc, char **argv)
 		case 't':
 			threads = atoi(optarg);
 			if (threads < 1 || threads > 256)
+				usage();
+			break;
+		case 'T':
+			pd.client_timeout_ms = atoi(optarg);
+			if (pd.client_timeout_ms < 1)
 				usage();
 			break;
 		case 'S':

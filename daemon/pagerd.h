@@ -122,6 +122,7 @@ struct pagerd {
 	int lsock;
 	const char *socket_path;
 	int nr_threads;
+	int client_timeout_ms;	/* for answers on the evict channel */
 	struct pager_stats st;
 	uint64_t budget_overruns;
 };

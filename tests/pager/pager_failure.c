@@ -522,6 +522,67 @@ TEST_F_TIMEOUT(fail, hostile_client, 60)
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
 }
 
+/*
+ * A client that never answers pagerd's drop requests (its evict channel is
+ * not served) is given up on after --client-timeout and no longer chosen
+ * for eviction; its pages stay mapped and correct, the other client runs.
+ */
+TEST_F_TIMEOUT(fail, unresponsive_client, 90)
+{
+	size_t hlen = self->len / 8, len = self->len;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	struct pager_hello hello;
+	struct pager_map_req map;
+	char hfile[PATH_MAX + 32];
+	unsigned char *hmem, *mem;
+	int s, fds[5], sv[2];
+	long long d;
+
+	snprintf(hfile, sizeof(hfile), "%s/hostile", self->dir);
+	s = raw_connect(self->sock);
+	ASSERT_LE(0, s);
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_LE(0, fds[0]);
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
+	fds[1] = open("/proc/self/mem", O_RDONLY);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	fds[3] = sv[1];		/* sv[0] is never read */
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 4;
+	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 4));
+	hmem = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hmem);
+	reg.range.start = (uintptr_t)hmem;
+	reg.range.len = hlen;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
+	fds[4] = open(hfile, O_RDWR | O_CREAT, 0644);
+	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+	map.addr = (uintptr_t)hmem;
+	map.len = hlen;
+	ASSERT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[4], 1));
+	for (size_t off = 0; off < hlen; off += PT_PAGE)
+		ASSERT_EQ(0, hmem[off]);	/* pagerd fills them */
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 31));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	fill_pattern(mem, self->model, len, 6);
+	fill_pattern(mem, self->model, len, 7);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d);
+	for (size_t off = 0; off < hlen; off += PT_PAGE)
+		ASSERT_EQ(0, hmem[off]);
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	close(s);
+}
+
 /* A client cannot make pagerd touch files it has no access to. */
 TEST_F_TIMEOUT(fail, other_users_files, 30)
 {

@@ -159,8 +159,10 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		/* short client timeout: the hostile-client tests wait for it */
 		execlp(bin, bin, "--socket", sock, "--budget", budget,
-		       "--threads", threads, "-v", (char *)NULL);
+		       "--threads", threads, "--client-timeout", "1000", "-v",
+		       (char *)NULL);
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
