@@ -81,6 +81,33 @@ __attribute__((constructor)) static void maybe_child(void)
 		_exit(child_check());
 }
 
+/* "libasan.so.N libubsan.so.N " if this test runs sanitized, else "". */
+static const char *sanitizer_libs(void)
+{
+	static char out[2 * PATH_MAX];
+	char line[PATH_MAX + 128];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	out[0] = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+
+		if (!path || (!strstr(path, "/libasan.so") &&
+			      !strstr(path, "/libubsan.so")))
+			continue;
+		path[strcspn(path, "\n")] = 0;
+		if (strstr(out, path))
+			continue;
+		if (strlen(out) + strlen(path) + 2 < sizeof(out)) {
+			strcat(out, path);
+			strcat(out, " ");
+		}
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
 FIXTURE(preload) {
 	char dir[PATH_MAX];
 	char sock[PATH_MAX + 16];
@@ -98,6 +125,12 @@ FIXTURE_SETUP(preload)
 	self->lib = preload_path();
 	if (!self->lib)
 		SKIP(return, "libpager-preload.so not found (set PAGER_PRELOAD)");
+	if (*sanitizer_libs()) {
+		self->lib = NULL;
+		SKIP(return, "SANITIZE=1 build: the sanitizer runtime must come "
+		     "first in LD_PRELOAD and its malloc then wins over the "
+		     "preload's; run this test on a normal build");
+	}
 	ASSERT_EQ(0, pt_scratch(self->dir, sizeof(self->dir)));
 	snprintf(self->sock, sizeof(self->sock), "%s/sock", self->dir);
 	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
