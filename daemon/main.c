@@ -14,11 +14,21 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "pagerd.h"
+
+/* not in bookworm's 6.1 uapi headers */
+#define UFFD_FEATURE_WP_ASYNC_BIT	(1ULL << 15)
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY		1
+#endif
 
 struct pagerd pd = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -121,6 +131,19 @@ static int run_stats(const char *path, bool json)
 	buf[n] = 0;
 	fputs(buf + sizeof(*rep), stdout);
 	return 0;
+}
+
+/* What the kernel offers (reported; see README for what is used). */
+static void probe_uffd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+
+	if (fd < 0)
+		return;
+	if (!ioctl(fd, UFFDIO_API, &api))
+		pd.uffd_features = api.features;
+	close(fd);
 }
 
 static void usage(void)
@@ -232,8 +255,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	pr_info("listening on %s, budget %llu KiB, %d threads", path,
-		(unsigned long long)(budget >> 10), threads);
+	probe_uffd();
+	pr_info("listening on %s, budget %llu KiB, %d threads, "
+		"write-protect: synchronous (kernel WP_ASYNC: %s)", path,
+		(unsigned long long)(budget >> 10), threads,
+		pd.uffd_features & UFFD_FEATURE_WP_ASYNC_BIT ? "yes" : "no");
 	fflush(stderr);
 
 	for (;;) {

@@ -123,6 +123,7 @@ struct pagerd {
 	const char *socket_path;
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
+	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	struct pager_stats st;
 	uint64_t budget_overruns;
 };
