@@ -746,6 +746,7 @@ struct cw {
 	volatile uint32_t gen;
 	volatile int stop;
 	volatile int done[2];
+	volatile int started[2];
 	struct cw_write *log[2];
 	size_t nlog[2];
 };
@@ -787,6 +788,9 @@ static void *cw_writer(void *arg)
 			continue;
 		}
 		in_gen++;
+		if (!n)
+			__atomic_store_n(&cw->started[a->idx], 1,
+					 __ATOMIC_RELEASE);
 		w = &cw->log[a->idx][n++];
 		w->page = page;
 		w->gen_before = __atomic_load_n(&cw->gen, __ATOMIC_SEQ_CST);
@@ -845,6 +849,13 @@ TEST_F_TIMEOUT(life, concurrent_writers, 120)
 	cw.gen = 1;
 	for (t = 0; t < 2; t++)
 		ASSERT_EQ(0, pthread_create(&thr[t], NULL, cw_writer, &args[t]));
+	/* both must be running (a new thread may wait for a CPU a while) */
+	t0 = mono_ns();
+	while (!__atomic_load_n(&cw.started[0], __ATOMIC_ACQUIRE) ||
+	       !__atomic_load_n(&cw.started[1], __ATOMIC_ACQUIRE)) {
+		ASSERT_GT(CW_MAX_NS, mono_ns() - t0);
+		sched_yield();
+	}
 	/* collect back to back while they write */
 	t0 = mono_ns();
 	for (g = 1; g <= CW_COLLECTS; g++) {
