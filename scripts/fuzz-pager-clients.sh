@@ -1,0 +1,79 @@
+#!/bin/bash
+# Fault injection for pagerd's clients (natively): SIGKILL pager-stress
+# clients at random points.  pagerd must stay up, release the dead client's
+# regions, and each backing file must hold every page that was synced
+# before the kill (pager-stress --check against the client's shared model);
+# a last client then runs to completion byte-exact on the same pagerd.
+#
+# usage: scripts/fuzz-pager-clients.sh [--cycles N] [--size MB] [--budget SIZE]
+# Prints '# KILL-CLIENTS cycles=N bytes_verified=N failures=N'.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+cycles=20 size=4 budget=4M
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cycles) cycles=$2; shift ;;
+	--size) size=$2; shift ;;
+	--budget) budget=$2; shift ;;
+	*) die "unknown option $1" ;;
+	esac
+	shift
+done
+bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
+[ -x "$bin/pager-stress" ] && [ -x "$bin/pagerd" ] || die "build first (make)"
+work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-pager-clients.XXXXXX")
+export PAGER_SOCKET=$work/sock
+pagerd_pid= cpid=
+cleanup() {
+	{
+		[ -n "$cpid" ] && kill -9 "$cpid"
+		[ -n "$pagerd_pid" ] && kill -9 "$pagerd_pid"
+		wait
+	} 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+regions() {	# regions pagerd holds now
+	"$bin/pagerd" --stats --json --socket "$PAGER_SOCKET" 2>/dev/null |
+		sed -n 's/.*"regions": *\([0-9]*\).*/\1/p' | head -1
+}
+
+"$bin/pagerd" --socket "$PAGER_SOCKET" --budget "$budget" >"$work/pagerd.log" 2>&1 &
+pagerd_pid=$!
+for _ in $(seq 50); do [ -S "$PAGER_SOCKET" ] && break; sleep 0.1; done
+
+verified=0 failures=0 kills=0
+fail() { failures=$((failures + 1)); echo "# $*"; }
+for c in $(seq 1 "$cycles"); do
+	args=(--file "$work/f$c" --size "$size" --time 60 --threads 3
+	      --status "$work/s$c")
+	[ $((c % 2)) = 0 ] && args+=(--shared)
+	[ $((c % 3)) = 0 ] && args+=(--evict)
+	"$bin/pager-stress" "${args[@]}" >"$work/c$c.log" 2>&1 &
+	cpid=$!
+	sleep "$((RANDOM % 2)).$(printf %03d $((RANDOM % 1000)))"
+	kill -9 "$cpid" 2>/dev/null && kills=$((kills + 1))
+	wait "$cpid" 2>/dev/null
+	cpid=
+	# the guardian has pagerd flush and release the dead client's regions
+	for _ in $(seq 100); do [ "$(regions)" = 0 ] && break; sleep 0.1; done
+	[ "$(regions)" = 0 ] || fail "cycle $c: pagerd still holds $(regions) regions 10 s after the kill"
+	kill -0 "$pagerd_pid" 2>/dev/null || { fail "cycle $c: pagerd died"; break; }
+	out=$("$bin/pager-stress" --check "$work/f$c" --status "$work/s$c" 2>&1)
+	rc=$?
+	n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' <<<"$out")
+	verified=$((verified + ${n:-0}))
+	[ $rc = 0 ] || { fail "cycle $c: synced data missing:"; sed 's/^/#   /' <<<"$out" | tail -12; }
+	rm -f "$work/f$c"
+done
+# other clients are unaffected: a full run on the same pagerd
+out=$("$bin/pager-stress" --file "$work/final" --size "$size" --time 2 --evict 2>&1)
+rc=$?
+n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' <<<"$out")
+verified=$((verified + ${n:-0}))
+[ $rc = 0 ] || { fail "final client failed:"; sed 's/^/#   /' <<<"$out" | tail -12; }
+kill -0 "$pagerd_pid" 2>/dev/null || fail "pagerd died"
+echo "# KILL-CLIENTS cycles=$kills bytes_verified=$verified failures=$failures"
+[ $failures = 0 ]
