@@ -870,6 +870,12 @@ TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
 			id));
 	snprintf(want, sizeof(want), "%d 0x%lx\n", w.pid, w.addr);
 	EXPECT_STREQ(want, out);
+	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack list --json"));
+	snprintf(want, sizeof(want), "{\"id\":%u,\"pid\":%d,\"addr\":%lu,\"len\":65536,\"method\":\"%s\"",
+		 id, w.pid, w.addr, dt_method_name(method));
+	EXPECT_NE(NULL, strstr(out, want)) {
+		TH_LOG("list --json: %s", out);
+	}
 	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack untrack %u", id));
 	EXPECT_EQ(1, sh(out, sizeof(out), "dtrack collect %u 2>&1", id));
 	EXPECT_NE(NULL, strstr(out, "dtrack: collect: "));
@@ -912,6 +918,77 @@ TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
 	fclose(w.in);
 	fclose(w.out);
 	dt_nl_close(&nl);
+}
+
+/* dtrack sample on a workload writing all the time: every method sees it */
+TEST_F_TIMEOUT(slow, cli_sample, 120)
+{
+	char methods[128] = "", out[16384], why[256], *line, *save;
+	unsigned long range_pages;
+	struct workload w = {};
+	struct dt_version v;
+	struct dt_nl nl;
+	int lines = 0;
+	size_t i;
+
+	if (!on_path("dtrack") || !on_path("dtrack-workload"))
+		SKIP(return, "dtrack and dtrack-workload are not on PATH");
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	for (i = 0; i < sizeof(dirty_methods) / sizeof(dirty_methods[0]); i++) {
+		if (dt_method_check(&nl, &v, dirty_methods[i], why, sizeof(why)))
+			continue;
+		if (methods[0])
+			strcat(methods, ",");
+		strcat(methods, dt_method_name(dirty_methods[i]));
+	}
+	dt_nl_close(&nl);
+	if (!methods[0])
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, workload_start(&w, "--size 1M --epochs 0 --pages-per-epoch 8 --interval 20 --quiet"));
+	range_pages = w.len / PAGE_SZ;
+
+	/* one JSON object per interval, per method the pages it saw */
+	ASSERT_EQ(0, sh(out, sizeof(out),
+			"dtrack sample %d --addr 0x%lx --len %lu --method %s --interval 300 --count 3 --json",
+			w.pid, w.addr, w.len, methods));
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char key[64];
+		const char *m;
+
+		lines++;
+		snprintf(key, sizeof(key), "{\"interval\":%d,", lines);
+		EXPECT_EQ(0, strncmp(line, key, strlen(key))) {
+			TH_LOG("line %d: %s", lines, line);
+		}
+		for (m = strstr(line, "{\"method\":"); m;
+		     m = strstr(m + 1, "{\"method\":")) {
+			unsigned long dirty = 0;
+			const char *d = strstr(m, "\"dirty_pages\":");
+
+			ASSERT_NE(NULL, d);
+			sscanf(d, "\"dirty_pages\":%lu", &dirty);
+			/* 8 pages every 20 ms: some in any 300 ms */
+			EXPECT_LT(0, dirty) {
+				TH_LOG("interval %d: %.40s saw nothing", lines, m);
+			}
+			EXPECT_GE(range_pages, dirty);
+		}
+	}
+	EXPECT_EQ(3, lines);
+	/* its trackers ended with it */
+	ASSERT_EQ(0, dt_nl_open(&nl));
+	EXPECT_EQ(0, dt_count_trackers(&nl));
+	dt_nl_close(&nl);
+	/* the text form: comment header, column header, three rows */
+	EXPECT_EQ(0, sh(out, sizeof(out),
+			"dtrack sample %d --addr 0x%lx --len %lu --interval 200 --count 3 | grep -v '^#' | wc -l",
+			w.pid, w.addr, w.len));
+	EXPECT_STREQ("4\n", out);
+	kill(w.pid, SIGKILL);
+	dt_wait_child(w.pid);
+	fclose(w.in);
+	fclose(w.out);
 }
 
 TEST_HARNESS_MAIN
