@@ -225,8 +225,8 @@ static uint64_t tracker_epoch(const struct dt_tracker *t)
 
 void dt_print_tracker_header(FILE *f)
 {
-	fprintf(f, "%-6s %-8s %-18s %-12s %-10s %-7s %s\n", "ID", "PID",
-		"ADDR", "LEN", "METHOD", "STATE", "EPOCH");
+	fprintf(f, "%-6s %-8s %-18s %-12s %-10s %-7s %-8s %s\n", "ID", "PID",
+		"ADDR", "LEN", "METHOD", "STATE", "EPOCH", "FLAGS");
 }
 
 void dt_print_tracker_line(FILE *f, const struct dt_tracker *t)
@@ -235,10 +235,10 @@ void dt_print_tracker_line(FILE *f, const struct dt_tracker *t)
 
 	if (t->stats.has & DT_HAS(DTRACK_STAT_A_STATE))
 		state = dt_state_name(t->stats.state);
-	fprintf(f, "%-6u %-8u 0x%-16" PRIx64 " %-12" PRIu64 " %-10s %-7s %"
-		PRIu64 "%s\n", t->id, t->pid, t->addr, t->len,
+	fprintf(f, "%-6u %-8u 0x%-16" PRIx64 " %-12" PRIu64 " %-10s %-7s %-8"
+		PRIu64 " %s\n", t->id, t->pid, t->addr, t->len,
 		dt_method_name(t->method), state, tracker_epoch(t),
-		(t->flags & DTRACK_F_PERSISTENT) ? " persistent" : "");
+		(t->flags & DTRACK_F_PERSISTENT) ? "persistent" : "-");
 }
 
 struct stat_field {
