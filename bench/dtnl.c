@@ -306,3 +306,36 @@ int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
 		*result_flags = ca.flags;
 	return err;
 }
+
+struct stats_arg {
+	uint64_t last_collect_ns;
+};
+
+static int stats_cb(void *arg, const char *attrs, int len)
+{
+	struct stats_arg *sa = arg;
+	const struct nlattr *na, *sn;
+	int rem, srem;
+
+	for_each_attr(na, attrs, len, rem) {
+		if ((na->nla_type & NLA_TYPE_MASK) != DTRACK_A_STATS)
+			continue;
+		for_each_attr(sn, (const char *)na + NLA_HDRLEN, na->nla_len - NLA_HDRLEN, srem)
+			if ((sn->nla_type & NLA_TYPE_MASK) == DTRACK_STAT_A_LAST_COLLECT_NS)
+				sa->last_collect_ns = get_u64(sn);
+	}
+	return 0;
+}
+
+int dtnl_last_collect_ns(struct dtnl *nl, uint32_t id, uint64_t *ns)
+{
+	struct stats_arg sa = { 0 };
+	struct req r;
+	int err;
+
+	req_init(nl, &r, nl->family, DTRACK_CMD_GET_TRACKER, NLM_F_ACK);
+	put_u32(&r, DTRACK_A_TRACKER_ID, id);
+	err = transact(nl, &r, stats_cb, &sa);
+	*ns = sa.last_collect_ns;
+	return err;
+}

@@ -30,5 +30,7 @@ int dtnl_destroy(struct dtnl *nl, uint32_t id);
 /* COLLECT (dump), with DTRACK_COLLECT_RESET if reset; returns 0 or -errno */
 int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
 		 void *arg, uint64_t *nr_dirty, uint32_t *result_flags);
+/* GET_TRACKER: the module's own time for the last collect (no netlink) */
+int dtnl_last_collect_ns(struct dtnl *nl, uint32_t id, uint64_t *ns);
 
 #endif

@@ -44,10 +44,10 @@ static int pagerd_start(struct env *e, struct pagerd *d, size_t budget)
 			dup2(fd, 2);
 		}
 		if (thr)
-			execl(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
+			execlp(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
 			      "--threads", thr, (char *)NULL);
 		else
-			execl(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
+			execlp(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
 			      (char *)NULL);
 		_exit(127);
 	}
@@ -219,7 +219,13 @@ int pg_run(struct env *e, struct res *r, enum pg_test t, int threads)
 		snprintf(r->note, sizeof(r->note), "pagerd did not start: %s", strerror(-err));
 		goto out;
 	}
-	p = pager_connect(d.sock);
+	/* the socket file appears at bind(), before listen(): retry a little */
+	for (int i = 0; i < 200; i++) {
+		p = pager_connect(d.sock);
+		if (p || errno != ECONNREFUSED)
+			break;
+		usleep(10000);
+	}
 	if (!p) {
 		err = -errno;
 		snprintf(r->note, sizeof(r->note), "pager_connect: %s", strerror(errno));

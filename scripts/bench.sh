@@ -13,6 +13,9 @@
 #   BENCH_PAGER_MB=512         first-touch region of the pager part
 #   BENCH_PAGER_BUDGET_MB=64   pagerd budget of its eviction tests
 #   BENCH_PAGER_FS="tmpfs:/dev/shm ext4:build/bench"   LABEL:DIR to test on
+#   BENCH_PAGER_VM=1           also run the pager part in the VM (6.12, --disk)
+#   BENCH_PAGER_VM_MB=16       its region (budget a quarter of it), 1 vCPU
+#   BENCH_PAGER_VM_FS=tmpfs    file systems in the VM ("tmpfs ext4" adds /disk)
 #   BENCH_SKIP=dirty|pager     skip one half
 #   BENCH_NO_DOCS=1            do not copy the results to docs/bench
 set -euo pipefail
@@ -76,6 +79,27 @@ for spec in ${BENCH_PAGER_FS:-tmpfs:/dev/shm ext4:$DTRACK_ROOT/build/bench}; do
 	sed -n 's/^@md \{0,1\}//p' "$out/pager-$label.log" > "$out/pager-$label.md"
 	sed -n 's/^@csv //p' "$out/pager-$label.log" >> "$out/pager.csv"
 done
+
+# --- pager in the VM (Debian 6.12), smaller: TCG is ~30 times slower --------
+# One vCPU: under TCG a wake-up sent to an idle vCPU waits for its timer tick
+# (~4 ms per userfaultfd hand-off with 2 vCPUs), which would measure QEMU.
+if [ "$skip" != pager ] && [ "${BENCH_PAGER_VM:-1}" = 1 ]; then
+	vm_mb=${BENCH_PAGER_VM_MB:-16} vm_budget=$(( ${BENCH_PAGER_VM_MB:-16} / 4 ))
+	vm_cmd="mkdir -p /scratch/bp /disk/bp /tmp/bpo"
+	for f in ${BENCH_PAGER_VM_FS:-tmpfs}; do
+		d=/scratch/bp; [ "$f" = tmpfs ] || d=/disk/bp
+		vm_cmd+="; bench-pager -d $d -f vm-$f -o /tmp/bpo -P pagerd -m $vm_mb -b $vm_budget"
+	done
+	log "pager in the VM on 6.12 (${BENCH_PAGER_VM_FS:-tmpfs}, region ${vm_mb} MiB, budget ${vm_budget} MiB, 1 vCPU)"
+	rc=0
+	scripts/vm-run.sh --kernel 6.12 --no-module --mem 1024 --cpus 1 --disk 512 \
+		--timeout "${BENCH_VM_TIMEOUT:-480}" -- sh -c "$vm_cmd" \
+		>"$out/pager-vm.log" 2>&1 || rc=$?
+	tr -d '\r' < "$out/pager-vm.log" | sed -n 's/^@md \{0,1\}//p' > "$out/pager-vm.md"
+	tr -d '\r' < "$out/pager-vm.log" | sed -n 's/^@csv //p' >> "$out/pager.csv"
+	[ $rc -eq 0 ] || echo "**pager VM run ended with status $rc** (see pager-vm.log)" >> "$out/pager-vm.md"
+	grep -a '^vm-run: kernel' "$out/pager-vm.log" | tail -1 | sed 's/^/    /' >&2 || true
+fi
 
 # --- plots -----------------------------------------------------------------
 plots=()
