@@ -49,10 +49,15 @@ static struct region *next_region(struct region *r)
 	return container_of(l, struct region, node);
 }
 
-/* pd.lock held.  Marks the victims EVICTING. */
+/*
+ * pd.lock held.  Marks the victims EVICTING.  Dirty pages of a region whose
+ * write-back just failed (disk full, I/O error) are passed over for a
+ * while: they cannot be dropped, and retrying them on every fault would
+ * only spin.
+ */
 static int clock_pick(struct victim *v, int want)
 {
-	uint64_t total = 0, scanned = 0;
+	uint64_t total = 0, scanned = 0, now = now_ns();
 	struct region *r = pd.hand;
 	uint64_t i = pd.hand_idx;
 	int n = 0;
@@ -74,7 +79,8 @@ static int clock_pick(struct victim *v, int want)
 		scanned++;
 		pg = &r->pages[i];
 		if (region_evictable(r) &&
-		    (pg->state == PG_CLEAN || pg->state == PG_DIRTY)) {
+		    (pg->state == PG_CLEAN || (pg->state == PG_DIRTY &&
+					       now >= r->wb_fail_until))) {
 			if (pg->flags & PGF_REF) {
 				pg->flags &= ~PGF_REF;
 			} else {
@@ -93,13 +99,13 @@ static int clock_pick(struct victim *v, int want)
 	return n;
 }
 
-/* Evict up to @want pages.  Called without pd.lock.  Returns pages picked. */
+/* Evict up to @want pages.  Called without pd.lock.  Returns pages dropped. */
 int evict_some(uint64_t want)
 {
 	struct victim v[WB_BATCH];
 	uint64_t idx[WB_BATCH];
 	bool dirty[WB_BATCH];
-	int n;
+	int n, dropped = 0;
 
 	pthread_mutex_lock(&pd.lock);
 	n = clock_pick(v, MIN(want, WB_BATCH));
@@ -113,13 +119,13 @@ int evict_some(uint64_t want)
 			idx[m] = v[k].idx;
 			dirty[m++] = v[k++].dirty;
 		}
-		evict_pages(r, idx, dirty, m);
+		dropped += evict_pages(r, idx, dirty, m);
 		pthread_mutex_lock(&pd.lock);
 		r->ops -= m;
 		pthread_cond_broadcast(&pd.cond);
 		pthread_mutex_unlock(&pd.lock);
 	}
-	return n;
+	return dropped;
 }
 
 /*
@@ -142,7 +148,7 @@ int budget_reserve(struct region *r, uint64_t *n)
 		got = evict_some(MAX(deficit, 16));
 		pthread_mutex_lock(&pd.lock);
 		if (got)
-			return 1;
+			return 1;	/* progress: look again */
 	}
 	if (*n > 1) {
 		*n = 1;

@@ -27,6 +27,7 @@
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
 #define RA_MAX		64	/* readahead window limit, pages */
 #define WB_BATCH	256	/* pages per write-back round */
+#define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
@@ -74,6 +75,7 @@ struct region {
 	uint64_t ra_next;	/* expected next fault for readahead */
 	unsigned int ra_win;
 	int ops;		/* operations in progress, release waits */
+	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
 	bool dying;
 	struct pager_stats st;
 };

@@ -318,7 +318,7 @@ static bool page_is_zero(const char *p)
  * Returns 0 or the first error.
  */
 static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
-		  int n, bool evict)
+		  int n, bool evict, int *dropped)
 {
 	struct pager_io *io = io_self();
 	struct io_req reqs[WB_BATCH];
@@ -456,6 +456,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			STAT_ADD(r, wb_errors, 1);
 			r->st.last_error = ret;
 			pd.st.last_error = ret;
+			/* let eviction pick clean pages for a while */
+			r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
 		} else if (write[k]) {
 			pg->flags |= PGF_FILEDATA;
 			STAT_ADD(r, writebacks, 1);
@@ -464,6 +466,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		if (to == PG_ABSENT) {
 			STAT_ADD(r, evictions, 1);
 			pg->flags &= ~PGF_REF;
+			if (dropped)
+				(*dropped)++;
 		}
 		pg_set(r, idx[k], to);
 		if (pg->flags & PGF_WAITERS) {
@@ -522,7 +526,7 @@ static int wb_round(struct region *r, uint64_t *cursor, uint64_t last,
 	pthread_mutex_unlock(&pd.lock);
 	if (!n)
 		return 0;
-	ret = wb_run(r, idx, dirty, n, mode == WB_EVICT);
+	ret = wb_run(r, idx, dirty, n, mode == WB_EVICT, NULL);
 	if (ret && !*err)
 		*err = ret;
 	pthread_mutex_lock(&pd.lock);
@@ -595,11 +599,17 @@ int region_evict(struct region *r, uint64_t off, uint64_t len)
 	return wb_range(r, off, len, WB_EVICT);
 }
 
-/* Evict a victim list of one region (evict.c), pages already EVICTING. */
+/*
+ * Evict a victim list of one region (evict.c), pages already EVICTING.
+ * Returns the number of pages dropped.
+ */
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n)
 {
-	return wb_run(r, idx, dirty, n, true);
+	int dropped = 0;
+
+	wb_run(r, idx, dirty, n, true, &dropped);
+	return dropped;
 }
 
 int region_prefetch(struct region *r, uint64_t off, uint64_t len)

@@ -355,6 +355,83 @@ TEST_F_TIMEOUT(pager, several_clients, 150)
 	EXPECT_EQ(0, st.wb_errors);
 }
 
+struct hammer {
+	uint64_t *mem;		/* 16 pages of counters */
+	int id;
+	long iters;
+	volatile int *stop;
+};
+
+/* Increment this thread's counter in each of the 16 pages, round robin. */
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+
+	for (long i = 0; i < h->iters; i++) {
+		size_t pg = i % 16;
+
+		h->mem[pg * (PT_PAGE / 8) + h->id]++;
+	}
+	return NULL;
+}
+
+/*
+ * Writes racing with eviction and write-back of the very pages they hit:
+ * no increment may be lost, in memory or in the file.
+ */
+TEST_F_TIMEOUT(pager, evict_while_writing, 120)
+{
+	enum { NW = 3 };
+	size_t len = 16 * PT_PAGE;
+	struct hammer h[NW];
+	pthread_t t[NW];
+	struct pager_stats st;
+	volatile int stop = 0;
+	uint64_t *mem, *file;
+	long iters = 200000;
+	int rounds = 0, fd;
+
+	unlink(self->file);
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (int i = 0; i < NW; i++) {
+		h[i] = (struct hammer){ .mem = mem, .id = i, .iters = iters,
+					.stop = &stop };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, hammer_main, &h[i]));
+	}
+	/* evict and sync under the writers' feet until they are done */
+	for (;;) {
+		bool done = true;
+
+		for (int i = 0; i < NW; i++)
+			if (pthread_tryjoin_np(t[i], NULL) == EBUSY)
+				done = false;
+			else
+				t[i] = pthread_self();
+		if (done)
+			break;
+		EXPECT_EQ(0, pager_evict(self->p, mem, len));
+		EXPECT_EQ(0, pager_sync(self->p, mem, len / 2));
+		rounds++;
+	}
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	TH_LOG("%d evict+sync rounds, %llu evictions, %llu wp faults", rounds,
+	       (unsigned long long)st.evictions,
+	       (unsigned long long)st.wp_faults);
+	for (size_t pg = 0; pg < 16; pg++)
+		for (int i = 0; i < NW; i++)
+			ASSERT_EQ(iters / 16 + (pg < (size_t)(iters % 16)),
+				  mem[pg * (PT_PAGE / 8) + i]);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	file = malloc(len);
+	fd = open(self->file, O_RDONLY);
+	ASSERT_EQ((ssize_t)len, pread(fd, file, len, 0));
+	close(fd);
+	ASSERT_EQ(0, memcmp(file, mem, len));
+	free(file);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 /* Sequential faults grow a readahead window: far fewer faults than pages. */
 TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 {
