@@ -31,7 +31,7 @@ const char *dt_ko_path(void)
 {
 	const char *ko = getenv("DTRACK_KO");
 
-	return ko && *ko ? ko : NULL;
+	return ko && *ko && !access(ko, R_OK) ? ko : NULL;
 }
 
 int dt_unload(void)
@@ -41,7 +41,7 @@ int dt_unload(void)
 	return 0;
 }
 
-int dt_load(void)
+int dt_load_params(const char *params)
 {
 	const char *ko = dt_ko_path();
 	int fd, ret = 0;
@@ -51,10 +51,15 @@ int dt_load(void)
 	fd = open(ko, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (syscall(SYS_finit_module, fd, "", 0))
+	if (syscall(SYS_finit_module, fd, params, 0))
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+int dt_load(void)
+{
+	return dt_load_params("");
 }
 
 int dt_ensure_loaded(void)

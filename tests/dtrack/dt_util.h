@@ -22,12 +22,14 @@
 
 /* Is the family registered?  (fresh socket, no privilege needed) */
 bool dt_loaded(void);
-/* Path of the module in the guest ($DTRACK_KO) or NULL. */
+/* Path of the module in the guest ($DTRACK_KO) or NULL if unset/absent. */
 const char *dt_ko_path(void);
 /* delete_module("dtrack"); 0 or -errno. */
 int dt_unload(void);
 /* finit_module($DTRACK_KO); 0 or -errno (-ENOENT without DTRACK_KO). */
 int dt_load(void);
+/* Same with module parameters ("name=value ..."). */
+int dt_load_params(const char *params);
 /* Load it back if a test left it unloaded; 0 or -errno. */
 int dt_ensure_loaded(void);
 
