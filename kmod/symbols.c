@@ -15,10 +15,16 @@
 
 #include <linux/kprobes.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <asm/ibt.h>
 #include "dtrack.h"
 
 struct dtrack_symbols dtrack_sym __ro_after_init;
+
+/* 0: use only the exported fallbacks (also a way to test them) */
+static bool dtrack_use_kallsyms = true;
+module_param_named(use_kallsyms, dtrack_use_kallsyms, bool, 0444);
+MODULE_PARM_DESC(use_kallsyms, "Resolve unexported helpers (default 1)");
 
 typedef unsigned long (*dtrack_kallsyms_fn)(const char *name);
 
@@ -64,6 +70,8 @@ int __init dtrack_symbols_init(void)
 	unsigned long addr;
 	unsigned int i;
 
+	if (!dtrack_use_kallsyms)
+		return 0;
 	addr = dtrack_kallsyms_addr();
 	if (!dtrack_callable(addr)) {
 		pr_info("kallsyms_lookup_name unusable: using exported fallbacks\n");
