@@ -15,6 +15,8 @@ pkgs=(
 	util-linux procps		# unshare, mount, ps in host tests
 	gnuplot-nox			# plots of 'make bench'
 	flex bison libssl-dev libelf-dev	# the debug kernel (build-debug-kernel.sh)
+	clang libclang-rt-dev binutils	# libFuzzer harnesses (make reliability)
+	dmsetup				# EIO injection in the VM (fuzz-pager-eio.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do
