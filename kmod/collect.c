@@ -199,6 +199,8 @@ int dtrack_tracker_start(struct dtrack_tracker *t)
 	snap = dtrack_reset_locked(t);
 	dtrack_close_snap(t);
 	dtrack_epoch_clear(t, snap);
+	/* what the first harvest marked was discarded: not an answer */
+	atomic64_set(&t->false_positives, 0);
 	t->epoch = 1;
 	mutex_unlock(&dmm->op_lock);
 	mmput(dmm->mm);
