@@ -3,9 +3,9 @@
  * The dtrack interface as users and attackers meet it: every bad input is
  * refused with its errno and an extack message and changes nothing; an
  * unprivileged user can neither track another user's process nor read
- * another's trackers; tracker lifetime (socket close, persistence, target
- * exit during collect, unmapping, module unload with live trackers) with
- * its events; and the CLI end to end on a dtrack-workload process.
+ * another's trackers; limits; tracker lifetime (socket close, persistence,
+ * target exit during collect, unmapping) with its events.  The module
+ * reloads are in module_test, the CLI in cli_test.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,61 +24,6 @@
 #include "kselftest_harness.h"
 #include "dt_util.h"
 
-static const uint32_t dirty_methods[] = {
-	DTRACK_METHOD_SOFTDIRTY, DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
-};
-
-/* First method the module can track with, or 0 (reason in why). */
-static uint32_t any_method(struct dt_nl *nl, const struct dt_version *v,
-			   char *why, size_t why_len)
-{
-	size_t i;
-
-	snprintf(why, why_len, "no tracking method available");
-	for (i = 0; i < sizeof(dirty_methods) / sizeof(dirty_methods[0]); i++)
-		if (!dt_method_check(nl, v, dirty_methods[i], why, why_len))
-			return dirty_methods[i];
-	return 0;
-}
-
-static bool errno_in(int err, const int *set, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (err == -set[i])
-			return true;
-	return false;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Wait until GET_TRACKER says ENDED or the tracker is gone. */
-static int wait_ended(struct dt_nl *nl, uint32_t id, int timeout_ms)
-{
-	struct dt_tracker t;
-	int waited, err;
-
-	for (waited = 0; waited <= timeout_ms; waited += 20) {
-		err = dt_get_tracker(nl, id, &t);
-		if (err == -ENOENT)
-			return 0;
-		if (err)
-			return err;
-		if ((t.stats.has & DT_HAS(DTRACK_STAT_A_STATE)) &&
-		    t.stats.state == DTRACK_STATE_ENDED)
-			return 0;
-		sleep_ms(20);
-	}
-	return -ETIMEDOUT;
-}
-
-/* A fixture only for the longer time limit. */
 FIXTURE(slow)
 {
 	int unused;
@@ -236,7 +181,7 @@ TEST(bad_inputs_change_nothing)
 	size_t i;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 
@@ -266,7 +211,7 @@ TEST(bad_inputs_change_nothing)
 			     cc->method == 0xffff0000 ? 0 : cc->method;
 
 		err = raw_create(&nl, cc, pid, addr, m);
-		EXPECT_TRUE(errno_in(err, cc->err, 3)) {
+		EXPECT_TRUE(dt_errno_in(err, cc->err, 3)) {
 			TH_LOG("create with %s: got %d (%s), want %s", cc->what,
 			       err, strerror(-err), strerror(cc->err[0]));
 		}
@@ -332,7 +277,7 @@ TEST_F_TIMEOUT(slow, limits, 120)
 	int err = 0;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 	p = mmap(NULL, PAGE_SZ, PROT_READ | PROT_WRITE,
@@ -403,20 +348,20 @@ TEST_F_TIMEOUT(slow, limits, 120)
 
 /*
  * As uid NOBODY: without capabilities the family refuses everything
- * (admin-only); with CAP_NET_ADMIN (an admin of the family, who may list,
- * read and destroy every tracker) creating a tracker still needs ptrace
- * rights over the target, which root's process denies.
+ * (admin-only).  With CAP_NET_ADMIN the family answers, but creating a
+ * tracker still needs ptrace rights over the target, and root's trackers
+ * are not visible: they cannot be read, reset, destroyed or listed.
  */
 static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
 		     uint32_t method, uint32_t root_id)
 {
-	const int denied[] = { EPERM, EACCES };
+	const int denied[] = { EPERM, EACCES, ENOENT };
 	struct dt_tracker *ts, t;
 	struct dt_version v;
 	struct dt_collect c;
 	struct dt_nl nl;
 	uint32_t id;
-	size_t n;
+	size_t n, i;
 	int err;
 
 	if (dt_become_nobody(net_admin))
@@ -428,24 +373,26 @@ static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
 	/* cannot track root's process */
 	err = dt_create(&nl, victim, addr, PAGE_SZ, method,
 			DTRACK_F_PERSISTENT, &id);
-	REFUSE(13, errno_in(err, denied, 2), err);
-	if (net_admin) {
-		dt_nl_close(&nl);
-		return 0;
-	}
+	REFUSE(13, dt_errno_in(err, denied, 2), err);
 	/* cannot read, reset, destroy or list root's tracker */
 	err = dt_get_tracker(&nl, root_id, &t);
-	REFUSE(14, err == -EPERM, err);
+	REFUSE(14, net_admin ? dt_errno_in(err, denied, 3) : err == -EPERM,
+	       err);
 	err = dt_collect(&nl, root_id, DTRACK_COLLECT_RESET, &c);
 	if (!err)
 		dt_collect_free(&c);
-	REFUSE(15, err == -EPERM, err);
+	REFUSE(15, net_admin ? dt_errno_in(err, denied, 3) : err == -EPERM,
+	       err);
 	err = dt_destroy(&nl, root_id);
-	REFUSE(16, err == -EPERM, err);
+	REFUSE(16, net_admin ? dt_errno_in(err, denied, 3) : err == -EPERM,
+	       err);
 	err = dt_list(&nl, &ts, &n);
-	if (!err)
+	REFUSE(17, net_admin ? err == 0 : err == -EPERM, err);
+	if (!err) {
+		for (i = 0; i < n; i++)
+			REFUSE(18, ts[i].id != root_id, 0);
 		free(ts);
-	REFUSE(17, err == -EPERM, err);
+	}
 	dt_nl_close(&nl);
 	return 0;
 }
@@ -461,7 +408,7 @@ TEST(unprivileged_cannot_touch_others)
 	int pass;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 	/* a root process with a tracker on it */
@@ -481,7 +428,7 @@ TEST(unprivileged_cannot_touch_others)
 					id));
 		st = dt_wait_child(pid);
 		EXPECT_EQ(0, st) {
-			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17 list)",
+			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17-18 list)",
 			       NOBODY, net_admin ? " with CAP_NET_ADMIN" : "",
 			       st);
 		}
@@ -508,7 +455,7 @@ TEST(socket_close_and_persistence)
 	size_t n, i;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 	ASSERT_EQ(0, dt_events_open(&ev));
@@ -564,7 +511,7 @@ TEST(unmap_ends_tracker)
 	int err;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 	ASSERT_EQ(0, dt_events_open(&ev));
@@ -586,7 +533,7 @@ TEST(unmap_ends_tracker)
 	if (!err)
 		dt_collect_free(&c);
 	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_UNMAPPED, id, 5000));
-	EXPECT_EQ(0, wait_ended(&nl, id, 2000));
+	EXPECT_EQ(0, dt_wait_ended(&nl, id, 2000));
 	dt_destroy(&nl, id);
 	dt_nl_close(&ev);
 	dt_nl_close(&nl);
@@ -619,7 +566,7 @@ TEST_F_TIMEOUT(slow, target_exit_during_collect, 120)
 	size_t r;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
+	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
 	ASSERT_EQ(0, dt_events_open(&ev));
@@ -647,7 +594,7 @@ TEST_F_TIMEOUT(slow, target_exit_during_collect, 120)
 				break;
 		}
 		pthread_join(thr, NULL);
-		EXPECT_TRUE(!err || errno_in(err, ok_errs, 2)) {
+		EXPECT_TRUE(!err || dt_errno_in(err, ok_errs, 2)) {
 			TH_LOG("round %zu: collect failed with %s (%s)", r,
 			       strerror(-err), nl.extack);
 		}
@@ -660,498 +607,16 @@ TEST_F_TIMEOUT(slow, target_exit_during_collect, 120)
 			TH_LOG("round %zu: no TARGET_EXIT event for tracker %u",
 			       r, id);
 		}
-		EXPECT_EQ(0, wait_ended(&nl, id, 2000));
+		EXPECT_EQ(0, dt_wait_ended(&nl, id, 2000));
 		/* a collect after the exit answers or refuses, promptly */
 		err = dt_collect(&nl, id, 0, &c);
 		if (!err)
 			dt_collect_free(&c);
-		EXPECT_TRUE(!err || errno_in(err, ok_errs, 2));
+		EXPECT_TRUE(!err || dt_errno_in(err, ok_errs, 2));
 		dt_destroy(&nl, id);
 	}
 	dt_nl_close(&ev);
 	dt_nl_close(&nl);
-}
-
-/* ---- module unload with live trackers ---------------------------------- */
-
-FIXTURE(unload)
-{
-	struct dt_target tgt;
-	bool params;		/* loaded with test parameters */
-};
-
-FIXTURE_SETUP(unload)
-{
-	memset(&self->tgt, 0, sizeof(self->tgt));
-	self->params = false;
-}
-
-FIXTURE_TEARDOWN(unload)
-{
-	int err;
-
-	if (self->tgt.pid > 0)
-		dt_target_kill(&self->tgt);
-	if (self->params)
-		dt_unload();	/* back to the default parameters */
-	err = dt_ensure_loaded();
-	if (err)
-		TH_LOG("cannot load the module back: %s", strerror(-err));
-}
-
-TEST_F_TIMEOUT(unload, with_live_trackers, 120)
-{
-	const uint32_t all[] = { DTRACK_METHOD_SOFTDIRTY,
-		DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
-		DTRACK_METHOD_ACCESSED };
-	uint8_t *every;
-	struct dt_tracker t;
-	struct dt_version v;
-	struct dt_collect c;
-	uint32_t ids[16], id;
-	size_t i, nr = 0;
-	struct dt_nl nl;
-	char why[256], *mine;
-	int err;
-
-	if (!dt_ko_path())
-		SKIP(return, "DTRACK_KO not set: no module file to reload");
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	if (!any_method(&nl, &v, why, sizeof(why)))
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, dt_target_start(&self->tgt, DT_ANON, 1UL << 20, NULL));
-	mine = mmap(NULL, 64 * PAGE_SZ, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, mine);
-	memset(mine, 1, 64 * PAGE_SZ);
-
-	/* every available method, persistent or not, on another process
-	 * and on ourselves; each reset once so that its protections are on */
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (dt_method_check(&nl, &v, all[i], why, sizeof(why)))
-			continue;
-		ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
-				       self->tgt.len, all[i], 0, &ids[nr++]));
-		ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
-				       self->tgt.len, all[i],
-				       DTRACK_F_PERSISTENT, &ids[nr++]));
-		ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)mine,
-				       64 * PAGE_SZ, all[i], 0, &ids[nr++]));
-	}
-	for (i = 0; i < nr; i++) {
-		ASSERT_EQ(0, dt_collect(&nl, ids[i], DTRACK_COLLECT_RESET, &c));
-		dt_collect_free(&c);
-	}
-
-	err = dt_unload();
-	ASSERT_EQ(0, err) {
-		TH_LOG("delete_module with %zu live trackers: %s", nr,
-		       strerror(-err));
-	}
-	EXPECT_FALSE(dt_loaded());
-	/* the tracked processes keep writing as if nothing happened */
-	every = malloc(self->tgt.npages);
-	ASSERT_NE(NULL, every);
-	memset(every, 1, self->tgt.npages);
-	EXPECT_EQ(0, dt_target_write(&self->tgt, every));
-	for (i = 0; i < 64; i++)
-		dt_touch(mine, i);
-	for (i = 0; i < 64; i++)
-		EXPECT_EQ(2, mine[i * PAGE_SZ + i % 128]);
-	free(every);
-
-	/* back again: a clean slate that works */
-	ASSERT_EQ(0, dt_load());
-	dt_nl_close(&nl);
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	EXPECT_EQ(0, dt_count_trackers(&nl));
-	for (i = 0; i < nr; i++)
-		EXPECT_EQ(-ENOENT, dt_get_tracker(&nl, ids[i], &t));
-	ASSERT_EQ(0, dt_create(&nl, self->tgt.pid, self->tgt.addr,
-			       self->tgt.len, any_method(&nl, &v, why,
-							 sizeof(why)),
-			       0, &id));
-	EXPECT_EQ(0, dt_destroy(&nl, id));
-	dt_nl_close(&nl);
-	munmap(mine, 64 * PAGE_SZ);
-}
-
-/*
- * The wpfault log overflows: the module is reloaded with a 64-entry log,
- * then 100 pages are written in one epoch.  The overflow is reported (event,
- * stats) and no write is lost; the next epoch is exact again.
- */
-TEST_F_TIMEOUT(unload, wpfault_log_overflow, 60)
-{
-	const size_t npages = 1024, nwrites = 100;
-	size_t first = 0, i;
-	uint8_t want[1024], got[1024];
-	struct dt_nl nl, ev;
-	struct dt_tracker t;
-	struct dt_version v;
-	struct dt_collect c;
-	uint64_t outside;
-	char why[256], *p;
-	uint32_t id;
-	int err;
-
-	if (!dt_ko_path())
-		SKIP(return, "DTRACK_KO not set: cannot reload with a small log");
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	err = dt_method_check(&nl, &v, DTRACK_METHOD_WPFAULT, why,
-			      sizeof(why));
-	dt_nl_close(&nl);
-	if (err == -EOPNOTSUPP)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, err);
-	ASSERT_EQ(0, dt_unload());
-	self->params = true;
-	err = dt_load_params("log_entries=64");
-	if (err == -EINVAL || err == -ENOENT)
-		SKIP(return, "module has no log_entries parameter");
-	ASSERT_EQ(0, err);
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	ASSERT_EQ(0, dt_events_open(&ev));
-
-	p = mmap(NULL, npages * PAGE_SZ, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, p);
-	memset(p, 1, npages * PAGE_SZ);
-	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, npages * PAGE_SZ,
-			       DTRACK_METHOD_WPFAULT, 0, &id));
-	ASSERT_EQ(0, dt_get_tracker(&nl, id, &t));
-	if (t.stats.has & DT_HAS(DTRACK_STAT_A_LOG_SIZE))
-		EXPECT_EQ(64, t.stats.log_size);
-	ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_RESET, &c));
-	dt_collect_free(&c);
-
-	memset(want, 0, sizeof(want));
-	for (i = 0; i < nwrites; i++) {
-		want[(i * 7) % npages] = 1;
-		dt_touch(p, (i * 7) % npages);
-	}
-	ASSERT_EQ(0, dt_collect_map(&nl, id, DTRACK_COLLECT_RESET,
-				    (uintptr_t)p, npages, got, &outside, &c));
-	EXPECT_EQ(0, dt_missing(want, got, npages, &first)) {
-		TH_LOG("log overflowed: page %zu lost", first);
-	}
-	EXPECT_EQ(0, outside);
-	EXPECT_EQ(0, dt_wait_event(&ev, DTRACK_EVENT_LOG_OVERFLOW, id, 5000));
-	ASSERT_EQ(0, dt_get_tracker(&nl, id, &t));
-	EXPECT_LE(1, t.stats.log_overflows);
-
-	/* the next epoch fits the log: exact again */
-	memset(want, 0, sizeof(want));
-	want[3] = want[500] = 1;
-	dt_touch(p, 3);
-	dt_touch(p, 500);
-	ASSERT_EQ(0, dt_collect_map(&nl, id, DTRACK_COLLECT_RESET,
-				    (uintptr_t)p, npages, got, &outside, &c));
-	EXPECT_EQ(0, dt_missing(want, got, npages, &first));
-	EXPECT_EQ(0, dt_extra(want, got, npages));
-	EXPECT_FALSE(c.result_flags & DTRACK_RESULT_CONSERVATIVE);
-	dt_destroy(&nl, id);
-	dt_nl_close(&ev);
-	dt_nl_close(&nl);
-	munmap(p, npages * PAGE_SZ);
-}
-
-/* ---- the CLI ----------------------------------------------------------- */
-
-static bool on_path(const char *prog)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
-	return !system(cmd);
-}
-
-/* Run a shell command; stdout (and stderr if asked) into out. */
-static int sh(char *out, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t len, const char *fmt, ...)
-{
-	char cmd[1024];
-	size_t used = 0;
-	va_list ap;
-	FILE *f;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	out[0] = '\0';
-	while (used + 1 < len) {
-		size_t n = fread(out + used, 1, len - 1 - used, f);
-
-		if (!n)
-			break;
-		used += n;
-	}
-	out[used] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* Run a shell command with its stdout readable from *out; its pid or -1. */
-static pid_t spawn_reader(const char *cmd, pid_t *pid, FILE **out)
-{
-	int fds[2];
-
-	if (pipe2(fds, O_CLOEXEC))
-		return -1;
-	*pid = fork();
-	if (*pid < 0)
-		return -1;
-	if (*pid == 0) {
-		dup2(fds[1], 1);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	*out = fdopen(fds[0], "r");
-	return *out ? *pid : -1;
-}
-
-struct workload {
-	pid_t pid;
-	FILE *in;
-	FILE *out;
-	unsigned long addr;
-	unsigned long len;
-};
-
-static int workload_start(struct workload *w, const char *args)
-{
-	int to[2], from[2];
-	char line[256], cmd[256];
-
-	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
-		return -errno;
-	w->pid = fork();
-	if (w->pid < 0)
-		return -errno;
-	if (w->pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		snprintf(cmd, sizeof(cmd), "exec dtrack-workload %s", args);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	w->in = fdopen(to[1], "w");
-	w->out = fdopen(from[0], "r");
-	if (!w->in || !w->out || !fgets(line, sizeof(line), w->out))
-		return -EIO;
-	if (sscanf(line, "pid %*d addr %lx len %lu", &w->addr, &w->len) != 2)
-		return -EBADMSG;
-	return 0;
-}
-
-static int workload_cmd(struct workload *w, const char *cmd, char *answer,
-			size_t len)
-{
-	fprintf(w->in, "%s\n", cmd);
-	fflush(w->in);
-	return fgets(answer, len, w->out) ? 0 : -EIO;
-}
-
-TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
-{
-	char out[4096], want[256], why[256];
-	struct workload w = {};
-	struct dt_version v;
-	unsigned int id, id2;
-	bool found = false;
-	uint32_t method;
-	struct dt_nl nl;
-	pid_t watch_pid;
-	FILE *watch;
-	int i;
-
-	if (!on_path("dtrack") || !on_path("dtrack-workload"))
-		SKIP(return, "dtrack and dtrack-workload are not on PATH");
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	method = any_method(&nl, &v, why, sizeof(why));
-	if (!method)
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, workload_start(&w, "--size 64K"));
-
-	/* bad input: usage, status 2, nothing on stdout */
-	EXPECT_EQ(2, sh(out, sizeof(out), "dtrack track %d nowhere 4K 2>/dev/null",
-			w.pid));
-	EXPECT_STREQ("", out);
-	/* refused by the module: status 1 and its reason */
-	EXPECT_EQ(1, sh(out, sizeof(out), "dtrack track %d 0x%lx 4K 2>&1",
-			w.pid, w.addr + 1));
-	EXPECT_NE(NULL, strstr(out, "dtrack: track: ")) {
-		TH_LOG("stderr: %s", out);
-	}
-	EXPECT_NE(NULL, strstr(out, "aligned"));
-
-	/* track prints the id alone; LEN takes suffixes */
-	ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 64K --method %s",
-			w.pid, w.addr, dt_method_name(method)));
-	ASSERT_EQ(1, sscanf(out, "%u", &id));
-	snprintf(want, sizeof(want), "%u\n", id);
-	EXPECT_STREQ(want, out);
-	/* persistent: it outlived the command */
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --reset", id));
-
-	ASSERT_EQ(0, workload_cmd(&w, "write 1 2 3 9", out, sizeof(out)));
-	EXPECT_STREQ("ok 4\n", out);
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u", id));
-	snprintf(want, sizeof(want), "0x%lx 3\n0x%lx 1\n", w.addr + PAGE_SZ,
-		 w.addr + 9 * PAGE_SZ);
-	EXPECT_STREQ(want, out);
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --json", id));
-	snprintf(want, sizeof(want),
-		 "\"epoch\":2,\"conservative\":false,\"nr_dirty\":4,\"runs\":[{\"addr\":%lu,\"pages\":3},{\"addr\":%lu,\"pages\":1}]}\n",
-		 w.addr + PAGE_SZ, w.addr + 9 * PAGE_SZ);
-	EXPECT_NE(NULL, strstr(out, want)) {
-		TH_LOG("json: %s", out);
-	}
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack stats %u", id));
-	snprintf(want, sizeof(want), "id %u\npid %d\naddr 0x%lx\nlen 65536\nmethod %s\n",
-		 id, w.pid, w.addr, dt_method_name(method));
-	EXPECT_EQ(0, strncmp(want, out, strlen(want))) {
-		TH_LOG("stats: %s", out);
-	}
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack list | awk '$1 == %u { print $2, $3 }'",
-			id));
-	snprintf(want, sizeof(want), "%d 0x%lx\n", w.pid, w.addr);
-	EXPECT_STREQ(want, out);
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack list --json"));
-	snprintf(want, sizeof(want), "{\"id\":%u,\"pid\":%d,\"addr\":%lu,\"len\":65536,\"method\":\"%s\"",
-		 id, w.pid, w.addr, dt_method_name(method));
-	EXPECT_NE(NULL, strstr(out, want)) {
-		TH_LOG("list --json: %s", out);
-	}
-	EXPECT_EQ(0, sh(out, sizeof(out), "dtrack untrack %u", id));
-	EXPECT_EQ(1, sh(out, sizeof(out), "dtrack collect %u 2>&1", id));
-	EXPECT_NE(NULL, strstr(out, "dtrack: collect: "));
-
-	/* watch sees the target exit of a second tracker */
-	ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 0x10000", w.pid,
-			w.addr));
-	ASSERT_EQ(1, sscanf(out, "%u", &id2));
-	ASSERT_LT(0, spawn_reader("exec dtrack watch", &watch_pid, &watch));
-	/* wait until it has joined the group: it sees our own events */
-	for (i = 0; i < 100; i++) {
-		struct pollfd pfd = { .fd = fileno(watch), .events = POLLIN };
-		uint32_t sync;
-
-		ASSERT_EQ(0, dt_create(&nl, w.pid, w.addr, PAGE_SZ, method, 0,
-				       &sync));
-		ASSERT_EQ(0, dt_destroy(&nl, sync));
-		if (poll(&pfd, 1, 200) == 1)
-			break;
-	}
-	ASSERT_GT(100, i) {
-		TH_LOG("dtrack watch printed no event in 20 s");
-	}
-	kill(w.pid, SIGKILL);
-	dt_wait_child(w.pid);
-	snprintf(want, sizeof(want), "target_exit id=%u", id2);
-	found = false;
-	while (!found && fgets(out, sizeof(out), watch)) {
-		found = !strncmp(want, out, strlen(want));
-		if (!found && strncmp(out, "destroyed id=", 13))
-			TH_LOG("unexpected event line: %s", out);
-	}
-	EXPECT_TRUE(found) {
-		TH_LOG("no '%s' line from dtrack watch", want);
-	}
-	kill(watch_pid, SIGTERM);
-	dt_wait_child(watch_pid);
-	fclose(watch);
-	dt_destroy(&nl, id2);
-	fclose(w.in);
-	fclose(w.out);
-	dt_nl_close(&nl);
-}
-
-/* dtrack sample on a workload writing all the time: every method sees it */
-TEST_F_TIMEOUT(slow, cli_sample, 120)
-{
-	char methods[128] = "", out[16384], why[256], *line, *save;
-	unsigned long range_pages, seen[4] = { 0 };
-	size_t methods_n = 0;
-	struct workload w = {};
-	struct dt_version v;
-	struct dt_nl nl;
-	int lines = 0;
-	size_t i;
-
-	if (!on_path("dtrack") || !on_path("dtrack-workload"))
-		SKIP(return, "dtrack and dtrack-workload are not on PATH");
-	ASSERT_EQ(0, dt_open(&nl, &v));
-	for (i = 0; i < sizeof(dirty_methods) / sizeof(dirty_methods[0]); i++) {
-		if (dt_method_check(&nl, &v, dirty_methods[i], why, sizeof(why)))
-			continue;
-		if (methods[0])
-			strcat(methods, ",");
-		strcat(methods, dt_method_name(dirty_methods[i]));
-		methods_n++;
-	}
-	dt_nl_close(&nl);
-	if (!methods[0])
-		SKIP(return, "%s", why);
-	ASSERT_EQ(0, workload_start(&w, "--size 1M --epochs 0 --pages-per-epoch 8 --interval 20 --quiet"));
-	range_pages = w.len / PAGE_SZ;
-
-	/* one JSON object per interval, per method the pages it saw */
-	ASSERT_EQ(0, sh(out, sizeof(out),
-			"dtrack sample %d --addr 0x%lx --len %lu --method %s --interval 400 --count 3 --json",
-			w.pid, w.addr, w.len, methods));
-	for (line = strtok_r(out, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char key[64];
-		const char *m;
-		int k = 0;
-
-		lines++;
-		snprintf(key, sizeof(key), "{\"interval\":%d,", lines);
-		EXPECT_EQ(0, strncmp(line, key, strlen(key))) {
-			TH_LOG("line %d: %s", lines, line);
-		}
-		for (m = strstr(line, "{\"method\":"); m;
-		     m = strstr(m + 1, "{\"method\":")) {
-			unsigned long dirty = 0;
-			const char *d = strstr(m, "\"dirty_pages\":");
-
-			ASSERT_NE(NULL, d);
-			sscanf(d, "\"dirty_pages\":%lu", &dirty);
-			EXPECT_GE(range_pages, dirty);
-			ASSERT_GT(4, k);
-			seen[k++] += dirty;
-		}
-	}
-	EXPECT_EQ(3, lines);
-	/* 8 pages every 20 ms: every method saw some (TCG may stall one
-	 * interval, not all three) */
-	for (i = 0; i < 4 && methods_n; i++, methods_n--)
-		EXPECT_LT(0, seen[i]) {
-			TH_LOG("method %zu of '%s' saw no write in 3 intervals",
-			       i, methods);
-		}
-	/* its trackers ended with it */
-	ASSERT_EQ(0, dt_nl_open(&nl));
-	EXPECT_EQ(0, dt_count_trackers(&nl));
-	dt_nl_close(&nl);
-	/* the text form: comment header, column header, three rows */
-	EXPECT_EQ(0, sh(out, sizeof(out),
-			"dtrack sample %d --addr 0x%lx --len %lu --interval 200 --count 3 | grep -v '^#' | wc -l",
-			w.pid, w.addr, w.len));
-	EXPECT_STREQ("4\n", out);
-	kill(w.pid, SIGKILL);
-	dt_wait_child(w.pid);
-	fclose(w.in);
-	fclose(w.out);
 }
 
 TEST_HARNESS_MAIN

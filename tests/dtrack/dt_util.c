@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include "dt_util.h"
@@ -664,4 +665,58 @@ int dt_wait_child(pid_t pid)
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
+}
+
+/* ---- small things the tests share ------------------------------------- */
+
+const uint32_t dt_dirty_methods[3] = {
+	DTRACK_METHOD_SOFTDIRTY, DTRACK_METHOD_WPFAULT, DTRACK_METHOD_HWDIRTY,
+};
+
+uint32_t dt_any_method(struct dt_nl *nl, const struct dt_version *v,
+		       char *why, size_t why_len)
+{
+	size_t i;
+
+	snprintf(why, why_len, "no tracking method available");
+	for (i = 0; i < 3; i++)
+		if (!dt_method_check(nl, v, dt_dirty_methods[i], why, why_len))
+			return dt_dirty_methods[i];
+	return 0;
+}
+
+bool dt_errno_in(int err, const int *set, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (err == -set[i])
+			return true;
+	return false;
+}
+
+void dt_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+int dt_wait_ended(struct dt_nl *nl, uint32_t id, int timeout_ms)
+{
+	struct dt_tracker t;
+	int waited, err;
+
+	for (waited = 0; waited <= timeout_ms; waited += 20) {
+		err = dt_get_tracker(nl, id, &t);
+		if (err == -ENOENT)
+			return 0;
+		if (err)
+			return err;
+		if ((t.stats.has & DT_HAS(DTRACK_STAT_A_STATE)) &&
+		    t.stats.state == DTRACK_STATE_ENDED)
+			return 0;
+		dt_sleep_ms(20);
+	}
+	return -ETIMEDOUT;
 }

@@ -152,4 +152,17 @@ int dt_become_nobody(bool keep_net_admin);
 /* waitpid() a child; its exit status, 128 + signal, or -errno. */
 int dt_wait_child(pid_t pid);
 
+/* ---- small things the tests share ------------------------------------- */
+
+/* The dirty-tracking methods (accessed aside). */
+extern const uint32_t dt_dirty_methods[3];
+/* First dirty method the module can track with, or 0 (reason in why). */
+uint32_t dt_any_method(struct dt_nl *nl, const struct dt_version *v,
+		       char *why, size_t why_len);
+/* Is -err one of the n errnos in set? */
+bool dt_errno_in(int err, const int *set, size_t n);
+void dt_sleep_ms(long ms);
+/* Wait until GET_TRACKER says ENDED or the tracker is gone; 0 or -errno. */
+int dt_wait_ended(struct dt_nl *nl, uint32_t id, int timeout_ms);
+
 #endif /* DT_UTIL_H */
