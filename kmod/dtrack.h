@@ -148,6 +148,9 @@ struct dtrack_walk {
 	struct vm_area_struct *vma;
 	dtrack_pte_fn pte;		/* under the PTE lock */
 	dtrack_pmd_fn pmd;		/* huge or migration pmd, pmd lock held */
+	/* [start, end) could not be walked (its pmd kept changing) */
+	void (*skip)(struct dtrack_walk *w, unsigned long start,
+		     unsigned long end);
 	void *priv;
 	bool changed;			/* a callback changed an entry */
 };

@@ -93,6 +93,17 @@ static void dtrack_hw_pmd(struct dtrack_walk *w, unsigned long addr,
 	dtrack_hw_hand(c, haddr, haddr + HPAGE_PMD_SIZE);
 }
 
+/* A table that kept changing under us: count it dirty (or accessed). */
+static void dtrack_hw_skip(struct dtrack_walk *w, unsigned long start,
+			   unsigned long end)
+{
+	struct dtrack_hw_ctx *c = w->priv;
+
+	dtrack_hw_hand(c, start, end);
+	if (c->clear)
+		dtrack_mark_addr(c->self, start, end, true);
+}
+
 static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 			   bool clear)
 {
@@ -102,7 +113,7 @@ static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 	};
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .pte = dtrack_hw_pte, .pmd = dtrack_hw_pmd,
-		.priv = &c,
+		.skip = dtrack_hw_skip, .priv = &c,
 	};
 	struct mmu_notifier_range range;
 

@@ -110,6 +110,8 @@ again:
 			/* pmd changed under us (THP collapse/split, zap) */
 			if (++retries < 8)
 				goto again;
+			if (w->skip)
+				w->skip(w, addr, next);
 			continue;
 		}
 		for (a = addr; a < next; a += PAGE_SIZE, pte++) {

@@ -539,7 +539,9 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 		return -EOPNOTSUPP;
 	}
 	npages = len >> PAGE_SHIFT;
-	if (npages > READ_ONCE(dtrack_max_tracker_pages)) {
+	/* page indexes are u32 (wpfault log) */
+	if (npages > min_t(unsigned long, READ_ONCE(dtrack_max_tracker_pages),
+			   U32_MAX)) {
 		NL_SET_ERR_MSG(extack, "range exceeds the per-tracker page limit");
 		return -E2BIG;
 	}

@@ -122,13 +122,27 @@ static void dtrack_sd_pmd(struct dtrack_walk *w, unsigned long addr,
 	}
 }
 
+/*
+ * A table that kept changing under us was neither read nor cleared: count
+ * it dirty in both epochs (its PTEs may stay writable without a fault).
+ */
+static void dtrack_sd_skip(struct dtrack_walk *w, unsigned long start,
+			   unsigned long end)
+{
+	struct dtrack_sd_ctx *c = w->priv;
+
+	dtrack_sd_hand(c, start, end, true);
+	if (c->clear)
+		dtrack_mark_addr(c->self, start, end, true);
+}
+
 /* Read-only scan: soft-dirty pages of t's range into @into. */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
 {
 	struct dtrack_sd_ctx c = { .self = t, .into = into };
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
-		.priv = &c,
+		.skip = dtrack_sd_skip, .priv = &c,
 	};
 
 	dtrack_walk_range(&w, t->start, t->end);
@@ -140,7 +154,7 @@ void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
 	struct dtrack_sd_ctx c = { .self = t, .into = snap, .clear = true };
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
-		.priv = &c,
+		.skip = dtrack_sd_skip, .priv = &c,
 	};
 	struct mmu_notifier_range range;
 
