@@ -30,7 +30,8 @@ for h in "${names[@]}"; do
 	art=$DTRACK_ROOT/build/fuzz-artifacts
 	mkdir -p "$corpus" "$art"
 	cp -n "$DTRACK_ROOT/tests/fuzz/corpus/$h/"* "$corpus/"
-	log=$DTRACK_ROOT/build/fuzz-artifacts/fuzz-$h.log
+	log=$DTRACK_ROOT/build/fuzz-corpus/$h.log
+	rm -f "$art"/fuzz-[0-9]*.log	# -jobs logs of an earlier run
 	echo "== fuzz-$h for ${secs}s ($jobs jobs)"
 	if [ "$jobs" -gt 1 ]; then
 		(cd "$art" && "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
@@ -41,7 +42,7 @@ for h in "${names[@]}"; do
 			-artifact_prefix="$art/" -print_final_stats=1 "$corpus") > "$log" 2>&1
 	fi
 	r=$?
-	execs=$(cat "$log" "$art"/fuzz-*.log 2>/dev/null | sed -n 's/^stat::number_of_executed_units: *//p' |
+	execs=$(cat "$log" "$art"/fuzz-[0-9]*.log 2>/dev/null | sed -n 's/^stat::number_of_executed_units: *//p' |
 		awk '{ s += $1 } END { print s + 0 }')
 	echo "# FUZZ-LIB $h execs=$execs secs=$secs corpus=$(ls "$corpus" | wc -l)"
 	if [ $r -ne 0 ]; then
