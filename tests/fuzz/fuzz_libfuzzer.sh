@@ -4,7 +4,7 @@
 # known-bug repros of tests/fuzz/repro.  Ok if no crash, leak or timeout;
 # the executions are reported on '#' lines.  Longer runs: scripts/fuzz-lib.sh.
 top=@TOP@
-bin=${FUZZ_BIN:-$top/build/bin}
+bin=${FUZZ_BIN:-$top/build/fuzz}
 secs=${TEST_FUZZ_TIME:-10}
 work=$(mktemp -d /tmp/fuzz-libfuzzer.XXXXXX)
 trap 'rm -rf "$work"' EXIT
