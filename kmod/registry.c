@@ -577,6 +577,7 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 	t->portid = (flags & DTRACK_F_PERSISTENT) ? 0 : portid;
 
 	if (mmap_read_lock_killable(mm)) {
+		NL_SET_ERR_MSG(extack, "interrupted");
 		ret = -EINTR;
 		goto err_free;
 	}
@@ -601,6 +602,7 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 	}
 	id = idr_alloc_cyclic(&dtrack_idr, NULL, 1, INT_MAX, GFP_KERNEL);
 	if (id < 0) {
+		NL_SET_ERR_MSG(extack, "no tracker id left");
 		ret = id;
 		goto err_unlock;
 	}
@@ -610,6 +612,7 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 
 	mn = mmu_notifier_get(&dtrack_mn_ops, mm);
 	if (IS_ERR(mn)) {
+		NL_SET_ERR_MSG(extack, "cannot register an mmu notifier");
 		ret = PTR_ERR(mn);
 		idr_remove(&dtrack_idr, id);
 		dtrack_nr_trackers--;

@@ -54,10 +54,12 @@ static unsigned long __init dtrack_kallsyms_addr(void)
 
 #define DTRACK_SYM(field, name) { #name, offsetof(struct dtrack_symbols, field) }
 
-static const struct {
+struct dtrack_sym_entry {
 	const char *name;
 	size_t offset;
-} dtrack_sym_table[] __initconst = {
+};
+
+static const struct dtrack_sym_entry dtrack_sym_table[] __initconst = {
 	DTRACK_SYM(ptrace_may_access, ptrace_may_access),
 	DTRACK_SYM(flush_tlb_mm_range, flush_tlb_mm_range),
 	DTRACK_SYM(mn_invalidate_range_start, __mmu_notifier_invalidate_range_start),
