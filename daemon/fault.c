@@ -197,6 +197,24 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	return n;
 }
 
+/*
+ * Does the client still have page @idx?  Shared: is it in the memfd's page
+ * cache (a uffd-wp PTE marker left by a hole punch would show as "swapped"
+ * in pagemap).  Private: pagemap present or swapped.
+ */
+static bool page_present(struct region *r, uint64_t idx)
+{
+	off_t off = idx << PAGE_SHIFT;
+	uint64_t e = 0;
+
+	if (r->memfd >= 0)
+		return lseek(r->memfd, off, SEEK_DATA) == off;
+	off = ((r->addr >> PAGE_SHIFT) + idx) * 8;
+	if (pread(r->conn->pagemap, &e, 8, off) != 8)
+		return true;	/* cannot tell: assume the usual case */
+	return e & (3ULL << 62);
+}
+
 static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			 uint64_t t0)
 {
@@ -255,12 +273,33 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			pthread_mutex_lock(&pd.lock);
 			break;
 		case PG_CLEAN:
-		case PG_DIRTY:
-			/* stale: an earlier fill of this page woke it */
+		case PG_DIRTY: {
+			enum pg_state was = pg->state;
+			bool present;
+
+			/*
+			 * Usually stale: an earlier fill of this page woke
+			 * the thread.  But the page may really be gone (the
+			 * application dropped it, a drop request failed
+			 * half-way): then waking would loop for ever.
+			 */
 			pthread_mutex_unlock(&pd.lock);
-			uffd_wake(r, idx, 1);
+			present = page_present(r, idx);
+			pthread_mutex_lock(&pd.lock);
+			if (present || pg->state != was) {
+				pthread_mutex_unlock(&pd.lock);
+				uffd_wake(r, idx, 1);
+				pthread_mutex_lock(&pd.lock);
+				break;
+			}
+			STAT_ADD(r, vanished, 1);
+			pg_set(r, idx, PG_ABSENT);
+			pthread_mutex_unlock(&pd.lock);
+			fill_pages(r, idx, 1, flags & UFFD_PAGEFAULT_FLAG_WRITE,
+				   false);
 			pthread_mutex_lock(&pd.lock);
 			break;
+		}
 		default:
 			pg->flags |= PGF_WAITERS;
 			break;

@@ -10,6 +10,9 @@
  *   FILLING   -> ABSENT                 read failed, nothing installed
  *   CLEAN     -> UNPROTECT | EVICTING
  *   DIRTY     -> UNPROTECT | WRITEBACK | EVICTING
+ *   CLEAN|DIRTY -> ABSENT               a MISSING fault proves the page is
+ *                                       gone from the client (checked in
+ *                                       its pagemap): refilled from file
  *   UNPROTECT -> DIRTY                  write fault resolved
  *   WRITEBACK -> CLEAN | DIRTY          written (DIRTY: write failed)
  *   EVICTING  -> ABSENT                 written if needed and dropped
@@ -38,9 +41,9 @@
 static const uint16_t pg_allowed[PG_NR_STATES] = {
 	[PG_ABSENT]	= 1 << PG_FILLING,
 	[PG_FILLING]	= 1 << PG_CLEAN | 1 << PG_DIRTY | 1 << PG_ABSENT,
-	[PG_CLEAN]	= 1 << PG_UNPROTECT | 1 << PG_EVICTING,
+	[PG_CLEAN]	= 1 << PG_UNPROTECT | 1 << PG_EVICTING | 1 << PG_ABSENT,
 	[PG_DIRTY]	= 1 << PG_UNPROTECT | 1 << PG_WRITEBACK |
-			  1 << PG_EVICTING,
+			  1 << PG_EVICTING | 1 << PG_ABSENT,
 	[PG_UNPROTECT]	= 1 << PG_DIRTY,
 	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY,
 	[PG_EVICTING]	= 1 << PG_ABSENT | 1 << PG_CLEAN | 1 << PG_DIRTY,

@@ -89,12 +89,12 @@ static void fmt_stats(struct out *o, const struct pager_stats *s, bool json,
 	static const char *const names[] = {
 		"faults", "missing_faults", "wp_faults", "fills_file",
 		"fills_zero", "readahead", "writebacks", "evictions",
-		"bytes_in", "bytes_out", "wb_errors",
+		"bytes_in", "bytes_out", "wb_errors", "vanished",
 	};
 	const uint64_t vals[] = {
 		s->faults, s->missing_faults, s->wp_faults, s->fills_file,
 		s->fills_zero, s->readahead, s->writebacks, s->evictions,
-		s->bytes_in, s->bytes_out, s->wb_errors,
+		s->bytes_in, s->bytes_out, s->wb_errors, s->vanished,
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {

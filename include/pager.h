@@ -48,6 +48,7 @@ struct pager_stats {
 	uint64_t bytes_in;		/* bytes read from files */
 	uint64_t bytes_out;		/* bytes written to files */
 	uint64_t wb_errors;		/* failed page write-backs */
+	uint64_t vanished;		/* resident pages the client lost itself */
 	int32_t last_error;		/* last write-back error (-errno) */
 	uint32_t nr_regions;
 	uint64_t resident;		/* resident pages */

@@ -432,6 +432,28 @@ TEST_F_TIMEOUT(pager, evict_while_writing, 120)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+/*
+ * The application drops a clean page behind pagerd's back: the next
+ * access must be refilled from the file, not wait for ever.
+ */
+TEST_F_TIMEOUT(pager, page_dropped_by_app, 30)
+{
+	size_t len = 64 * PT_PAGE;
+	struct pager_stats st;
+	unsigned char *mem;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 12));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(0, memcmp(mem, self->model, len));
+	ASSERT_EQ(0, madvise(mem + 3 * PT_PAGE, PT_PAGE,
+			     variant->flags ? MADV_REMOVE : MADV_DONTNEED));
+	ASSERT_EQ(0, memcmp(mem, self->model, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(1, st.vanished);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 /* Sequential faults grow a readahead window: far fewer faults than pages. */
 TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 {
