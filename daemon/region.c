@@ -84,11 +84,15 @@ void pg_set(struct region *r, uint64_t idx, enum pg_state to)
 		r->resident--;
 		pd.resident--;
 	}
-	if (from == PG_DIRTY) {
+	/*
+	 * UNPROTECT counts as dirty already: the writer may run (and read
+	 * the stats) before the page is marked DIRTY.
+	 */
+	if (from == PG_DIRTY || from == PG_UNPROTECT) {
 		r->dirty--;
 		pd.dirty--;
 	}
-	if (to == PG_DIRTY) {
+	if (to == PG_DIRTY || to == PG_UNPROTECT) {
 		r->dirty++;
 		pd.dirty++;
 	}
