@@ -266,73 +266,140 @@ TEST(bad_inputs_change_nothing)
 
 /* ---- limits ------------------------------------------------------------ */
 
-TEST_F_TIMEOUT(slow, limits, 120)
+#define PARAM "/sys/module/dtrack/parameters/"
+
+static long read_param(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), PARAM "%s", name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int write_param(const char *name, long v)
+{
+	char path[128];
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), PARAM "%s", name);
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	ret = fprintf(f, "%ld\n", v) > 0 ? 0 : -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+/* The limits are lowered through the module's writable parameters. */
+FIXTURE(limits)
+{
+	long max_trackers;
+	long max_pages;
+};
+
+FIXTURE_SETUP(limits)
+{
+	self->max_trackers = read_param("max_trackers");
+	self->max_pages = read_param("max_pages");
+}
+
+FIXTURE_TEARDOWN(limits)
+{
+	if (self->max_trackers > 0)
+		write_param("max_trackers", self->max_trackers);
+	if (self->max_pages > 0)
+		write_param("max_pages", self->max_pages);
+}
+
+TEST_F(limits, enforced_and_reported)
 {
 	struct dt_version v, v2;
 	struct dt_tracker t;
-	uint32_t method, *ids;
+	uint32_t method, ids[8], id;
 	char why[256], *p;
 	struct dt_nl nl;
-	uint32_t n = 0, i, id;
+	uint32_t n, i;
 	int err = 0;
 
 	ASSERT_EQ(0, dt_open(&nl, &v));
 	method = dt_any_method(&nl, &v, why, sizeof(why));
 	if (!method)
 		SKIP(return, "%s", why);
-	p = mmap(NULL, PAGE_SZ, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, 64 * PAGE_SZ, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	p[0] = 1;
+	memset(p, 1, 64 * PAGE_SZ);
 
 	/* the per-tracker page limit, as reported in stats */
 	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, PAGE_SZ, method,
 			       0, &id));
 	ASSERT_EQ(0, dt_get_tracker(&nl, id, &t));
 	ASSERT_EQ(0, dt_destroy(&nl, id));
-	if (t.stats.has & DT_HAS(DTRACK_STAT_A_MAX_PAGES)) {
-		err = dt_create(&nl, getpid(), (uintptr_t)p,
-				(t.stats.max_pages + 1) * PAGE_SZ, method, 0,
-				&id);
-		EXPECT_EQ(-E2BIG, err) {
-			TH_LOG("tracker of max_pages + 1 = %llu pages: %s",
-			       (unsigned long long)t.stats.max_pages + 1,
-			       strerror(-err));
-		}
-		EXPECT_NE(0, strlen(nl.extack));
-	} else {
-		TH_LOG("no per-tracker page limit in stats");
+	ASSERT_TRUE(t.stats.has & DT_HAS(DTRACK_STAT_A_MAX_PAGES));
+	err = dt_create(&nl, getpid(), (uintptr_t)p,
+			(t.stats.max_pages + 1) * PAGE_SZ, method, 0, &id);
+	EXPECT_EQ(-E2BIG, err) {
+		TH_LOG("tracker of max_pages + 1 = %llu pages: %s",
+		       (unsigned long long)t.stats.max_pages + 1,
+		       strerror(-err));
 	}
+	EXPECT_NE(0, strlen(nl.extack));
 
-	/* the global tracker limit, as reported by GET_VERSION */
-	ASSERT_TRUE(v.has & DT_HAS(DTRACK_A_MAX_TRACKERS)) {
-		TH_LOG("GET_VERSION reports no tracker limit");
-	}
-	if (v.max_trackers > 8192)
-		SKIP(return, "tracker limit %u too high to reach here",
-		     v.max_trackers);
-	ids = calloc(v.max_trackers + 1, sizeof(*ids));
-	ASSERT_NE(NULL, ids);
-	for (n = 0; n <= v.max_trackers; n++) {
+	/* the global limits, as reported by GET_VERSION */
+	ASSERT_TRUE(v.has & DT_HAS(DTRACK_A_MAX_TRACKERS));
+	ASSERT_TRUE(v.has & DT_HAS(DTRACK_A_NR_TRACKERS));
+	EXPECT_EQ(self->max_trackers, v.max_trackers);
+	if (self->max_trackers <= 0 ||
+	    write_param("max_trackers", v.nr_trackers + 4))
+		SKIP(return, "cannot lower " PARAM "max_trackers");
+	for (n = 0; n < 8; n++) {
 		err = dt_create(&nl, getpid(), (uintptr_t)p, PAGE_SZ, method,
 				0, &ids[n]);
 		if (err)
 			break;
 	}
+	EXPECT_EQ(4, n);
 	EXPECT_EQ(-ENOSPC, err);
 	EXPECT_NE(0, strlen(nl.extack));
 	ASSERT_EQ(0, dt_get_version(&nl, &v2));
-	EXPECT_EQ(v.max_trackers, v2.nr_trackers);
-	EXPECT_EQ(v.max_trackers, v.nr_trackers + n);
+	EXPECT_EQ(v.nr_trackers + 4, v2.max_trackers);
+	EXPECT_EQ(v.nr_trackers + 4, v2.nr_trackers);
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, dt_destroy(&nl, ids[i]));
-	/* room again */
-	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, PAGE_SZ, method,
-			       0, &id));
-	EXPECT_EQ(0, dt_destroy(&nl, id));
-	free(ids);
+	ASSERT_EQ(0, write_param("max_trackers", self->max_trackers));
+
+	/* the global page limit */
+	ASSERT_TRUE(v.has & DT_HAS(DTRACK_A_NR_PAGES));
+	if (self->max_pages <= 0 ||
+	    write_param("max_pages", v.nr_pages + 48))
+		SKIP(return, "cannot lower " PARAM "max_pages");
+	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, 32 * PAGE_SZ,
+			       method, 0, &ids[0]));
+	ASSERT_EQ(0, dt_get_version(&nl, &v2));
+	EXPECT_EQ(v.nr_pages + 32, v2.nr_pages);
+	err = dt_create(&nl, getpid(), (uintptr_t)p, 32 * PAGE_SZ, method, 0,
+			&id);
+	EXPECT_EQ(-ENOSPC, err);
+	EXPECT_NE(0, strlen(nl.extack));
+	/* what fits still fits */
+	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, 16 * PAGE_SZ,
+			       method, 0, &ids[1]));
+	EXPECT_EQ(0, dt_destroy(&nl, ids[0]));
+	EXPECT_EQ(0, dt_destroy(&nl, ids[1]));
+	ASSERT_EQ(0, dt_get_version(&nl, &v2));
+	EXPECT_EQ(v.nr_pages, v2.nr_pages);
 	dt_nl_close(&nl);
-	munmap(p, PAGE_SZ);
+	munmap(p, 64 * PAGE_SZ);
 }
 
 /* ---- permissions ------------------------------------------------------- */
