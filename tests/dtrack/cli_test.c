@@ -249,6 +249,103 @@ TEST_F_TIMEOUT(slow, cli_end_to_end, 120)
 	dt_nl_close(&nl);
 }
 
+/* Parse "0xADDR NPAGES" lines into a page map of [base, base + n pages). */
+static int runs_to_map(char *text, unsigned long base, size_t n, uint8_t *map)
+{
+	char *line, *save;
+	int bad = 0;
+
+	memset(map, 0, n);
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned long addr, pages, i;
+
+		if (sscanf(line, "0x%lx %lu", &addr, &pages) != 2) {
+			bad++;
+			continue;
+		}
+		for (i = 0; i < pages; i++) {
+			unsigned long a = addr + i * PAGE_SZ;
+
+			if (a < base || a >= base + n * PAGE_SZ)
+				bad++;
+			else
+				map[(a - base) / PAGE_SZ] = 1;
+		}
+	}
+	return bad;
+}
+
+/*
+ * Ground truth through the CLI: the workload's scripted epochs print the
+ * pages they write; 'dtrack collect --reset' must print exactly them
+ * (4 KiB private anonymous pages), for every method.
+ */
+TEST_F_TIMEOUT(slow, cli_ground_truth, 120)
+{
+	char out[65536], why[256], *tok, *save;
+	uint8_t want[64], got[64];
+	struct dt_version v;
+	struct dt_nl nl;
+	size_t k;
+	int e;
+
+	if (!on_path("dtrack") || !on_path("dtrack-workload"))
+		SKIP(return, "dtrack and dtrack-workload are not on PATH");
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	if (!dt_any_method(&nl, &v, why, sizeof(why)))
+		SKIP(return, "%s", why);
+
+	for (k = 0; k < 3; k++) {
+		uint32_t method = dt_dirty_methods[k];
+		struct workload w = {};
+		unsigned int id;
+
+		if (dt_method_check(&nl, &v, method, why, sizeof(why))) {
+			TH_LOG("%s", why);
+			continue;
+		}
+		ASSERT_EQ(0, workload_start(&w, "--size 256K --epochs 4 --pages-per-epoch 9 --seed 77"));
+		ASSERT_EQ(0, sh(out, sizeof(out), "dtrack track %d 0x%lx 256K --method %s",
+				w.pid, w.addr, dt_method_name(method)));
+		ASSERT_EQ(1, sscanf(out, "%u", &id));
+		ASSERT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --reset", id));
+		for (e = 1; e <= 4; e++) {
+			char expect_hdr[32];
+
+			/* one epoch of the workload: its pages on one line */
+			fputc('\n', w.in);
+			fflush(w.in);
+			ASSERT_NE(NULL, fgets(out, sizeof(out), w.out));
+			snprintf(expect_hdr, sizeof(expect_hdr), "epoch %d ", e);
+			ASSERT_EQ(0, strncmp(out, expect_hdr, strlen(expect_hdr)));
+			memset(want, 0, sizeof(want));
+			tok = strtok_r(out + strlen(expect_hdr), " \n", &save);
+			for (; tok; tok = strtok_r(NULL, " \n", &save)) {
+				unsigned long a = strtoul(tok, NULL, 16);
+
+				ASSERT_TRUE(a >= w.addr && a < w.addr + w.len);
+				want[(a - w.addr) / PAGE_SZ] = 1;
+			}
+			EXPECT_EQ(9, dt_count(want, 64));
+			ASSERT_EQ(0, sh(out, sizeof(out), "dtrack collect %u --reset",
+					id));
+			EXPECT_EQ(0, runs_to_map(out, w.addr, 64, got));
+			EXPECT_EQ(0, memcmp(want, got, sizeof(want))) {
+				TH_LOG("%s epoch %d: %zu written, %zu reported, %zu missing",
+				       dt_method_name(method), e,
+				       dt_count(want, 64), dt_count(got, 64),
+				       dt_missing(want, got, 64, NULL));
+			}
+		}
+		EXPECT_EQ(0, sh(out, sizeof(out), "dtrack untrack %u", id));
+		fclose(w.in);	/* the workload exits at EOF */
+		fclose(w.out);
+		EXPECT_EQ(0, dt_wait_child(w.pid));
+	}
+	dt_nl_close(&nl);
+}
+
 /* dtrack sample on a workload writing all the time: every method sees it */
 TEST_F_TIMEOUT(slow, cli_sample, 120)
 {
