@@ -31,7 +31,7 @@ PREFIX ?= /usr/local
 DTRACK_VERSION := $(shell sed -n 's/^\#define DTRACK_MODULE_VERSION "\(.*\)"/\1/p' kmod/dtrack.h)
 
 .PHONY: all deps module modules user kernels ksft test test-host test-vm test-debug run bench \
-	install modules_install clean distclean checkpatch
+	install modules_install clean distclean checkpatch reliability
 
 all: module user
 
@@ -97,6 +97,10 @@ run: deps
 
 bench: deps
 	scripts/bench.sh
+
+# Fuzzing and fault injection with figures (docs/reliability.md).
+reliability: deps
+	scripts/reliability.sh
 
 checkpatch:
 	scripts/checkpatch.sh
