@@ -164,8 +164,10 @@ struct nlmsghdr *dt_nl_request(struct dt_nl *nl, uint8_t cmd, uint16_t flags)
 	return nlh;
 }
 
-/* Keep the extack message of an error or done message; payload_off skips
- * the error header (and the echoed request unless capped). */
+/*
+ * Keep the extack message of an error or done message; payload_off skips
+ * the error header (and the echoed request unless capped).
+ */
 static void save_extack(struct dt_nl *nl, const struct nlmsghdr *nlh,
 			size_t payload_off)
 {

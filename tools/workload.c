@@ -405,8 +405,10 @@ int main(int argc, char **argv)
 		printf("done\n");
 		fflush(stdout);
 	}
-	/* Without an interval, stay until told so that the last epoch can
-	 * be collected while the process still exists. */
+	/*
+	 * Without an interval, stay until stdin closes so that the last
+	 * epoch can be collected while the process still exists.
+	 */
 	if (!interval)
 		while (getline(&line, &cap, stdin) > 0)
 			;

@@ -39,8 +39,11 @@ FIXTURE_TEARDOWN(slow)
 
 /* ---- bad inputs -------------------------------------------------------- */
 
-enum { F_PID = 1, F_ADDR = 2, F_LEN = 4, F_METHOD = 8, F_FLAGS = 16,
-       F_PID64 = 32, F_UNKNOWN = 64 };
+/* attributes a create request carries */
+enum {
+	F_PID = 1, F_ADDR = 2, F_LEN = 4, F_METHOD = 8, F_FLAGS = 16,
+	F_PID64 = 32, F_UNKNOWN = 64,
+};
 #define F_ALL (F_PID | F_ADDR | F_LEN | F_METHOD)
 
 struct create_case {

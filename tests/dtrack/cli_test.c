@@ -403,8 +403,10 @@ TEST_F_TIMEOUT(slow, cli_sample, 120)
 		}
 	}
 	EXPECT_EQ(3, lines);
-	/* 8 pages every 20 ms: every method saw some (TCG may stall one
-	 * interval, not all three) */
+	/*
+	 * 8 pages every 20 ms: every method saw some (TCG may stall one
+	 * interval, not all three)
+	 */
 	for (i = 0; i < 4 && methods_n; i++, methods_n--)
 		EXPECT_LT(0, seen[i]) {
 			TH_LOG("method %zu of '%s' saw no write in 3 intervals",

@@ -59,8 +59,10 @@ enum dt_backing {
 };
 
 const char *dt_backing_name(enum dt_backing b);
-/* Map len bytes of that kind (len rounded up to 2 MiB for THP); NULL on
- * failure with errno set. */
+/*
+ * Map len bytes of that kind (len rounded up to 2 MiB for THP);
+ * MAP_FAILED with errno set on failure.
+ */
 void *dt_map(enum dt_backing b, size_t len);
 /* Is THP usable for anonymous memory ("never" or absent: no)? */
 bool dt_thp_available(void);

@@ -429,8 +429,10 @@ TEST_F(life, dontneed_refault)
 	self->want[1] = self->want[33] = 1;
 	dt_touch(p, 1);
 	dt_touch(p, 33);
-	/* pages 0..31 were written this epoch even if zapped since: the
-	 * written ones must still show (the zero page holds now) */
+	/*
+	 * pages 0..31 were written this epoch even if zapped since: the
+	 * written ones must still show (the zero page holds now)
+	 */
 	SUPERSET(id, "write, DONTNEED, re-fault by write", p, NPAGES,
 		 self->want);
 
@@ -653,7 +655,8 @@ TEST_F_TIMEOUT(life, ksm_merge, 90)
 		SKIP(return, "ksmd merged only %ld pages in 30 s", sharing);
 	}
 	/* merging itself is no write; writes break the merge (COW) */
-	SUPERSET(id, "KSM merge", p, NPAGES, (uint8_t[NPAGES]){ 0 });
+	memset(self->want, 0, NPAGES);
+	SUPERSET(id, "KSM merge", p, NPAGES, self->want);
 	dt_pick(&self->rng, self->want, NPAGES, 9);
 	touch_set(p, self->want, NPAGES);
 	SUPERSET(id, "writes to KSM-merged pages", p, NPAGES, self->want);

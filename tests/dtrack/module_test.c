@@ -66,8 +66,10 @@ TEST_F_TIMEOUT(unload, with_live_trackers, 120)
 	ASSERT_NE(MAP_FAILED, mine);
 	memset(mine, 1, 64 * PAGE_SZ);
 
-	/* every available method, persistent or not, on another process
-	 * and on ourselves; each reset once so that its protections are on */
+	/*
+	 * every available method, persistent or not, on another process
+	 * and on ourselves; each reset once so that its protections are on
+	 */
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		if (dt_method_check(&nl, &v, all[i], why, sizeof(why)))
 			continue;
