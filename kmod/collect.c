@@ -13,6 +13,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
+#include <linux/userfaultfd_k.h>
 #include <linux/vmalloc.h>
 #include "dtrack.h"
 
@@ -100,6 +101,43 @@ static void dtrack_close_snap(struct dtrack_tracker *t)
 	spin_unlock(&t->lock);
 }
 
+static int dtrack_runs_from_log(struct dtrack_tracker *t,
+				struct dtrack_epoch *ep,
+				struct dtrack_result *res);
+
+/*
+ * wpfault reset: O(dirty) when the ending epoch's log is complete and the
+ * invariant of wp_walked holds, else a full walk of the range.
+ */
+static bool dtrack_range_uffd(struct dtrack_tracker *t)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, t->dmm->mm, t->start);
+
+	/* UFFDIO_COPY installs writable PTEs without a fault */
+	for_each_vma_range(vmi, vma, t->end)
+		if (userfaultfd_armed(vma))
+			return true;
+	return false;
+}
+
+static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
+{
+	int seq = atomic_read(&t->dmm->unmap_seq);
+	struct dtrack_result res = {};
+
+	if (t->wp_walked && seq == t->wp_unmap_seq && !snap->overflow &&
+	    !dtrack_range_uffd(t) &&
+	    !snap->degraded && !dtrack_runs_from_log(t, snap, &res)) {
+		dtrack_sd_reset_runs(t, snap, res.runs, res.nr_runs);
+		dtrack_result_free(&res);
+	} else {
+		dtrack_sd_reset(t, snap);
+		t->wp_walked = true;
+	}
+	t->wp_unmap_seq = seq;
+}
+
 /*
  * Start a new epoch of @t and return the one that ended (t->snap until
  * the caller is done with it).  The caller holds op_lock and a reference
@@ -137,7 +175,10 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t)
 	switch (dtrack_method_class(t->method)) {
 	case DTRACK_CLASS_SOFTDIRTY:
 		dtrack_sd_vmas(t, snap, write);
-		dtrack_sd_reset(t, snap);
+		if (t->method == DTRACK_METHOD_WPFAULT && !write)
+			dtrack_wp_reset(t, snap);
+		else
+			dtrack_sd_reset(t, snap);
 		break;
 	default:
 		dtrack_hw_reset(t, snap);

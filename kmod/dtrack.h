@@ -80,6 +80,13 @@ struct dtrack_tracker {
 	u64 last_dirty;
 	u64 last_collect_ns;
 	unsigned long kprobe_missed;	/* kretprobe nmissed at last reset */
+	/*
+	 * wpfault: the range was fully write-protected at the last reset and
+	 * no UNMAP (mremap may move writable PTEs in) happened in the mm since
+	 * dmm->unmap_seq read then: the next reset may visit logged pages only.
+	 */
+	bool wp_walked;
+	int wp_unmap_seq;
 
 	atomic_t state;			/* enum dtrack_state */
 	atomic_t end_event;		/* enum dtrack_event ending it, or 0 */
@@ -107,6 +114,7 @@ struct dtrack_mm {
 	struct mutex op_lock;
 	/* Task running dtrack's own PTE updates (ignored by our notifier). */
 	struct task_struct *harvester;
+	atomic_t unmap_seq;		/* UNMAP invalidations anywhere in mm */
 	struct rcu_head mn_rcu;
 };
 
@@ -220,6 +228,8 @@ void dtrack_result_free(struct dtrack_result *res);
 /* softdirty.c: softdirty and wpfault share the soft-dirty bit */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into);
 void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap);
+void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			  const struct dtrack_run *runs, size_t nr_runs);
 void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
 		    bool clear);
 bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t);

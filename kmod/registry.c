@@ -200,6 +200,8 @@ static void dtrack_mn_mark(struct dtrack_mm *dmm,
 		if (dtrack_event_loses(range->event, t->method))
 			dtrack_mark_addr(t, range->start, range->end, true);
 		if (start && range->event == MMU_NOTIFY_UNMAP) {
+			/* (counted once per tracker: only inequality matters) */
+			atomic_inc(&dmm->unmap_seq);
 			atomic_set(&t->check_unmap, 1);
 			queue = true;
 		}

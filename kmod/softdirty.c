@@ -163,6 +163,29 @@ void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
 	dtrack_flush_end(w.mm, &range, w.changed, true);
 }
 
+/*
+ * wpfault reset in O(dirty): only the runs written in the ending epoch can
+ * hold writable or soft-dirty PTEs (see wpfault.c), so only they are
+ * visited; the flush covers the range.
+ */
+void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			  const struct dtrack_run *runs, size_t nr_runs)
+{
+	struct dtrack_sd_ctx c = { .self = t, .into = snap, .clear = true };
+	struct dtrack_walk w = {
+		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.skip = dtrack_sd_skip, .priv = &c,
+	};
+	struct mmu_notifier_range range;
+	size_t i;
+
+	dtrack_flush_begin(w.mm, &range, t->start, t->end, true);
+	for (i = 0; i < nr_runs; i++)
+		dtrack_walk_range(&w, runs[i].addr,
+				  runs[i].addr + (runs[i].pages << PAGE_SHIFT));
+	dtrack_flush_end(w.mm, &range, w.changed, true);
+}
+
 bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t)
 {
 	struct vm_area_struct *vma;
