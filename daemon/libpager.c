@@ -279,8 +279,16 @@ static void reconnect(struct pager *p)
 		if (session_open(p))
 			continue;
 		for (struct lregion *lr = p->regions; lr && !broken;
-		     lr = lr->next)
-			send_map(p, lr, PAGER_MAP_REATTACH, &broken);
+		     lr = lr->next) {
+			int ret = send_map(p, lr, PAGER_MAP_REATTACH, &broken);
+
+			/* its faults would wait for ever: say so */
+			if (ret && !broken)
+				fprintf(stderr, "libpager: pagerd refused to "
+					"re-attach region %#llx: %s\n",
+					(unsigned long long)lr->addr,
+					strerror(-ret));
+		}
 		if (!broken)
 			break;
 		close(p->sock);
