@@ -21,7 +21,7 @@ done
 [ ${#names[@]} -gt 0 ] || names=(pager-proto dtrack-reply)
 rc=0
 for h in "${names[@]}"; do
-	f=$DTRACK_ROOT/build/bin/fuzz-$h
+	f=$DTRACK_ROOT/build/fuzz/fuzz-$h
 	if [ ! -x "$f" ]; then
 		echo "# fuzz-$h not built (clang with libclang-rt-dev needed): skipped"
 		continue
