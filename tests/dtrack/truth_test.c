@@ -110,6 +110,31 @@ FIXTURE_TEARDOWN(truth)
 		dt_nl_close(&self->nl);
 }
 
+/*
+ * Reported pages not written, and not in a huge page (THP variant) that
+ * had a write: those must be counted as false positives by the module.
+ */
+static size_t extra_unexplained(const FIXTURE_VARIANT(truth) *variant,
+				const uint8_t *want, const uint8_t *got,
+				size_t n)
+{
+	const size_t per_huge = HPAGE_SZ / PAGE_SZ;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		size_t b = i / per_huge * per_huge, j;
+		bool written = false;
+
+		if (want[i] || !got[i])
+			continue;
+		if (variant->backing == DT_THP)
+			for (j = b; j < b + per_huge && j < n && !written; j++)
+				written = want[j];
+		k += !written;
+	}
+	return k;
+}
+
 static bool exact_expected(const FIXTURE_VARIANT(truth) *variant)
 {
 	return variant->backing == DT_ANON;
@@ -120,7 +145,7 @@ TEST_F_TIMEOUT(truth, epochs, 120)
 	const size_t n = self->t.npages;
 	static const size_t sizes[EPOCHS] = { 1, 17, 0, 64, 200, 511 };
 	uint64_t outside, rng = 0x5eed + variant->method * 7 + variant->backing;
-	uint64_t collects = 0, resets = 0;
+	uint64_t collects = 0, resets = 0, fp = 0;
 	struct dt_collect c;
 	struct dt_tracker tr;
 	size_t first = 0, e, k;
@@ -138,6 +163,8 @@ TEST_F_TIMEOUT(truth, epochs, 120)
 	/* epoch 1 ran from creation to now: only its form is checked */
 	ASSERT_EQ(0, dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
 				    self->t.addr, n, self->got, &outside, &c));
+	ASSERT_EQ(0, dt_get_tracker(&self->nl, id, &tr));
+	fp = tr.stats.false_positives;
 	collects++;
 	resets++;
 	EXPECT_EQ(1, c.epoch);
@@ -203,11 +230,26 @@ TEST_F_TIMEOUT(truth, epochs, 120)
 				       (c.result_flags & DTRACK_RESULT_CONSERVATIVE) ?
 				       "conservative" : "exact");
 			}
-		} else if (dt_extra(self->want, self->got, n)) {
-			TH_LOG("%s/%s epoch %zu: %zu written, %zu reported (superset)",
-			       dt_backing_name(variant->backing),
-			       dt_method_name(variant->method), (size_t)epoch,
-			       dt_count(self->want, n), dt_count(self->got, n));
+		} else {
+			/*
+			 * Beyond the written pages, only documented false
+			 * positives: the other pages of a written huge page,
+			 * and the conservative marks counted in stats.
+			 */
+			size_t unexplained = extra_unexplained(variant,
+							       self->want,
+							       self->got, n);
+
+			ASSERT_EQ(0, dt_get_tracker(&self->nl, id, &tr));
+			EXPECT_GE(tr.stats.false_positives - fp, unexplained) {
+				TH_LOG("%s/%s epoch %zu: %zu written, %zu reported, %zu not explained by huge pages nor by %llu counted false positives",
+				       dt_backing_name(variant->backing),
+				       dt_method_name(variant->method),
+				       (size_t)epoch, dt_count(self->want, n),
+				       dt_count(self->got, n), unexplained,
+				       (unsigned long long)(tr.stats.false_positives - fp));
+			}
+			fp = tr.stats.false_positives;
 		}
 
 		if (variant->method != DTRACK_METHOD_SOFTDIRTY)
