@@ -193,6 +193,9 @@ static void dtrack_mn_mark(struct dtrack_mm *dmm,
 	/* dtrack's own PTE updates lose nothing: they transfer bits */
 	if (READ_ONCE(dmm->harvester) == current)
 		return;
+	/* mremap may move writable PTEs from anywhere into a range */
+	if (start && range->event == MMU_NOTIFY_UNMAP)
+		atomic_inc(&dmm->unmap_seq);
 	rcu_read_lock();
 	list_for_each_entry_rcu(t, &dmm->trackers, mm_node) {
 		if (range->end <= t->start || range->start >= t->end)
@@ -200,8 +203,6 @@ static void dtrack_mn_mark(struct dtrack_mm *dmm,
 		if (dtrack_event_loses(range->event, t->method))
 			dtrack_mark_addr(t, range->start, range->end, true);
 		if (start && range->event == MMU_NOTIFY_UNMAP) {
-			/* (counted once per tracker: only inequality matters) */
-			atomic_inc(&dmm->unmap_seq);
 			atomic_set(&t->check_unmap, 1);
 			queue = true;
 		}
