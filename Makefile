@@ -72,6 +72,11 @@ user: $(addprefix subdir-,$(USER_DIRS))
 $(addprefix subdir-,$(USER_DIRS)): subdir-%: ksft
 	$(MAKE) -C $(patsubst subdir-%,%,$@)
 
+# Tests and benchmarks link libpager and the CLI's netlink code: under
+# make -j they must not build them concurrently with their own directories.
+$(filter-out subdir-daemon subdir-tools,$(addprefix subdir-,$(USER_DIRS))): \
+	$(filter subdir-daemon subdir-tools,$(addprefix subdir-,$(USER_DIRS)))
+
 # --- tests, demo, benchmarks ---------------------------------------------
 test: deps
 	$(MAKE) ksft
