@@ -18,9 +18,11 @@ set -uo pipefail
 
 scale=${REL_SCALE:-1}
 t() { awk -v s="$scale" -v t="$1" 'BEGIN { v = int(t * s); print v < 1 ? 1 : v }'; }
-out=$DTRACK_ROOT/build/reliability
+out=${REL_OUT:-$DTRACK_ROOT/build/reliability}
 rm -rf "$out"
 mkdir -p "$out"
+# another 'make clean' may remove build/ meanwhile: recreate before each part
+part() { mkdir -p "$out"; echo "== $*"; }
 splat_re='(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|Kernel panic|KASAN:|UBSAN:|KFENCE:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked for more than|unreferenced object|new suspected memory leaks|rcu: INFO: .* detected stalls|watchdog: BUG: soft lockup|page_table_check)'
 
 kernels=${REL_KERNELS:-}
@@ -54,7 +56,7 @@ vm_part() {
 	fi
 }
 
-echo "== build"
+part "build"
 make -s -C "$DTRACK_ROOT" all >"$out/build.log" 2>&1 || { cat "$out/build.log"; die "build failed"; }
 for k in $kernels; do
 	make -s -C "$DTRACK_ROOT" module KVER="$k" >>"$out/build.log" 2>&1 && continue
@@ -65,7 +67,7 @@ done
 
 # ---- 1. libFuzzer ------------------------------------------------------------
 lib_time=$(t 90)
-echo "== libFuzzer harnesses, ${lib_time}s each"
+part "libFuzzer harnesses, ${lib_time}s each"
 "$DTRACK_ROOT/scripts/fuzz-lib.sh" --time "$lib_time" > "$out/fuzz-lib.log" 2>&1 ||
 	fail "libFuzzer: crash (see $out/fuzz-lib.log, build/fuzz-artifacts)"
 grep '^# ' "$out/fuzz-lib.log"
@@ -79,7 +81,7 @@ for k in $kernels "6.12:256"; do
 	kern=${k%%:*} mem=1024
 	[ "$k" != "$kern" ] && mem=${k#*:}
 	log=$out/fuzz-netlink-$kern-$mem.log
-	echo "== netlink fuzzer, kernel $kern, ${mem} MB, ${nl_time}s"
+	part "netlink fuzzer, kernel $kern, ${mem} MB, ${nl_time}s"
 	"$DTRACK_ROOT/scripts/fuzz-netlink.sh" --kernel "$kern" --mem "$mem" --time "$nl_time" \
 		> "$log" 2>&1
 	rc=$?
@@ -93,7 +95,7 @@ for k in $kernels "6.12:256"; do
 done
 
 # ---- 3. pagerd fault injection --------------------------------------------------
-echo "== SIGKILL pagerd under load"
+part "SIGKILL pagerd under load"
 "$DTRACK_ROOT/scripts/fuzz-pager-kill.sh" --cycles "$(t 150)" > "$out/kill-pagerd.log" 2>&1 ||
 	fail "pagerd SIGKILL cycles (see $out/kill-pagerd.log)"
 tail -1 "$out/kill-pagerd.log"
@@ -101,14 +103,14 @@ kill_cycles=$(sum_field "$out/kill-pagerd.log" cycles)
 kill_runs=$(sum_field "$out/kill-pagerd.log" client_runs)
 verified=$((verified + $(sum_field "$out/kill-pagerd.log" bytes_verified)))
 
-echo "== SIGKILL clients"
+part "SIGKILL clients"
 "$DTRACK_ROOT/scripts/fuzz-pager-clients.sh" --cycles "$(t 30)" > "$out/kill-clients.log" 2>&1 ||
 	fail "client SIGKILL cycles (see $out/kill-clients.log)"
 tail -1 "$out/kill-clients.log"
 client_kills=$(sum_field "$out/kill-clients.log" cycles)
 verified=$((verified + $(sum_field "$out/kill-clients.log" bytes_verified)))
 
-echo "== ENOSPC write-back"
+part "ENOSPC write-back"
 "$DTRACK_ROOT/scripts/fuzz-pager-enospc.sh" --rounds "$(t 6)" > "$out/enospc.log" 2>&1
 rc=$?
 tail -1 "$out/enospc.log"
@@ -121,7 +123,7 @@ eio_rounds=0 eio_errs=0 eio_note=""
 for k in $kernels; do
 	[ "$k" = debug ] && continue
 	log=$out/eio-$k.log
-	echo "== EIO write-back (device-mapper error target), kernel $k"
+	part "EIO write-back (device-mapper error target), kernel $k"
 	"$DTRACK_ROOT/scripts/fuzz-pager-eio.sh" --kernel "$k" --rounds "$(t 3)" > "$log" 2>&1
 	rc=$?
 	grep -E '^# (guest-eio|EIO)|pager-stress:' "$log" | head -20
@@ -140,7 +142,7 @@ mp_note=""
 for k in $kernels; do
 	[ "$k" = debug ] && continue
 	log=$out/mempressure-$k.log
-	echo "== memory pressure, kernel $k, 256 MB"
+	part "memory pressure, kernel $k, 256 MB"
 	"$DTRACK_ROOT/scripts/fuzz-pager-mempressure.sh" --kernel "$k" --mem 256 --time "$(t 30)" \
 		> "$log" 2>&1
 	rc=$?
@@ -154,7 +156,7 @@ done
 # ---- summary ----------------------------------------------------------------------
 {
 	echo
-	echo "== reliability summary ($(date -u '+%Y-%m-%d %H:%M UTC'), scale $scale)"
+	part "reliability summary ($(date -u '+%Y-%m-%d %H:%M UTC'), scale $scale)"
 	printf '%-34s %s\n' "libFuzzer pager-proto" "${lib_pp:-0} executions in ${lib_time}s"
 	printf '%-34s %s\n' "libFuzzer dtrack-reply" "${lib_dr:-0} executions in ${lib_time}s"
 	printf '%-34s %s\n' "netlink fuzzer (VM)" "$nl_execs messages in ${nl_secs}s, $nl_created trackers created;$nl_kernels"

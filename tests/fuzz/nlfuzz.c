@@ -474,10 +474,10 @@ static void put_cmd_attrs(uint64_t *s, struct msg *m, uint8_t cmd)
 
 static void put_junk_attr(uint64_t *s, struct msg *m)
 {
+	static const size_t lens[] = { 0, 1, 2, 4, 8, 12, 16 };
 	char data[64];
 	uint16_t type = rnd(s, DTRACK_A_MAX + 4);
-	size_t len = rnd(s, 3) ? (size_t[]){0, 1, 2, 4, 8, 12, 16}[rnd(s, 7)] :
-				 rnd(s, sizeof(data));
+	size_t len = rnd(s, 3) ? lens[rnd(s, 7)] : rnd(s, sizeof(data));
 
 	if (chance(s, 10))
 		type = (uint16_t)rnd_next(s);	/* NLA_F_NESTED etc. */
@@ -558,6 +558,10 @@ static void mutate(uint64_t *s, struct msg *m)
 
 static void build(uint64_t *s, struct msg *m, uint32_t seq)
 {
+	static const uint8_t on_tracker[] = {
+		DTRACK_CMD_COLLECT, DTRACK_CMD_COLLECT, DTRACK_CMD_GET_TRACKER,
+		DTRACK_CMD_DESTROY,
+	};
 	struct nlmsghdr *nlh = (struct nlmsghdr *)m->b;
 	struct genlmsghdr *g = (struct genlmsghdr *)(m->b + NLMSG_HDRLEN);
 	uint8_t cmd;
@@ -569,9 +573,7 @@ static void build(uint64_t *s, struct msg *m, uint32_t seq)
 			      rnd(s, DTRACK_CMD_MAX + 3);
 	/* work on the tracker just created: collect, reset, stats, destroy */
 	if (last_created && chance(s, 40))
-		cmd = (uint8_t[]){ DTRACK_CMD_COLLECT, DTRACK_CMD_COLLECT,
-				   DTRACK_CMD_GET_TRACKER,
-				   DTRACK_CMD_DESTROY }[rnd(s, 4)];
+		cmd = on_tracker[rnd(s, 4)];
 	if (chance(s, 80))
 		fl |= NLM_F_ACK;
 	if (cmd == DTRACK_CMD_COLLECT ? chance(s, 90) :
