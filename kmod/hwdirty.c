@@ -46,23 +46,27 @@ static void dtrack_hw_pte(struct dtrack_walk *w, unsigned long addr,
 			  pte_t *ptep)
 {
 	struct dtrack_hw_ctx *c = w->priv;
-	pte_t pte = ptep_get(ptep), old;
+	pte_t pte = ptep_get(ptep);
 	struct folio *folio;
 	bool dirty = c->class == DTRACK_CLASS_HWDIRTY;
 
 	if (!pte_present(pte) || !(dirty ? pte_dirty(pte) : pte_young(pte)))
 		return;
-	if (c->clear) {
-		if (dirty)
-			old = DTRACK_PTE_UPDATE(ptep, o, pte_mkclean(o));
-		else
-			old = DTRACK_PTE_UPDATE(ptep, o, pte_mkold(o));
-		w->changed = true;
-		folio = dtrack_pte_folio(w->vma, old);
-		if (folio && dirty)
+	/*
+	 * Without a normal folio to carry it (PFN/mixed maps), the bit stays:
+	 * the page is then reported in every epoch.
+	 */
+	folio = c->clear ? dtrack_pte_folio(w->vma, pte) : NULL;
+	if (folio) {
+		/* the folio first: writeback and reclaim never see neither */
+		if (dirty) {
 			folio_mark_dirty(folio);
-		else if (folio)
+			DTRACK_PTE_UPDATE(ptep, o, pte_mkclean(o));
+		} else {
 			folio_set_young(folio);
+			DTRACK_PTE_UPDATE(ptep, o, pte_mkold(o));
+		}
+		w->changed = true;
 	}
 	dtrack_hw_hand(c, addr, addr + PAGE_SIZE);
 }
