@@ -121,12 +121,13 @@ static bool dtrack_range_uffd(struct dtrack_tracker *t)
 	return false;
 }
 
-static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
+static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			    bool full)
 {
 	int seq = atomic_read(&t->dmm->unmap_seq);
 	struct dtrack_result res = {};
 
-	if (t->wp_walked && seq == t->wp_unmap_seq && !snap->overflow &&
+	if (!full && t->wp_walked && seq == t->wp_unmap_seq && !snap->overflow &&
 	    !dtrack_range_uffd(t) &&
 	    !snap->degraded && !dtrack_runs_from_log(t, snap, &res)) {
 		dtrack_sd_reset_runs(t, snap, res.runs, res.nr_runs);
@@ -175,8 +176,9 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t)
 	switch (dtrack_method_class(t->method)) {
 	case DTRACK_CLASS_SOFTDIRTY:
 		dtrack_sd_vmas(t, snap, write);
-		if (t->method == DTRACK_METHOD_WPFAULT && !write)
-			dtrack_wp_reset(t, snap);
+		/* VM_SOFTDIRTY was just cleared: PTEs may be writable */
+		if (t->method == DTRACK_METHOD_WPFAULT)
+			dtrack_wp_reset(t, snap, write);
 		else
 			dtrack_sd_reset(t, snap);
 		break;
