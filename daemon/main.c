@@ -2,7 +2,8 @@
 /*
  * pagerd - external pager for anonymous memory (see daemon/README.md).
  *
- *   pagerd [--socket PATH] [--budget SIZE] [--threads N] [-v]
+ *   pagerd [--socket PATH] [--budget SIZE] [--threads N]
+ *          [--wp-mode auto|async|sync] [-v]
  *   pagerd --stats [--json] [--socket PATH]
  */
 #include <errno.h>
@@ -18,17 +19,11 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <linux/userfaultfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "pagerd.h"
-
-/* not in bookworm's 6.1 uapi headers */
-#define UFFD_FEATURE_WP_ASYNC_BIT	(1ULL << 15)
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY		1
-#endif
+#include "uffd_compat.h"
 
 struct pagerd pd = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -146,11 +141,44 @@ static void probe_uffd(void)
 	close(fd);
 }
 
+/*
+ * Asynchronous write-protection is only lossless together with UFFDIO_MOVE
+ * eviction (README, "Dirty tracking"), so it needs both features.
+ */
+bool pager_kernel_has_wp_async(void)
+{
+	uint64_t need = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
+
+	return (pd.uffd_features & need) == need;
+}
+
+/*
+ * Decide the write-protect mode.  The asynchronous eviction path
+ * (UFFDIO_MOVE into a staging area, PAGEMAP_SCAN for dirtiness) is not
+ * implemented yet, and WP_ASYNC without it loses writes that land between
+ * the last dirty check and the drop; so "auto" stays synchronous and an
+ * explicit "async" is refused rather than run lossy.
+ */
+static int pager_select_wp_mode(const char *want)
+{
+	if (!strcmp(want, "sync") || !strcmp(want, "auto")) {
+		pd.wp_async = false;
+		return 0;
+	}
+	fprintf(stderr, "pagerd: --wp-mode async: not available (kernel "
+		"WP_ASYNC: %s, MOVE: %s; pagerd's lossless asynchronous "
+		"eviction is not implemented yet, see daemon/README.md)\n",
+		pd.uffd_features & UFFD_FEATURE_WP_ASYNC ? "yes" : "no",
+		pd.uffd_features & UFFD_FEATURE_MOVE ? "yes" : "no");
+	return -EOPNOTSUPP;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
-		"              [--client-timeout MS] [-v]\n"
+		"              [--client-timeout MS] [--wp-mode auto|async|sync]"
+		" [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -162,6 +190,7 @@ int main(int argc, char **argv)
 		{ "budget", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "client-timeout", required_argument, NULL, 'T' },
+		{ "wp-mode", required_argument, NULL, 'W' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -169,13 +198,14 @@ int main(int argc, char **argv)
 		{}
 	};
 	const char *path = getenv("PAGER_SOCKET");
+	const char *wp_mode = "auto";
 	uint64_t budget = 64ULL << 20;
 	bool stats = false, json = false;
 	int threads = 4, opt, ret, sig;
 	sigset_t set;
 
 	pd.client_timeout_ms = 10000;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:Sjvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -193,6 +223,12 @@ int main(int argc, char **argv)
 			pd.client_timeout_ms = atoi(optarg);
 			if (pd.client_timeout_ms < 1)
 				usage();
+			break;
+		case 'W':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "async") &&
+			    strcmp(optarg, "sync"))
+				usage();
+			wp_mode = optarg;
 			break;
 		case 'S':
 			stats = true;
@@ -213,6 +249,10 @@ int main(int argc, char **argv)
 		path = PAGER_DEFAULT_SOCKET;
 	if (stats)
 		return run_stats(path, json);
+
+	probe_uffd();
+	if (pager_select_wp_mode(wp_mode))
+		return 2;
 
 	list_init(&pd.regions);
 	list_init(&pd.conns);
@@ -255,11 +295,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	probe_uffd();
 	pr_info("listening on %s, budget %llu KiB, %d threads, "
-		"write-protect: synchronous (kernel WP_ASYNC: %s)", path,
-		(unsigned long long)(budget >> 10), threads,
-		pd.uffd_features & UFFD_FEATURE_WP_ASYNC_BIT ? "yes" : "no");
+		"write-protect: %s (--wp-mode %s; kernel WP_ASYNC: %s, "
+		"MOVE: %s)", path, (unsigned long long)(budget >> 10), threads,
+		pd.wp_async ? "asynchronous" : "synchronous", wp_mode,
+		pd.uffd_features & UFFD_FEATURE_WP_ASYNC ? "yes" : "no",
+		pd.uffd_features & UFFD_FEATURE_MOVE ? "yes" : "no");
 	fflush(stderr);
 
 	for (;;) {

@@ -126,6 +126,7 @@ struct pagerd {
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
+	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
 	uint64_t budget_overruns;
 };
@@ -168,6 +169,9 @@ static inline bool list_empty(const struct list *h)
 
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* main.c */
+bool pager_kernel_has_wp_async(void);
 
 /* log.c (in main.c) */
 void pr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

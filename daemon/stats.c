@@ -133,17 +133,19 @@ int stats_format(char *buf, size_t len, bool json)
 	pthread_mutex_lock(&pd.lock);
 	if (json) {
 		outf(&o, "{\"budget_pages\": %llu, \"regions\": %u, "
-		     "\"budget_overruns\": %llu, \"wp_mode\": \"sync\", "
+		     "\"budget_overruns\": %llu, \"wp_mode\": \"%s\", "
 		     "\"kernel_wp_async\": %s, \"global\": {", U(pd.budget),
 		     pd.nr_regions, U(pd.budget_overruns),
-		     pd.uffd_features & (1ULL << 15) ? "true" : "false");
+		     pd.wp_async ? "async" : "sync",
+		     pager_kernel_has_wp_async() ? "true" : "false");
 	} else {
 		outf(&o, "pagerd: budget %llu pages, %llu resident, %llu dirty,"
 		     " %u regions, %llu budget overruns\n", U(pd.budget),
 		     U(g.resident), U(g.dirty), pd.nr_regions,
 		     U(pd.budget_overruns));
-		outf(&o, "  write-protect: synchronous (kernel WP_ASYNC: %s)\n",
-		     pd.uffd_features & (1ULL << 15) ? "yes" : "no");
+		outf(&o, "  write-protect: %s (kernel WP_ASYNC+MOVE: %s)\n",
+		     pd.wp_async ? "asynchronous" : "synchronous",
+		     pager_kernel_has_wp_async() ? "yes" : "no");
 	}
 	g.resident = pd.resident;
 	g.dirty = pd.dirty;

@@ -500,12 +500,32 @@ TEST_F_TIMEOUT(pager, stats_cli, 30)
 			EXPECT_EQ('{', buf[0]);
 			EXPECT_NE(NULL, strstr(buf, "\"region\": [{\"id\""));
 			EXPECT_NE(NULL, strstr(buf, "\"fault_latency_us_log2\""));
+			EXPECT_NE(NULL, strstr(buf, "\"wp_mode\": \""));
 		} else {
 			EXPECT_NE(NULL, strstr(buf, "1 regions"));
 			EXPECT_NE(NULL, strstr(buf, "wp_faults"));
+			/* the mode in use is always visible */
+			EXPECT_NE(NULL, strstr(buf, "write-protect: "));
 		}
 	}
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/* --wp-mode: bad values are usage errors; sync is available everywhere. */
+TEST_F_TIMEOUT(pager, wp_mode_option, 30)
+{
+	char cmd[3 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "'%s' --wp-mode bogus 2>/dev/null",
+		 pt_pagerd_path());
+	EXPECT_EQ(2, WEXITSTATUS(system(cmd)));
+	snprintf(cmd, sizeof(cmd), "'%s' --wp-mode sync --stats --socket "
+		 "'%s' | grep -q 'write-protect: synchronous'",
+		 pt_pagerd_path(), self->sock);
+	/* the fixture's pagerd answers --stats; its mode is the env's */
+	if (!getenv("PAGER_WP_MODE") || strcmp(getenv("PAGER_WP_MODE"),
+						"async"))
+		EXPECT_EQ(0, WEXITSTATUS(system(cmd)));
 }
 
 TEST_HARNESS_MAIN

@@ -9,6 +9,8 @@
  *   PAGER_TEST_MB size of the big test regions in MiB (default 8; use 2-4
  *                 under emulation)
  *   PAGER_TEST_THREADS  pagerd --threads (default 3)
+ *   PAGER_WP_MODE pagerd --wp-mode (auto, async or sync; default: pagerd's
+ *                 own default), so the whole suite runs in either mode
  */
 #ifndef PAGER_TEST_H
 #define PAGER_TEST_H
@@ -142,10 +144,13 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 {
 	const char *bin = pt_pagerd_path();
 	const char *threads = getenv("PAGER_TEST_THREADS");
+	const char *wp_mode = getenv("PAGER_WP_MODE");
 	pid_t pid;
 
 	if (!threads || !*threads)
 		threads = "3";
+	if (!wp_mode || !*wp_mode)
+		wp_mode = "auto";
 	pid = fork();
 
 	if (pid < 0)
@@ -161,8 +166,8 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 		}
 		/* short client timeout: the hostile-client tests wait for it */
 		execlp(bin, bin, "--socket", sock, "--budget", budget,
-		       "--threads", threads, "--client-timeout", "1000", "-v",
-		       (char *)NULL);
+		       "--threads", threads, "--client-timeout", "1000",
+		       "--wp-mode", wp_mode, "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
