@@ -50,15 +50,21 @@ int open_family(struct dt_nl *nl)
 	return 0;
 }
 
+/* "0x..." is hex, anything else decimal (a leading 0 is not octal). */
+static int number_base(const char *s)
+{
+	return s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10;
+}
+
 int parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 
-	if (!*s || *s == '-')
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
 		return -1;
 	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || *end)
+	*v = strtoull(s, &end, number_base(s));
+	if (errno || *end || end == s)
 		return -1;
 	return 0;
 }
@@ -80,10 +86,10 @@ int parse_size(const char *s, uint64_t *v)
 	char *end;
 	uint64_t x;
 
-	if (!*s || *s == '-')
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
 		return -1;
 	errno = 0;
-	x = strtoull(s, &end, 0);
+	x = strtoull(s, &end, number_base(s));
 	if (errno || end == s)
 		return -1;
 	switch (*end) {
