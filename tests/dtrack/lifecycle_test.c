@@ -9,6 +9,7 @@
  * Variants: each dirty-tracking method.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -783,6 +784,102 @@ TEST_F(life, two_trackers_interleaved_resets)
 	if (!pairs)
 		SKIP(return, "no second method to pair %s with",
 		     dt_method_name(variant->method));
+}
+
+/* ---- hwdirty keeps the page dirty for reclaim and writeback ----------- */
+
+#define KPF_DIRTY 4
+
+/* PG_dirty of each present page of [p, p + n pages) from kpageflags. */
+static int page_dirty_flags(char *p, size_t n, uint8_t *dirty, int *absent)
+{
+	uint64_t pm, flags;
+	int fd_pm, fd_kf, ret = 0;
+	size_t i;
+
+	fd_pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	fd_kf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd_pm < 0 || fd_kf < 0) {
+		ret = -errno;
+		goto out;
+	}
+	*absent = 0;
+	for (i = 0; i < n; i++) {
+		uintptr_t va = (uintptr_t)p + i * PAGE_SZ;
+
+		if (pread(fd_pm, &pm, 8, va / PAGE_SZ * 8) != 8) {
+			ret = -EIO;
+			goto out;
+		}
+		if (!(pm >> 63) || !(pm & ((1ULL << 55) - 1))) {
+			(*absent)++;	/* not present, or PFN hidden */
+			dirty[i] = 0;
+			continue;
+		}
+		if (pread(fd_kf, &flags, 8, (pm & ((1ULL << 55) - 1)) * 8) != 8) {
+			ret = -EIO;
+			goto out;
+		}
+		dirty[i] = (flags >> KPF_DIRTY) & 1;
+	}
+out:
+	if (fd_pm >= 0)
+		close(fd_pm);
+	if (fd_kf >= 0)
+		close(fd_kf);
+	return ret;
+}
+
+/*
+ * hwdirty clears the PTE dirty bits it harvests: the dirtiness must move
+ * to the page (PG_dirty) so that reclaim does not drop a written page as
+ * clean and writeback still writes it.
+ */
+TEST(hwdirty_moves_dirty_to_page)
+{
+	uint8_t before[NPAGES], after[NPAGES];
+	struct dt_version v;
+	struct dt_collect c;
+	struct dt_nl nl;
+	char why[256], *p;
+	int absent, err;
+	uint32_t id;
+	size_t i;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	err = dt_method_check(&nl, &v, DTRACK_METHOD_HWDIRTY, why,
+			      sizeof(why));
+	if (err == -EOPNOTSUPP)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, err);
+	p = mmap(NULL, NPAGES * PAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < NPAGES; i++)
+		p[i * PAGE_SZ] = 1;	/* dirty PTEs, pages maybe not PG_dirty */
+	err = page_dirty_flags(p, NPAGES, before, &absent);
+	if (err)
+		SKIP(return, "kpageflags unreadable: %s", strerror(-err));
+	if (absent)
+		SKIP(return, "%d pages without a visible PFN", absent);
+
+	ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, NPAGES * PAGE_SZ,
+			       DTRACK_METHOD_HWDIRTY, 0, &id));
+	for (i = 0; i < NPAGES; i++)
+		p[i * PAGE_SZ] = 2;
+	ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_RESET, &c));
+	dt_collect_free(&c);
+	ASSERT_EQ(0, page_dirty_flags(p, NPAGES, after, &absent));
+	ASSERT_EQ(0, absent);
+	TH_LOG("PG_dirty before tracking: %zu of %d pages",
+	       dt_count(before, NPAGES), NPAGES);
+	EXPECT_EQ(NPAGES, dt_count(after, NPAGES)) {
+		TH_LOG("after the hwdirty reset only %zu of %d written pages are PG_dirty",
+		       dt_count(after, NPAGES), NPAGES);
+	}
+	dt_destroy(&nl, id);
+	dt_nl_close(&nl);
+	munmap(p, NPAGES * PAGE_SZ);
 }
 
 /* ---- concurrent writers ------------------------------------------------ */
