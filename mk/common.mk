@@ -23,7 +23,8 @@ endif
 
 # Test programs include the kselftest harness from linux-source-6.12, fetched
 # into the cache by scripts/fetch-kernels.sh (never committed).
-TEST_CFLAGS = $(CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -Wno-sign-compare
+TEST_CFLAGS = $(CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -Wno-sign-compare \
+	      -include $(TOP)/tests/ksft_timeout.h
 
 $(O)/bin $(O)/lib $(O)/tests/host $(O)/tests/vm:
 	mkdir -p $@

@@ -74,9 +74,18 @@ run_host() {
 
 run_vm() {
 	local k=$1 log rc t trc
+	local scale=${TEST_TIMEOUT_SCALE:-1} vmtime=${VM_TIMEOUT:-1800}
 	echo "== VM tests on Debian $k"
 	log="$logdir/vm-$k.log"
-	"$DTRACK_ROOT/scripts/vm-run.sh" --kernel "$k" --timeout "${VM_TIMEOUT:-1800}" \
+	# The debug kernel (KASAN, lockdep, ...) under emulation is several
+	# times slower: scale the per-test timeouts, keep the data modest.
+	if [ "$k" = debug ]; then
+		scale=${TEST_TIMEOUT_SCALE:-6}
+		vmtime=${VM_TIMEOUT:-3600}
+		export PAGER_TEST_MB=${PAGER_TEST_MB:-2}
+	fi
+	TEST_TIMEOUT_SCALE=$scale TEST_TIMEOUT=$((600 * scale)) \
+		"$DTRACK_ROOT/scripts/vm-run.sh" --kernel "$k" --timeout "$vmtime" \
 		-- vm-run-tests 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	count "vm $k" "$log"
