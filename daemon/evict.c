@@ -163,20 +163,57 @@ int budget_reserve(struct region *r, uint64_t *n)
  * The pages are write-protected and written back, so a client write to
  * them is blocked in its WP fault meanwhile and cannot be lost.
  */
+/*
+ * PAGER_DROP_MOVE: copy what the helper moved into its staging area to
+ * @buf (page j of the moved bytes to buf + j pages; have[j] false where the
+ * source was a hole).  The caller holds evict_lock until the pages are in
+ * the file, because the next move request frees the staging area, and
+ * staging is what libpager puts back if pagerd dies before that.  Reading an empty staging page would
+ * fault into our own uffd, so the client's pagemap is checked first.
+ */
+static int read_staging(struct conn *c, const struct pager_drop_done *done,
+			char *buf, bool *have)
+{
+	uint64_t n = done->moved >> PAGE_SHIFT;
+	uint64_t pm[PAGER_STAGING_PAGES];
+	off_t off = (done->staging >> PAGE_SHIFT) * 8;
+
+	if (n > PAGER_STAGING_PAGES)
+		return -EPROTO;
+	if (!n)
+		return 0;
+	if (pread(c->pagemap, pm, n * 8, off) != (ssize_t)(n * 8))
+		return -EIO;
+	for (uint64_t j = 0; j < n; j++) {
+		/* present or swapped: reading /proc/pid/mem swaps it in */
+		have[j] = pm[j] & (3ULL << 62);
+		if (have[j] && pread(c->memfd, buf + (j << PAGE_SHIFT),
+				     PAGE_SIZE, done->staging +
+				     (j << PAGE_SHIFT)) != (ssize_t)PAGE_SIZE)
+			return -EIO;
+	}
+	return 0;
+}
+
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
-		 int nr)
+		 int nr, uint16_t flags, struct pager_drop_done *out,
+		 char *buf, bool *have)
 {
 	struct pager_drop msg;
 	struct pager_drop_done done;
 	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
+	bool move = flags & PAGER_DROP_MOVE;
 	int ret = 0;
 
 	memset(&msg, 0, sizeof(msg));
-	pthread_mutex_lock(&c->evict_lock);
+	/* a move's caller holds it until the moved pages are written */
+	if (!move)
+		pthread_mutex_lock(&c->evict_lock);
 	msg.hdr.magic = PAGER_MAGIC;
 	msg.hdr.type = PAGER_MSG_DROP;
 	msg.hdr.len = sizeof(msg);
 	msg.hdr.seq = ++c->drop_seq;
+	msg.hdr.flags = flags;
 	msg.nr = nr;
 	for (int i = 0; i < nr; i++) {
 		msg.r[i].addr = addr[i];
@@ -204,11 +241,24 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 			break;
 	}
 	ret = done.status;
-	pthread_mutex_unlock(&c->evict_lock);
+	if (flags & PAGER_DROP_MOVE) {
+		int err = read_staging(c, &done, buf, have);
+
+		/* unreadable: report nothing moved, the caller restores */
+		if (err)
+			done.moved = 0;
+		if (err && !ret)
+			ret = err;
+	}
+	if (out)
+		*out = done;
+	if (!move)
+		pthread_mutex_unlock(&c->evict_lock);
 	return ret;
 
 out_unresponsive:
-	pthread_mutex_unlock(&c->evict_lock);
+	if (!move)
+		pthread_mutex_unlock(&c->evict_lock);
 	pthread_mutex_lock(&pd.lock);
 	c->unresponsive = true;
 	pthread_mutex_unlock(&pd.lock);

@@ -24,7 +24,7 @@
 enum { FILL_OK, FILL_EXISTS, FILL_FAILED };
 
 /* Install pages [idx, idx+n) from buf; res[] gets per-page outcome. */
-static void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
+void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		       bool wp, uint8_t *res)
 {
 	uint64_t done = 0;
@@ -38,7 +38,7 @@ static void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		};
 		int err;
 
-		if (!ioctl(r->conn->uffd, UFFDIO_COPY, &cp)) {
+		if (!ioctl(r->uffd, UFFDIO_COPY, &cp)) {
 			for (; done < n; done++)
 				res[done] = FILL_OK;
 			return;
@@ -165,9 +165,13 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		} else if (res[k] == FILL_EXISTS || (k == 0 && write &&
 						      !prefetch)) {
 			pg_set(r, idx + k, PG_DIRTY);
+		} else if (pg->flags & PGF_REDIRTY) {
+			/* a scan saw it written while it was being filled */
+			pg_set(r, idx + k, PG_DIRTY);
 		} else {
 			pg_set(r, idx + k, PG_CLEAN);
 		}
+		pg->flags &= ~PGF_REDIRTY;
 		if (res[k] != FILL_FAILED) {
 			if (data)
 				STAT_ADD(r, fills_file, 1);
@@ -313,13 +317,13 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 }
 
 /* A client's uffd is readable: handle one batch of messages. */
-void fault_event(struct conn *c)
+void fault_event(struct conn *c, int uffd)
 {
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t t0 = now_ns();
 	ssize_t got;
 
-	got = read(c->uffd, msgs, sizeof(msgs));
+	got = read(uffd, msgs, sizeof(msgs));
 	if (got <= 0)
 		return;
 	for (ssize_t i = 0; i < got / (ssize_t)sizeof(msgs[0]); i++) {

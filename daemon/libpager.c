@@ -45,12 +45,10 @@
 
 #include "pager.h"
 #include "proto.h"
+#include "uffd_compat.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW	_IO(0xAA, 0x00)
-#endif
-#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
-#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM	(1 << 12)
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -75,6 +73,9 @@ struct pager {
 	pthread_cond_t cond;
 	int sock, ev;			/* main socket, our evict channel end */
 	int uffd, memfd, pagemap;
+	int uffd_sync;			/* shared regions when uffd is async */
+	void *staging;			/* UFFDIO_MOVE target, async only */
+	struct pager_drop last_move;	/* what staging holds (helper only) */
 	char path[108];
 	uint64_t token;
 	uint32_t seq;
@@ -117,11 +118,17 @@ static int new_uffd(void)
 	return fd;
 }
 
-static int uffd_open_api(void)
+/*
+ * @async: ask for WP_ASYNC and MOVE (both or neither: asynchronous
+ * write-protection is lossless only with eviction by UFFDIO_MOVE); *async
+ * says whether we got them.
+ */
+static int uffd_open_api(bool *async)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	uint64_t want = UFFD_FEATURE_MISSING_SHMEM |
 			UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
 	int fd = new_uffd();
 
 	if (fd < 0)
@@ -129,6 +136,9 @@ static int uffd_open_api(void)
 	if (ioctl(fd, UFFDIO_API, &api))
 		goto err;
 	close(fd);
+	if (*async && (api.features & amode) == amode)
+		want |= amode;
+	*async = (want & amode) == amode;
 	/* features can be requested only once: probe, then ask */
 	fd = new_uffd();
 	if (fd < 0)
@@ -151,10 +161,130 @@ static void hdr_init(struct pager_msg_hdr *h, int type, size_t len)
 	h->len = len;
 }
 
+/*
+ * Which write-protect mode does pagerd want?  Asked before the uffd is
+ * created, because its features can be chosen only once.  Any failure
+ * means synchronous, which every pagerd supports.
+ */
+static bool pagerd_wants_async(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static __thread char buf[sizeof(struct pager_reply) + PAGER_MAX_MSG];
+	struct pager_range_req req;
+	bool async = false;
+	ssize_t n;
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	strcpy(sa.sun_path, path);
+	hdr_init(&req.hdr, PAGER_MSG_STATS_TEXT, sizeof(req));
+	req.hdr.flags = PAGER_STATS_JSON;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    send(fd, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
+		goto out;
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n < (ssize_t)sizeof(struct pager_reply))
+		goto out;
+	buf[n] = 0;
+	async = strstr(buf + sizeof(struct pager_reply),
+		       "\"wp_mode\": \"async\"") != NULL;
+out:
+	close(fd);
+	return async;
+}
+
+/*
+ * The staging area UFFDIO_MOVE takes evicted pages to: private anonymous
+ * like the regions, registered with our uffd (MOVE's destination must be).
+ * Nothing but the helper and pagerd's reads of moved pages touches it.
+ */
+static int staging_init(struct pager *p)
+{
+	size_t len = PAGER_STAGING_PAGES * PS;
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	p->staging = sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
+	if (p->staging == MAP_FAILED) {
+		p->staging = NULL;
+		return -1;
+	}
+	madvise(p->staging, len, MADV_NOHUGEPAGE);
+	madvise(p->staging, len, MADV_DONTFORK);
+	reg.range.start = (uintptr_t)p->staging;
+	reg.range.len = len;
+	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg)) {
+		sys_munmap(p->staging, len);
+		p->staging = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Move one range into staging at @dst.  Holes (the page is not resident)
+ * and uffd-wp markers (a write-protected empty PTE, EFAULT) carry no data:
+ * they are skipped, and pagerd sees the hole in staging.  Returns the bytes
+ * handled and sets *err on a real failure (e.g. EBUSY, a pinned page).
+ */
+static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
+			   uint64_t len, int *err)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		struct uffdio_move mv = {
+			.dst = dst + done, .src = src + done, .len = len - done,
+			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+		};
+
+		if (!ioctl(p->uffd, UFFDIO_MOVE, &mv))
+			return len;
+		if (mv.move > 0)
+			done += mv.move;
+		if (errno == EAGAIN)
+			continue;
+		if (errno == EFAULT && mv.move <= 0) {
+			done += PS;
+			continue;
+		}
+		*err = -errno;
+		break;
+	}
+	return done;
+}
+
+static void helper_move(struct pager *p, const struct pager_drop *d,
+			struct pager_drop_done *done)
+{
+	uint64_t off = 0, total = 0;
+
+	for (uint32_t i = 0; i < d->nr; i++)
+		total += d->r[i].len;
+	if (!p->staging || total > PAGER_STAGING_PAGES * PS) {
+		done->status = -EINVAL;
+		return;
+	}
+	/* pagerd has read the previous batch before sending this one */
+	madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+	p->last_move = *d;
+	done->staging = (uintptr_t)p->staging;
+	for (uint32_t i = 0; i < d->nr && !done->status; i++) {
+		uint64_t got = move_range(p, (uintptr_t)p->staging + off,
+					  d->r[i].addr, d->r[i].len,
+					  &done->status);
+
+		off += got;
+	}
+	done->moved = off;
+}
+
 static int send_fds(int sock, const void *buf, size_t len, const int *fds,
 		    int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	char cbuf[CMSG_SPACE(sizeof(int) * 5)];
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
@@ -209,7 +339,7 @@ static int session_open(struct pager *p)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct pager_hello h;
-	int sv[2], fds[4], sock, ret;
+	int sv[2], fds[5], sock, ret;
 	bool broken;
 
 	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -227,12 +357,13 @@ static int session_open(struct pager *p)
 	p->sock = sock;
 	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
 	h.token = p->token;
-	h.nr_fds = 4;
+	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
 	fds[0] = p->uffd;
 	fds[1] = p->memfd;
 	fds[2] = p->pagemap;
 	fds[3] = sv[1];
-	ret = xfer(p, &h.hdr, fds, 4, NULL, 0, &broken);
+	fds[4] = p->uffd_sync;
+	ret = xfer(p, &h.hdr, fds, h.nr_fds, NULL, 0, &broken);
 	close(sv[1]);
 	if (ret) {
 		close(sv[0]);
@@ -261,11 +392,47 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 	return xfer(p, &m.hdr, fds, lr->memfd >= 0 ? 2 : 1, NULL, 0, broken);
 }
 
+/*
+ * pagerd died: pages of the last move may exist only in staging (moved out,
+ * not yet written back).  Put every page of it back where it came from.
+ * That is right in every case: while the page is absent from the region no
+ * write can have changed it (writes fault and wait), so the staging copy
+ * is its latest content; where the region has the page again (EEXIST) that
+ * one is newer.  The new pagerd takes restored pages as dirty.
+ */
+static void staging_restore(struct pager *p)
+{
+	uint64_t off = 0;
+
+	for (uint32_t i = 0; p->staging && i < p->last_move.nr; i++) {
+		for (uint64_t a = 0; a < p->last_move.r[i].len; a += PS) {
+			struct uffdio_move mv = {
+				.dst = p->last_move.r[i].addr + a,
+				.src = (uintptr_t)p->staging + off,
+				.len = PS,
+				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+			};
+
+			off += PS;
+			if (off > PAGER_STAGING_PAGES * PS)
+				goto out;
+			while (ioctl(p->uffd, UFFDIO_MOVE, &mv) &&
+			       errno == EAGAIN && mv.move <= 0)
+				;
+		}
+	}
+out:
+	p->last_move.nr = 0;
+	if (p->staging)
+		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+}
+
 /* pagerd went away: wait for a new one and hand it everything again. */
 static void reconnect(struct pager *p)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
+	staging_restore(p);
 	pthread_mutex_lock(&p->req_lock);
 	if (p->sock >= 0)
 		close(p->sock);
@@ -302,6 +469,12 @@ static void reconnect(struct pager *p)
 	pthread_mutex_unlock(&p->req_lock);
 }
 
+/* The uffd a region is registered with (pagerd picks the same one). */
+static int lr_uffd(struct pager *p, const struct lregion *lr)
+{
+	return lr->memfd >= 0 && p->uffd_sync >= 0 ? p->uffd_sync : p->uffd;
+}
+
 static void *helper_main(void *arg)
 {
 	struct pager *p = arg;
@@ -336,6 +509,8 @@ static void *helper_main(void *arg)
 		if (n != sizeof(d) || d.hdr.magic != PAGER_MAGIC ||
 		    d.hdr.type != PAGER_MSG_DROP || d.nr > PAGER_DROP_MAX) {
 			done.status = -EBADMSG;
+		} else if (d.hdr.flags & PAGER_DROP_MOVE) {
+			helper_move(p, &d, &done);
 		} else {
 			for (uint32_t i = 0; i < d.nr; i++)
 				if (madvise((void *)d.r[i].addr, d.r[i].len,
@@ -422,6 +597,7 @@ static int getrandom_token(uint64_t *t)
 struct pager *pager_connect(const char *socket_path)
 {
 	struct pager *p;
+	bool async;
 	int ret;
 
 	if (!socket_path || !*socket_path)
@@ -445,9 +621,22 @@ struct pager *pager_connect(const char *socket_path)
 	if (getrandom_token(&p->token))
 		p->token = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
 			   (uintptr_t)p;
-	p->uffd = uffd_open_api();
+	p->uffd_sync = -1;
+	async = pagerd_wants_async(p->path);
+	p->uffd = uffd_open_api(&async);
 	if (p->uffd < 0)
 		goto err_free;
+	if (async) {
+		bool sync = false;
+
+		/*
+		 * Shared regions cannot be evicted by UFFDIO_MOVE: they keep
+		 * synchronous write-protection on a uffd of their own.
+		 */
+		p->uffd_sync = uffd_open_api(&sync);
+		if (p->uffd_sync < 0 || staging_init(p))
+			goto err_uffd;
+	}
 	p->memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 	if (p->memfd < 0)
 		goto err_uffd;
@@ -473,6 +662,10 @@ err_mem:
 	close(p->memfd);
 err_uffd:
 	ret = errno;
+	if (p->staging)
+		sys_munmap(p->staging, PAGER_STAGING_PAGES * PS);
+	if (p->uffd_sync >= 0)
+		close(p->uffd_sync);
 	close(p->uffd);
 	errno = ret;
 err_free:
@@ -612,7 +805,7 @@ void *pager_map(struct pager *p, size_t len, const char *backing_path,
 	reg.range.start = lr->addr;
 	reg.range.len = len;
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg))
+	if (ioctl(lr_uffd(p, lr), UFFDIO_REGISTER, &reg))
 		goto err_unmap;
 	if (!(reg.ioctls & (1ULL << _UFFDIO_COPY)) ||
 	    !(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
@@ -638,7 +831,7 @@ void *pager_map(struct pager *p, size_t len, const char *backing_path,
 
 err_unregister:
 	ret = errno;
-	ioctl(p->uffd, UFFDIO_UNREGISTER, &reg.range);
+	ioctl(lr_uffd(p, lr), UFFDIO_UNREGISTER, &reg.range);
 	errno = ret;
 err_unmap:
 	ret = errno;
@@ -714,7 +907,7 @@ int pager_unmap(struct pager *p, void *addr)
 		return ret;
 	range.start = lr->addr;
 	range.len = lr->len;
-	ioctl(p->uffd, UFFDIO_UNREGISTER, &range);
+	ioctl(lr_uffd(p, lr), UFFDIO_UNREGISTER, &range);
 	sys_munmap((void *)(uintptr_t)lr->addr, lr->len);
 	close(lr->fd);
 	if (lr->memfd >= 0)
@@ -781,6 +974,10 @@ void pager_disconnect(struct pager *p)
 	if (p->ev >= 0)
 		close(p->ev);
 	close(p->uffd);
+	if (p->uffd_sync >= 0)
+		close(p->uffd_sync);
+	if (p->staging)
+		sys_munmap(p->staging, PAGER_STAGING_PAGES * PS);
 	close(p->memfd);
 	close(p->pagemap);
 	free(p);

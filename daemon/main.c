@@ -153,24 +153,19 @@ bool pager_kernel_has_wp_async(void)
 }
 
 /*
- * Decide the write-protect mode.  The asynchronous eviction path
- * (UFFDIO_MOVE into a staging area, PAGEMAP_SCAN for dirtiness) is not
- * implemented yet, and WP_ASYNC without it loses writes that land between
- * the last dirty check and the drop; so "auto" stays synchronous and an
- * explicit "async" is refused rather than run lossy.
+ * Decide the write-protect mode.  "async" needs WP_ASYNC and MOVE; on a
+ * kernel without them (6.1) it falls back to synchronous WP, which is
+ * lossless everywhere.  "auto" is synchronous for now: asynchronous mode
+ * is selected by default only once it has passed the whole pager suite
+ * (see README, "Dirty tracking").
  */
 static int pager_select_wp_mode(const char *want)
 {
-	if (!strcmp(want, "sync") || !strcmp(want, "auto")) {
-		pd.wp_async = false;
-		return 0;
-	}
-	fprintf(stderr, "pagerd: --wp-mode async: not available (kernel "
-		"WP_ASYNC: %s, MOVE: %s; pagerd's lossless asynchronous "
-		"eviction is not implemented yet, see daemon/README.md)\n",
-		pd.uffd_features & UFFD_FEATURE_WP_ASYNC ? "yes" : "no",
-		pd.uffd_features & UFFD_FEATURE_MOVE ? "yes" : "no");
-	return -EOPNOTSUPP;
+	pd.wp_async = !strcmp(want, "async") && pager_kernel_has_wp_async();
+	if (!strcmp(want, "async") && !pd.wp_async)
+		pr_info("--wp-mode async: kernel lacks WP_ASYNC or MOVE, "
+			"using synchronous write-protection");
+	return 0;
 }
 
 static void usage(void)

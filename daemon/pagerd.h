@@ -48,6 +48,7 @@ enum pg_state {
 #define PGF_REF		0x01	/* CLOCK reference bit */
 #define PGF_WAITERS	0x02	/* a fault arrived while busy: wake at end */
 #define PGF_FILEDATA	0x04	/* file has data blocks here (else hole/EOF) */
+#define PGF_REDIRTY	0x08	/* async WP: written while busy, end DIRTY */
 
 struct page {
 	uint8_t state;
@@ -69,6 +70,8 @@ struct region {
 	uint32_t flags;		/* PAGER_SHARED, PAGER_TEMPORARY */
 	int fd;			/* backing file */
 	int memfd;		/* shmem object of PAGER_SHARED, else -1 */
+	int uffd;		/* the conn's uffd this region is registered on */
+	bool async;		/* WP_ASYNC: dirtiness from PAGEMAP_SCAN */
 	uint64_t file_size;	/* size when mapped, grown by write-back */
 	struct page *pages;
 	uint64_t resident, dirty;
@@ -80,7 +83,7 @@ struct region {
 	struct pager_stats st;
 };
 
-enum { SRC_LISTEN, SRC_SOCK, SRC_UFFD };
+enum { SRC_LISTEN, SRC_SOCK, SRC_UFFD, SRC_UFFD_SYNC };
 
 struct evsrc {
 	int type;
@@ -91,6 +94,8 @@ struct conn {
 	struct list node;	/* pd.conns */
 	struct list regions;
 	int sock, uffd, memfd, pagemap, evfd;
+	int uffd_sync;		/* shared regions' uffd when uffd is async */
+	bool wp_async;		/* uffd has WP_ASYNC (and MOVE) */
 	pid_t pid;
 	uid_t uid;
 	uint64_t token;
@@ -102,7 +107,7 @@ struct conn {
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	bool released;		/* teardown finished: regions flushed */
-	struct evsrc es_sock, es_uffd;
+	struct evsrc es_sock, es_uffd, es_uffd_sync;
 };
 
 struct pagerd {
@@ -211,11 +216,14 @@ int region_evict(struct region *r, uint64_t off, uint64_t len);
 int region_prefetch(struct region *r, uint64_t off, uint64_t len);
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n);
+int region_scan_written(struct region *r, uint64_t first, uint64_t last);
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 
 /* fault.c: fault loop */
-void fault_event(struct conn *c);
+void fault_event(struct conn *c, int uffd);
+void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
+		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch);
 
@@ -224,7 +232,8 @@ int evict_some(uint64_t want);
 int budget_reserve(struct region *r, uint64_t *n);
 void clock_forget(struct region *r);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
-		 int nr);
+		 int nr, uint16_t flags, struct pager_drop_done *done,
+		 char *buf, bool *have);
 
 /* server.c: client protocol */
 int server_init(const char *path);

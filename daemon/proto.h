@@ -17,7 +17,9 @@
 #define PAGER_MAX_MSG	65536
 
 enum pager_msg_type {
-	PAGER_MSG_HELLO = 1,	/* fds: uffd, /proc/self/mem, /proc/self/pagemap, evict chan */
+	PAGER_MSG_HELLO = 1,	/* fds: uffd, /proc/self/mem, /proc/self/pagemap,
+				 * evict chan [, synchronous uffd for shared
+				 * regions when uffd has WP_ASYNC] */
 	PAGER_MSG_MAP,		/* fds: backing file [, memfd] */
 	PAGER_MSG_UNMAP,
 	PAGER_MSG_SYNC,
@@ -43,7 +45,7 @@ struct pager_msg_hdr {
 struct pager_hello {
 	struct pager_msg_hdr hdr;
 	uint64_t token;		/* names this client to its guardian */
-	uint32_t nr_fds;	/* must be 4 */
+	uint32_t nr_fds;	/* 4, or 5 with a WP_ASYNC uffd */
 	uint32_t pad;
 };
 
@@ -75,6 +77,15 @@ struct pager_reply {
 
 #define PAGER_DROP_MAX	64
 
+/*
+ * DROP hdr.flags: instead of MADV_DONTNEED, UFFDIO_MOVE the ranges, in
+ * order, back to back into the helper's staging area (whose previous
+ * content is freed first).  The move takes each page out atomically, so a
+ * write racing with eviction faults MISSING and waits for pagerd.
+ */
+#define PAGER_DROP_MOVE		0x1
+#define PAGER_STAGING_PAGES	256	/* = pagerd's WB_BATCH */
+
 struct pager_drop_range {
 	uint64_t addr;
 	uint64_t len;
@@ -91,6 +102,8 @@ struct pager_drop_done {
 	struct pager_msg_hdr hdr;
 	int32_t status;
 	uint32_t pad;
+	uint64_t staging;	/* PAGER_DROP_MOVE: staging area address */
+	uint64_t moved;		/* bytes of the ranges handled, in order */
 };
 
 #endif /* PAGER_PROTO_H */

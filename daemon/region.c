@@ -9,6 +9,7 @@
  *                                       the page turned out to be present)
  *   FILLING   -> ABSENT                 read failed, nothing installed
  *   CLEAN     -> UNPROTECT | EVICTING
+ *   CLEAN     -> DIRTY                  async WP: PAGEMAP_SCAN saw a write
  *   DIRTY     -> UNPROTECT | WRITEBACK | EVICTING
  *   CLEAN|DIRTY -> ABSENT               a MISSING fault proves the page is
  *                                       gone from the client (checked in
@@ -37,11 +38,13 @@
 #include <linux/falloc.h>
 
 #include "pagerd.h"
+#include "uffd_compat.h"
 
 static const uint16_t pg_allowed[PG_NR_STATES] = {
 	[PG_ABSENT]	= 1 << PG_FILLING,
 	[PG_FILLING]	= 1 << PG_CLEAN | 1 << PG_DIRTY | 1 << PG_ABSENT,
-	[PG_CLEAN]	= 1 << PG_UNPROTECT | 1 << PG_EVICTING | 1 << PG_ABSENT,
+	[PG_CLEAN]	= 1 << PG_UNPROTECT | 1 << PG_EVICTING | 1 << PG_ABSENT |
+			  1 << PG_DIRTY,
 	[PG_DIRTY]	= 1 << PG_UNPROTECT | 1 << PG_WRITEBACK |
 			  1 << PG_EVICTING | 1 << PG_ABSENT,
 	[PG_UNPROTECT]	= 1 << PG_DIRTY,
@@ -101,7 +104,7 @@ void pg_set(struct region *r, uint64_t idx, enum pg_state to)
 
 static int uffd_ioctl(struct region *r, unsigned long req, void *arg)
 {
-	return ioctl(r->conn->uffd, req, arg) ? -errno : 0;
+	return ioctl(r->uffd, req, arg) ? -errno : 0;
 }
 
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n)
@@ -236,6 +239,9 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	r->flags = flags;
 	r->fd = fd;
 	r->memfd = memfd;
+	/* shared regions cannot be moved out: synchronous WP (README) */
+	r->async = c->wp_async && memfd < 0;
+	r->uffd = memfd >= 0 && c->uffd_sync >= 0 ? c->uffd_sync : c->uffd;
 	r->file_size = st.st_size;
 	r->ra_win = 1;
 	list_init(&r->node);
@@ -319,6 +325,224 @@ static bool page_is_zero(const char *p)
 }
 
 /*
+ * Asynchronous WP: which pages of [first, last] were written since they
+ * were last protected?  PAGEMAP_SCAN reports them and write-protects them
+ * again in one atomic step per page, so a write either happened before
+ * (reported now) or after (reported by the next scan): none is missed.
+ * Only present or swapped pages: an empty PTE counts as "written" and
+ * would get a uffd-wp marker, which UFFDIO_MOVE cannot take.  A written
+ * page that is busy (its write-back snapshot may predate the write) gets
+ * PGF_REDIRTY and ends its busy state DIRTY.
+ */
+int region_scan_written(struct region *r, uint64_t first, uint64_t last)
+{
+	struct page_region vec[64];
+	uint64_t start = r->addr + (first << PAGE_SHIFT);
+	uint64_t end = r->addr + ((last + 1) << PAGE_SHIFT);
+
+	if (!r->async)
+		return 0;
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start, .end = end,
+			.vec = (uintptr_t)vec, .vec_len = ARRAY_SIZE(vec),
+			.category_mask = PAGE_IS_WRITTEN,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		long nr = ioctl(r->conn->pagemap, PAGEMAP_SCAN, &arg);
+
+		if (nr < 0)
+			return -errno;
+		pthread_mutex_lock(&pd.lock);
+		for (long i = 0; i < nr; i++) {
+			for (uint64_t a = vec[i].start; a < vec[i].end;
+			     a += PAGE_SIZE) {
+				uint64_t k = (a - r->addr) >> PAGE_SHIFT;
+				struct page *pg = &r->pages[k];
+
+				if (pg->state == PG_CLEAN)
+					pg_set(r, k, PG_DIRTY);
+				else if (pg_busy(pg))
+					pg->flags |= PGF_REDIRTY;
+			}
+		}
+		pthread_mutex_unlock(&pd.lock);
+		if (arg.walk_end <= start)
+			return -EIO;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+/*
+ * Does the file already hold @buf at page @i?  Asynchronous WP does not
+ * tell whether a page pagerd holds CLEAN was written since its last scan;
+ * comparing the moved-out copy with the file does, for the price of a
+ * (usually page-cache) read instead of a write.
+ */
+static bool file_has(struct region *r, uint64_t i, const char *buf)
+{
+	char tmp[PAGE_SIZE];
+
+	if (!(r->pages[i].flags & PGF_FILEDATA) ||
+	    (i << PAGE_SHIFT) >= r->file_size)
+		return page_is_zero(buf);
+	if (pread(r->fd, tmp, PAGE_SIZE, i << PAGE_SHIFT) != (ssize_t)PAGE_SIZE)
+		return false;
+	return !memcmp(tmp, buf, PAGE_SIZE);
+}
+
+/*
+ * Evict @n pages of a private region with asynchronous WP (all EVICTING).
+ * A write-protected page cannot hold off a writer here, so the page is
+ * taken away instead: libpager's helper UFFDIO_MOVEs it into its staging
+ * area, atomically, and from then on any access faults MISSING and waits
+ * on the EVICTING state.  The moved copy is the page's final content; it
+ * is written to the file unless the file already has it, and only then
+ * does the page become ABSENT and the waiters re-fault and fill from the
+ * file.  A failed write puts the copy back (UFFDIO_COPY, DIRTY); pages the
+ * helper could not move stay mapped and count as DIRTY (they may have been
+ * written).
+ */
+static int wb_run_move(struct region *r, struct pager_io *io,
+		       const uint64_t *idx, const bool *dirty, int n,
+		       int *dropped)
+{
+	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
+	struct io_req reqs[WB_BATCH];
+	int8_t res[WB_BATCH];	/* 0 gone, 1 write failed, 2 not moved */
+	bool have[WB_BATCH], write[WB_BATCH];
+	uint64_t wake_idx[WB_BATCH];
+	int nreq = 0, nwake = 0, ret = 0, k0 = 0, move_err = 0;
+
+	memset(have, 0, sizeof(have));
+	memset(write, 0, sizeof(write));
+	for (int k = 0; k < n; k++)
+		res[k] = 2;
+
+	/*
+	 * The staging area must keep the moved pages until they are in the
+	 * file: if pagerd dies before, libpager moves them back from there.
+	 * So no other move on this client until then.
+	 */
+	pthread_mutex_lock(&r->conn->evict_lock);
+
+	/* 1: move, in requests of up to PAGER_DROP_MAX ranges */
+	while (k0 < n && !move_err) {
+		struct pager_drop_done done = { 0 };
+		int nr = 0, k = k0;
+
+		while (k < n && nr < PAGER_DROP_MAX) {
+			int e = k;
+
+			while (e + 1 < n && idx[e + 1] == idx[e] + 1)
+				e++;
+			dropa[nr] = r->addr + (idx[k] << PAGE_SHIFT);
+			dropl[nr] = (uint64_t)(e - k + 1) << PAGE_SHIFT;
+			nr++;
+			k = e + 1;
+		}
+		/* like a failed drop: not an error of the eviction */
+		move_err = drop_private(r->conn, dropa, dropl, nr,
+					PAGER_DROP_MOVE,
+					&done, io->buf +
+					((size_t)k0 << PAGE_SHIFT), have + k0);
+		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
+		     k0 + (int)j < n; j++)
+			res[k0 + j] = 0;
+		k0 = k;
+	}
+
+	/* 2: write what the file does not have yet */
+	for (int k = 0; k < n; k++) {
+		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
+		uint64_t off = idx[k] << PAGE_SHIFT;
+
+		if (res[k] || !have[k])
+			continue;	/* not moved, or nothing to write */
+		if (!dirty[k] && file_has(r, idx[k], buf))
+			continue;
+		if (dirty[k] && !(r->pages[idx[k]].flags & PGF_FILEDATA) &&
+		    page_is_zero(buf))
+			continue;
+		write[k] = true;
+		reqs[nreq++] = (struct io_req){ .op = IO_WRITE, .fd = r->fd,
+						 .buf = buf, .len = PAGE_SIZE,
+						 .off = off };
+	}
+	if (nreq) {
+		int q = 0;
+
+		io_run(io, reqs, nreq);
+		for (int k = 0; k < n; k++) {
+			if (!write[k])
+				continue;
+			if (reqs[q].res != (ssize_t)PAGE_SIZE) {
+				uint8_t cres;
+
+				res[k] = 1;
+				if (!ret)
+					ret = reqs[q].res < 0 ? (int)reqs[q].res :
+							       -EIO;
+				/* the copy is the only one: put it back */
+				copy_pages(r, idx[k], 1, io->buf +
+					   ((size_t)k << PAGE_SHIFT), false,
+					   &cres);
+				if (cres)
+					pr_err("region %llu page %llu: write "
+					       "and restore failed",
+					       (unsigned long long)r->id,
+					       (unsigned long long)idx[k]);
+			}
+			q++;
+		}
+	}
+	pthread_mutex_unlock(&r->conn->evict_lock);
+
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n; k++) {
+		struct page *pg = &r->pages[idx[k]];
+
+		if (res[k] == 1) {
+			STAT_ADD(r, wb_errors, 1);
+			r->st.last_error = ret;
+			pd.st.last_error = ret;
+			r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
+		} else if (write[k]) {
+			pg->flags |= PGF_FILEDATA;
+			STAT_ADD(r, writebacks, 1);
+			STAT_ADD(r, bytes_out, PAGE_SIZE);
+			if (((idx[k] + 1) << PAGE_SHIFT) > r->file_size)
+				r->file_size = (idx[k] + 1) << PAGE_SHIFT;
+		}
+		if (!res[k]) {
+			STAT_ADD(r, evictions, 1);
+			pg->flags &= ~PGF_REF;
+			if (dropped)
+				(*dropped)++;
+		}
+		pg->flags &= ~PGF_REDIRTY;
+		pg_set(r, idx[k], res[k] ? PG_DIRTY : PG_ABSENT);
+		if (pg->flags & PGF_WAITERS) {
+			pg->flags &= ~PGF_WAITERS;
+			wake_idx[nwake++] = idx[k];
+		}
+	}
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake_idx[k], 1);
+	if (move_err)
+		pr_debug("region %llu: move failed: %s",
+			 (unsigned long long)r->id, strerror(-move_err));
+	return ret;
+}
+
+/*
  * Write back (and with @evict, drop) @n pages of @r, which the caller moved
  * to WRITEBACK or EVICTING; dirty[k] says whether page idx[k] needs writing.
  * idx[] is ascending, n <= WB_BATCH.  Ends the busy state of every page.
@@ -337,6 +561,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 	int nreq = 0, nwake = 0, ret = 0, ndrop = 0;
 	struct conn *c = r->conn;
 
+	if (evict && r->async && io)
+		return wb_run_move(r, io, idx, dirty, n, dropped);
 	if (!io)
 		ret = -ENOMEM;
 	memset(res, 0, sizeof(res));
@@ -429,7 +655,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			} else {
 				if (ndrop == PAGER_DROP_MAX) {
 					drop_err = drop_private(c, dropa, dropl,
-								ndrop);
+								ndrop, 0, NULL, NULL,
+								NULL);
 					ndrop = 0;
 				}
 				dropa[ndrop] = r->addr + (idx[k] << PAGE_SHIFT);
@@ -439,7 +666,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			k = e;
 		}
 		if (ndrop && !drop_err)
-			drop_err = drop_private(c, dropa, dropl, ndrop);
+			drop_err = drop_private(c, dropa, dropl, ndrop, 0,
+						NULL, NULL, NULL);
 		if (drop_err) {
 			/* pages still mapped, file up to date: keep CLEAN */
 			for (int k = 0; k < n; k++)
@@ -456,9 +684,11 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		if (res[k] == 1)
 			to = PG_DIRTY;
 		else if (!evict || res[k] == 2)
-			to = PG_CLEAN;
+			/* a scan saw a write after our snapshot: DIRTY */
+			to = pg->flags & PGF_REDIRTY ? PG_DIRTY : PG_CLEAN;
 		else
 			to = PG_ABSENT;
+		pg->flags &= ~PGF_REDIRTY;
 		if (res[k] == 1) {
 			STAT_ADD(r, wb_errors, 1);
 			r->st.last_error = ret;
@@ -584,7 +814,13 @@ int region_sync(struct region *r, uint64_t off, uint64_t len)
 	struct stat st;
 	int ret, ret2;
 
-	ret = wb_range(r, off, len, WB_SYNC);
+	ret = 0;
+	if (len && r->async)
+		ret = region_scan_written(r, off >> PAGE_SHIFT,
+					  MIN((off + len - 1) >> PAGE_SHIFT,
+					      r->npages - 1));
+	if (!ret)
+		ret = wb_range(r, off, len, WB_SYNC);
 	/* the file must read as the whole region: extend with a hole */
 	if (!fstat(r->fd, &st) && (uint64_t)st.st_size < r->len &&
 	    ftruncate(r->fd, r->len) && !ret)

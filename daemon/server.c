@@ -33,10 +33,11 @@
 #include <linux/userfaultfd.h>
 
 #include "pagerd.h"
+#include "uffd_compat.h"
 
 #define MAX_CONNS	1024
 #define MAX_REGIONS	4096	/* per connection */
-#define MAX_FDS		4
+#define MAX_FDS		5	/* HELLO with a WP_ASYNC uffd */
 #define MAX_REGION_LEN	(64ULL << 30)	/* 32 MiB of page state */
 
 static struct evsrc listen_src = { .type = SRC_LISTEN };
@@ -128,13 +129,14 @@ static void server_accept(void)
 	}
 	nr_conns++;
 	c->sock = fd;
-	c->uffd = c->memfd = c->pagemap = c->evfd = -1;
+	c->uffd = c->memfd = c->pagemap = c->evfd = c->uffd_sync = -1;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	list_init(&c->regions);
 	pthread_mutex_init(&c->evict_lock, NULL);
 	c->es_sock = (struct evsrc){ .type = SRC_SOCK, .c = c };
 	c->es_uffd = (struct evsrc){ .type = SRC_UFFD, .c = c };
+	c->es_uffd_sync = (struct evsrc){ .type = SRC_UFFD_SYNC, .c = c };
 	list_add_tail(&c->node, &pd.conns);
 	pthread_mutex_unlock(&pd.lock);
 	arm(fd, &c->es_sock, EPOLL_CTL_ADD);
@@ -166,6 +168,8 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 	epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	if (c->uffd >= 0)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
+	if (c->uffd_sync >= 0)
+		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd_sync, NULL);
 	for (;;) {
 		struct region *r;
 
@@ -189,6 +193,8 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 	close(c->sock);
 	if (c->uffd >= 0)
 		close(c->uffd);
+	if (c->uffd_sync >= 0)
+		close(c->uffd_sync);
 	if (c->memfd >= 0)
 		close(c->memfd);
 	if (c->pagemap >= 0)
@@ -241,30 +247,77 @@ static bool fd_link_is(int fd, const char *prefix, const char *suffix)
 			   !strcmp(link + n - strlen(suffix), suffix));
 }
 
+/*
+ * The features the client gave its uffd, from its fdinfo ("API:
+ * api:features:ioctls").  The client chose them (asking us first), and a
+ * client re-attaching after a restart keeps its uffd, so this, not
+ * --wp-mode, decides how its regions are tracked.
+ */
+static int uffd_features(int fd, uint64_t *features)
+{
+	char path[64], line[128];
+	unsigned long long api, feat;
+	int ret = -EINVAL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "API:\t%llx:%llx:", &api, &feat) == 2) {
+			*features = feat;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
 static int do_hello(struct conn *c, const struct pager_hello *m, int *fds,
 		    int nfds)
 {
+	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
+	uint64_t feat = 0;
 	struct stat st;
+	bool async;
 
 	if (c->hello)
 		return -EALREADY;
-	if (nfds != 4 || m->nr_fds != 4)
+	if (nfds != (int)m->nr_fds || (nfds != 4 && nfds != 5))
 		return -EBADF;
 	if (!fd_link_is(fds[0], "anon_inode:[userfaultfd]", NULL) ||
 	    !fd_link_is(fds[1], "/proc/", "/mem") ||
 	    !fd_link_is(fds[2], "/proc/", "/pagemap") ||
-	    fstat(fds[3], &st) || !S_ISSOCK(st.st_mode))
+	    fstat(fds[3], &st) || !S_ISSOCK(st.st_mode) ||
+	    (nfds == 5 &&
+	     !fd_link_is(fds[4], "anon_inode:[userfaultfd]", NULL)))
 		return -EBADF;
+	if (uffd_features(fds[0], &feat))
+		return -EBADF;
+	async = feat & UFFD_FEATURE_WP_ASYNC;
+	/* async needs MOVE for eviction and a sync uffd for shared regions */
+	if (async != (nfds == 5) || (async && (feat & amode) != amode))
+		return -EINVAL;
 	c->uffd = fds[0];
 	c->memfd = fds[1];
 	c->pagemap = fds[2];
 	c->evfd = fds[3];
-	for (int i = 0; i < 4; i++)
+	if (nfds == 5)
+		c->uffd_sync = fds[4];
+	for (int i = 0; i < nfds; i++)
 		fds[i] = -1;
+	c->wp_async = async;
 	c->token = m->token;
 	c->hello = true;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	arm(c->uffd, &c->es_uffd, EPOLL_CTL_ADD);
+	if (c->uffd_sync >= 0) {
+		fcntl(c->uffd_sync, F_SETFL,
+		      fcntl(c->uffd_sync, F_GETFL) | O_NONBLOCK);
+		arm(c->uffd_sync, &c->es_uffd_sync, EPOLL_CTL_ADD);
+	}
 	pr_debug("client pid %d uid %d connected", c->pid, c->uid);
 	return 0;
 }
@@ -530,6 +583,8 @@ static bool handle_msg(struct conn *c)
 				ret = -EINVAL;
 				break;
 			}
+			/* async WP: writes are only known once scanned */
+			region_scan_written(r, 0, r->npages - 1);
 			stats_fill_region(r, &st);
 			put_region(r);
 		} else {
@@ -598,7 +653,14 @@ void *server_worker(void *arg)
 			if (!conn_get_user(c))
 				break;
 			arm(c->uffd, &c->es_uffd, EPOLL_CTL_MOD);
-			fault_event(c);
+			fault_event(c, c->uffd);
+			conn_put_user(c);
+			break;
+		case SRC_UFFD_SYNC:
+			if (!conn_get_user(c))
+				break;
+			arm(c->uffd_sync, &c->es_uffd_sync, EPOLL_CTL_MOD);
+			fault_event(c, c->uffd_sync);
 			conn_put_user(c);
 			break;
 		}

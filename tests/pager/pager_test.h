@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,28 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+/*
+ * Is the pagerd on @sock running asynchronous write-protection (asked
+ * through `pagerd --stats --json`)?  Tests use it to check that the async
+ * path, not a fallback, was exercised.
+ */
+static inline bool pt_pagerd_async(const char *sock)
+{
+	char cmd[2 * PATH_MAX + 64], buf[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --stats --json --socket '%s'",
+		 pt_pagerd_path(), sock);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	pclose(f);
+	buf[n] = 0;
+	return strstr(buf, "\"wp_mode\": \"async\"") != NULL;
 }
 
 /* Send @sig, reap; returns the wait status. */
