@@ -215,10 +215,11 @@ static struct dtrack_epoch *dtrack_peek_locked(struct dtrack_tracker *t)
 	case DTRACK_METHOD_WPFAULT:
 		dtrack_sd_vmas(t, into, false);
 		if (into->degraded ||
-		    dtrack_wpfault_missed() != t->kprobe_missed) {
+		    dtrack_wpfault_missed() != t->kprobe_missed)
 			into->degraded = true;
+		/* before the first reset: see dtrack_tracker_start() */
+		if (into->degraded || !t->wp_walked)
 			dtrack_sd_scan(t, into);
-		}
 		break;
 	default:
 		dtrack_hw_scan(t, into);
@@ -242,6 +243,13 @@ int dtrack_tracker_start(struct dtrack_tracker *t)
 	snap = dtrack_reset_locked(t);
 	dtrack_close_snap(t);
 	dtrack_epoch_clear(t, snap);
+	/*
+	 * A write fault that entered handle_mm_fault() before the tracker was
+	 * listed is not recorded, yet may make its PTE writable after this
+	 * walk (with soft-dirty set): until the first reset (a full walk
+	 * that hands such pages to epoch 1), wpfault also reads soft-dirty.
+	 */
+	t->wp_walked = false;
 	/* what the first harvest marked was discarded: not an answer */
 	atomic64_set(&t->false_positives, 0);
 	t->epoch = 1;
