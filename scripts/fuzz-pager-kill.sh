@@ -52,6 +52,11 @@ start_pagerd
 while [ $kills -lt "$cycles" ]; do
 	rounds=$((rounds + 1))
 	cpids=()
+	# clients connect only to a listening pagerd (pager_connect does not wait)
+	for _ in $(seq 100); do
+		"$bin/pagerd" --stats --socket "$sock" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
 	for i in $(seq 1 "$clients"); do
 		args=(--file "$work/f$i" --size "$size" --time "$round" --threads 3)
 		[ $((i % 2)) = 0 ] && args+=(--shared)
@@ -82,6 +87,8 @@ while [ $kills -lt "$cycles" ]; do
 			failures=$((failures + 1))
 			echo "# client $((i + 1)) of round $rounds failed (exit $rc):"
 			sed 's/^/#   /' "$work/c$((i + 1)).log" | tail -15
+			echo "#   pagerd log:"
+			grep -v '^$' "$work/pagerd.log" | tail -5 | sed 's/^/#     /'
 		fi
 	done
 	cpids=()

@@ -16,7 +16,11 @@ for h in pager-proto dtrack-reply; do
 	n=$((n + 1))
 	f=$bin/fuzz-$h
 	if [ ! -x "$f" ]; then
-		echo "ok $n fuzz-$h # SKIP not built (clang -fsanitize=fuzzer unavailable)"
+		if [ -s "$f.build.log" ]; then
+			echo "ok $n fuzz-$h # SKIP harness does not build against the current sources: $(grep -m1 error "$f.build.log")"
+		else
+			echo "ok $n fuzz-$h # SKIP not built (clang -fsanitize=fuzzer unavailable)"
+		fi
 		continue
 	fi
 	mkdir -p "$work/$h" "$work/art-$h"

@@ -152,9 +152,17 @@ int stats_format(char *buf, size_t len, bool json)
 	return snprintf(buf, len, json ? "{}" : "stats\n");
 }
 
-void fault_event(struct conn *c)
+void fault_event(struct conn *c, int uffd)
 {
 	(void)c;
+	(void)uffd;
+}
+
+int region_scan_written(struct region *r, uint64_t first, uint64_t last)
+{
+	assert(r->ops > 0);
+	assert(first <= last && last < r->npages);
+	return 0;
 }
 
 struct pager_io *io_self(void)
@@ -226,14 +234,14 @@ static int send_record(int sock, uint8_t spec, const uint8_t *data, size_t len,
 		h->len = len;
 	}
 	for (int i = 0; i < nfds; i++) {
-		static const int canon[3][4] = {
-			{ 4 }, { 4, 7 }, { 0, 1, 2, 3 },
+		static const int canon[3][5] = {
+			{ 4 }, { 4, 7 }, { 0, 1, 2, 3, 0 },
 		};
 		int which;
 
 		/* fdsel bit 7 clear: what HELLO and MAP expect; else anything */
 		if (!(fdsel & 0x80))
-			which = canon[nfds >= 4 ? 2 : nfds - 1][i < 4 ? i : 0];
+			which = canon[nfds >= 4 ? 2 : nfds - 1][i < 5 ? i : 0];
 		else
 			which = (fdsel >> (i * 2)) ^ (i >= 4 ? spec >> 5 : 0);
 		fds[i] = palette_fd(which);

@@ -34,7 +34,7 @@ r=1
 while [ "$r" -le "$rounds" ]; do
 	extra=""
 	[ $((r % 2)) = 0 ] && extra="--evict"
-	pager-stress --file /mnt/eio/f$r --size 4 --time 3 --threads 2 $extra \
+	pager-stress --file /mnt/eio/f$r --size 4 --time 5 --threads 2 $extra \
 		--allow-errors --wait-file /tmp/go$r > /tmp/eio-c$r.log 2>&1 &
 	c=$!
 	i=0
@@ -43,7 +43,7 @@ while [ "$r" -le "$rounds" ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
-	sleep 1
+	sleep 0.5
 	# the disk fails: every I/O of the device returns EIO
 	swap_table error
 	i=0
