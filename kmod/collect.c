@@ -105,10 +105,6 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 				struct dtrack_epoch *ep,
 				struct dtrack_result *res);
 
-/*
- * wpfault reset: O(dirty) when the ending epoch's log is complete and the
- * invariant of wp_walked holds, else a full walk of the range.
- */
 static bool dtrack_range_uffd(struct dtrack_tracker *t)
 {
 	struct vm_area_struct *vma;
@@ -121,6 +117,10 @@ static bool dtrack_range_uffd(struct dtrack_tracker *t)
 	return false;
 }
 
+/*
+ * wpfault reset: O(dirty) when the ending epoch's log is complete and the
+ * invariant of wp_walked holds (see dtrack.h), else a full walk.
+ */
 static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 			    bool full)
 {
