@@ -202,7 +202,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	struct pager_drop msg;
 	struct pager_drop_done done;
 	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
-	bool move = flags & PAGER_DROP_MOVE;
+	bool move = flags & PAGER_DROP_MOVE, slow = false;
 	int ret = 0;
 
 	memset(&msg, 0, sizeof(msg));
@@ -227,6 +227,23 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		ssize_t got;
 
 		ret = poll(&pfd, 1, pd.client_timeout_ms);
+		if (ret == 0 && move) {
+			/*
+			 * A move cannot be given up on: the helper may still
+			 * carry it out, and pages pagerd then believed mapped
+			 * would be refilled from the file, losing their
+			 * writes.  Stop choosing this client as a victim and
+			 * keep waiting; only a closed channel ends the wait.
+			 */
+			pthread_mutex_lock(&pd.lock);
+			if (!c->unresponsive)
+				pr_info("client pid %d is slow to answer a "
+					"move request, still waiting", c->pid);
+			c->unresponsive = true;
+			slow = true;
+			pthread_mutex_unlock(&pd.lock);
+			continue;
+		}
 		if (ret <= 0) {
 			ret = ret ? -errno : -ETIMEDOUT;
 			goto out_unresponsive;
@@ -239,6 +256,12 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		}
 		if (done.hdr.seq == msg.hdr.seq)
 			break;
+	}
+	if (slow) {
+		/* slow (an emulated machine, a loaded host), not dead */
+		pthread_mutex_lock(&pd.lock);
+		c->unresponsive = false;
+		pthread_mutex_unlock(&pd.lock);
 	}
 	ret = done.status;
 	if (flags & PAGER_DROP_MOVE) {

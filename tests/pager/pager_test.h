@@ -9,6 +9,8 @@
  *   PAGER_TEST_MB size of the big test regions in MiB (default 8; use 2-4
  *                 under emulation)
  *   PAGER_TEST_THREADS  pagerd --threads (default 3)
+ *   PAGER_TEST_CLIENT_TIMEOUT  pagerd --client-timeout in ms (default 1000;
+ *                 a tiny value simulates slow clients)
  *   PAGER_WP_MODE pagerd --wp-mode (auto, async or sync; default: pagerd's
  *                 own default), so the whole suite runs in either mode
  */
@@ -146,12 +148,15 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 	const char *bin = pt_pagerd_path();
 	const char *threads = getenv("PAGER_TEST_THREADS");
 	const char *wp_mode = getenv("PAGER_WP_MODE");
+	const char *tmo = getenv("PAGER_TEST_CLIENT_TIMEOUT");
 	pid_t pid;
 
 	if (!threads || !*threads)
 		threads = "3";
 	if (!wp_mode || !*wp_mode)
 		wp_mode = "auto";
+	if (!tmo || !*tmo)
+		tmo = "1000";
 	pid = fork();
 
 	if (pid < 0)
@@ -167,7 +172,7 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 		}
 		/* short client timeout: the hostile-client tests wait for it */
 		execlp(bin, bin, "--socket", sock, "--budget", budget,
-		       "--threads", threads, "--client-timeout", "1000",
+		       "--threads", threads, "--client-timeout", tmo,
 		       "--wp-mode", wp_mode, "-v", (char *)NULL);
 		_exit(127);
 	}
