@@ -237,8 +237,8 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 			 */
 			pthread_mutex_lock(&pd.lock);
 			if (!c->unresponsive)
-				pr_info("client pid %d is slow to answer a "
-					"move request, still waiting", c->pid);
+				pr_info("client pid %d: slow move answer, waiting",
+					c->pid);
 			c->unresponsive = true;
 			slow = true;
 			pthread_mutex_unlock(&pd.lock);

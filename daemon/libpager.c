@@ -168,23 +168,27 @@ static void hdr_init(struct pager_msg_hdr *h, int type, size_t len)
  */
 static bool pagerd_wants_async(const char *path)
 {
+	size_t len = sizeof(struct pager_reply) + PAGER_MAX_MSG;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static __thread char buf[sizeof(struct pager_reply) + PAGER_MAX_MSG];
 	struct pager_range_req req;
 	bool async = false;
+	char *buf;
 	ssize_t n;
 	int fd;
 
+	buf = malloc(len);
+	if (!buf)
+		return false;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return false;
+		goto out_free;
 	strcpy(sa.sun_path, path);
 	hdr_init(&req.hdr, PAGER_MSG_STATS_TEXT, sizeof(req));
 	req.hdr.flags = PAGER_STATS_JSON;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    send(fd, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
 		goto out;
-	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	n = recv(fd, buf, len - 1, 0);
 	if (n < (ssize_t)sizeof(struct pager_reply))
 		goto out;
 	buf[n] = 0;
@@ -192,6 +196,8 @@ static bool pagerd_wants_async(const char *path)
 		       "\"wp_mode\": \"async\"") != NULL;
 out:
 	close(fd);
+out_free:
+	free(buf);
 	return async;
 }
 

@@ -17,9 +17,11 @@
 #define PAGER_MAX_MSG	65536
 
 enum pager_msg_type {
-	PAGER_MSG_HELLO = 1,	/* fds: uffd, /proc/self/mem, /proc/self/pagemap,
-				 * evict chan [, synchronous uffd for shared
-				 * regions when uffd has WP_ASYNC] */
+	/*
+	 * fds: uffd, /proc/self/mem, /proc/self/pagemap, evict chan
+	 * [, synchronous uffd for shared regions when uffd has WP_ASYNC]
+	 */
+	PAGER_MSG_HELLO = 1,
 	PAGER_MSG_MAP,		/* fds: backing file [, memfd] */
 	PAGER_MSG_UNMAP,
 	PAGER_MSG_SYNC,

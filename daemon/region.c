@@ -492,8 +492,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 					   ((size_t)k << PAGE_SHIFT), false,
 					   &cres);
 				if (cres)
-					pr_err("region %llu page %llu: write "
-					       "and restore failed",
+					pr_err("region %llu page %llu: restore failed",
 					       (unsigned long long)r->id,
 					       (unsigned long long)idx[k]);
 			}
