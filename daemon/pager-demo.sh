@@ -30,7 +30,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "=== pagerd: budget $budget, workload region $size (anonymous, private)"
-pagerd --socket "$sock" --budget "$budget" 2>"$dir/pagerd.log" &
+# synchronous WP: dtrack's wpfault method write-protects the same PTEs, and
+# its interplay with asynchronous WP and UFFDIO_MOVE eviction is untested
+pagerd --socket "$sock" --budget "$budget" --wp-mode sync \
+	2>"$dir/pagerd.log" &
 pd=$!
 i=0
 until pagerd --stats --socket "$sock" >/dev/null 2>&1; do
