@@ -6,6 +6,7 @@
 #
 # usage: scripts/fuzz-pager-kill.sh [--cycles N] [--clients N] [--size MB]
 #                                   [--budget SIZE] [--round S]
+# $PAGERD_ARGS is added to pagerd's command line (e.g. --wp-mode sync).
 # Prints '# KILL-PAGERD cycles=N rounds=N client_runs=N bytes_verified=N
 # failures=N'; exit status 1 on any failure.
 set -uo pipefail
@@ -40,7 +41,8 @@ trap cleanup EXIT
 export PAGER_SOCKET=$sock
 
 start_pagerd() {
-	"$bin/pagerd" --socket "$sock" --budget "$budget" >>"$work/pagerd.log" 2>&1 &
+	# shellcheck disable=SC2086
+	"$bin/pagerd" --socket "$sock" --budget "$budget" ${PAGERD_ARGS:-} >>"$work/pagerd.log" 2>&1 &
 	pagerd_pid=$!
 }
 
