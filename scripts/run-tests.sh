@@ -102,7 +102,9 @@ run_vm() {
 	grep -a -q 'vm-run: FAIL' "$log" &&
 		fail_one "vm $k: $(grep -a 'vm-run: FAIL' "$log" | head -1 | sed 's/^vm-run: FAIL: //')"
 	[ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || grep -a -q 'vm-run: FAIL' "$log" ||
-		grep -a -q -E '^not ok ' "$log" || fail_one "vm $k: vm-run exit status $rc"
+		grep -a -q -E '^not ok ' "$log" ||
+		grep -a -q -E '^# vm-run-tests: .* (rc=([1-35-9]|[0-9][0-9]+)|kernel-report)' "$log" ||
+		fail_one "vm $k: vm-run exit status $rc"
 }
 
 build
