@@ -12,8 +12,9 @@ secs=${1:-20}
 say() { echo "# guest-mempressure: $*"; }
 mem() { sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 say "MemTotal $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) kB, available $(mem) kB"
-# leave about 75 MB for the clients' files, pagerd's budget and the rest
-fill=$(( $(mem) / 1024 - 75 ))
+# leave about 85 MB for the clients' files, pagerd's budget and the rest
+# (75 MB drove 6.1 into the OOM killer, which took pagerd)
+fill=$(( $(mem) / 1024 - 85 ))
 [ $fill -gt 0 ] && dd if=/dev/zero of=/dev/shm/filler bs=1M count=$fill 2>/dev/null
 say "filler $fill MB, available now $(mem) kB"
 export PAGER_SOCKET=/tmp/mp.sock
@@ -32,6 +33,11 @@ dtrack sample $c2 --method softdirty,wpfault,hwdirty --interval 700 --count $n >
 s2=$!
 low=$(mem)
 while kill -0 $c1 2>/dev/null || kill -0 $c2 2>/dev/null; do
+	# with pagerd OOM-killed the clients would wait for it forever
+	if dmesg | grep -q 'Out of memory: Killed process'; then
+		kill -9 $c1 $c2 2>/dev/null
+		break
+	fi
 	a=$(mem)
 	[ "$a" -lt "$low" ] && low=$a
 	sleep 1
