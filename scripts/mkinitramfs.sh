@@ -44,26 +44,29 @@ for c in "$@"; do
 done
 
 # Kernel modules of the Debian kernel needed for the scratch disk, with
-# their dependencies from modules.dep, decompressed (busybox insmod does
-# not read .ko.xz).
-if [ "$disk" -gt 0 ]; then
-	mdir="$kdir/root/lib/modules/$release"
+# their dependencies, decompressed (busybox insmod does not read .ko.xz).
+# Debian's image package ships no modules.dep (depmod makes it at install
+# time), so dependencies are read from each module's own modinfo.
+if [ "$disk" -gt 0 ] && [ -d "$kdir/root/lib/modules/$release/kernel" ]; then
+	mdir="$kdir/root/lib/modules/$release/kernel"
 	: > "$root/vmrun/kmods"
+	mkdir -p "$root/lib/kmods"
 	declare -A seen=()
 	want() {
-		local m=$1 path deps d
+		local m=${1//-/_} path d out
 		[ -n "${seen[$m]:-}" ] && return 0
 		seen[$m]=1
-		path=$(grep -E "(^|/)$m\.ko(\.xz)?:" "$mdir/modules.dep" | head -1) || return 0
-		[ -n "$path" ] || return 0
-		deps=${path#*:}; path=${path%%:*}
-		for d in $deps; do want "$(basename "$d" | sed 's/\.ko.*//')"; done
-		mkdir -p "$root/lib/kmods"
-		local out="$root/lib/kmods/$m.ko"
+		path=$(find "$mdir" \( -name "$m.ko" -o -name "$m.ko.xz" \
+			-o -name "${m//_/-}.ko" -o -name "${m//_/-}.ko.xz" \) | head -1)
+		[ -n "$path" ] || return 0	# built in
+		out="$root/lib/kmods/$m.ko"
 		case $path in
-		*.xz) xz -dc "$mdir/$path" > "$out" ;;
-		*) cp "$mdir/$path" "$out" ;;
+		*.xz) xz -dc "$path" > "$out" ;;
+		*) cp "$path" "$out" ;;
 		esac
+		for d in $(strings "$out" | sed -n 's/^depends=//p' | tr ',' ' '); do
+			want "$d"
+		done
 		echo "/lib/kmods/$m.ko" >> "$root/vmrun/kmods"
 	}
 	for m in virtio_pci virtio_blk crc32c_generic ext4; do want "$m"; done

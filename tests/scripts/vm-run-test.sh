@@ -20,7 +20,7 @@ build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
 	echo "$d/dtrack_warn_test.ko"
 }
 
-count=$(( $(echo $kernels | wc -w) * 5 ))
+count=$(( $(echo $kernels | wc -w) * 6 ))
 echo "TAP version 13"
 echo "1..$count"
 for k in $kernels; do
@@ -52,6 +52,11 @@ for k in $kernels; do
 	else
 		notok "vm-run $k: building the warning test module failed: $(tail -3 "$tmp/build-$k.log")"
 	fi
+
+	out=$("$vmrun" --kernel "$k" --quiet --no-module --disk 64 -- \
+		sh -c 'grep -q "^/dev/vda /disk ext4 rw" /proc/mounts && echo data > /disk/f && cat /disk/f' 2>&1)
+	[ $? -eq 0 ] && grep -q '^data$' <<<"$out" && ok "vm-run $k: --disk gives a writable ext4 /disk" ||
+		notok "vm-run $k: --disk ($out)"
 
 	"$vmrun" --kernel "$k" --no-module --timeout 15 -- sleep 600 >/dev/null 2>"$tmp/err"
 	rc=$?
