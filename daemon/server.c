@@ -477,7 +477,7 @@ static const size_t msg_size[] = {
 	[PAGER_MSG_BYE] = sizeof(struct pager_msg_hdr),
 };
 
-static int do_dead(const struct pager_hello *m)
+static int do_dead(struct conn *c, const struct pager_hello *m)
 {
 	struct conn *target = NULL;
 
@@ -493,6 +493,12 @@ static int do_dead(const struct pager_hello *m)
 	pthread_mutex_unlock(&pd.lock);
 	if (!target)
 		return 0;
+	/*
+	 * A connection cannot declare itself dead (it closes instead): tearing
+	 * it down here would wait forever for the reference this worker holds.
+	 */
+	if (target == c)
+		return -EINVAL;
 	/* conns are never freed while pagerd runs: target stays valid */
 	pr_debug("client pid %d died, flushing its regions", target->pid);
 	conn_teardown(target, false);
@@ -606,7 +612,7 @@ static bool handle_msg(struct conn *c)
 		break;
 	}
 	case PAGER_MSG_DEAD:
-		ret = do_dead(&m.hello);
+		ret = do_dead(c, &m.hello);
 		break;
 	case PAGER_MSG_BYE:
 		keep = false;
