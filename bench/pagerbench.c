@@ -213,12 +213,17 @@ static void report(void)
 	struct job *mseq = find("minimal uffd handler (pread+COPY), seq", 1);
 	struct job *mrnd = find("minimal uffd handler (pread+COPY), random", 1);
 	struct job *cold = find("kernel mmap MAP_SHARED cold, seq", 1);
+	struct job *pcold = find("kernel mmap MAP_PRIVATE cold, seq", 1);
 	struct job *uring = find("io_uring sequential write + fsync", 1);
 	struct job *wb = find("pagerd write-back during eviction (4x budget)", 1);
 	struct job *zipf = find("pagerd Zipf(0.99) trace, 4x budget", 1);
 	struct job *mem = find("pagerd memory per managed page", 1);
 	int hung = 0, pager_ran = 0;
 	size_t i;
+
+	/* the stricter of the two cold-cache baselines */
+	if (!cold || (pcold && pcold->r->mb_per_s > cold->r->mb_per_s))
+		cold = pcold;
 
 	for (i = 0; i < NJOBS; i++) {
 		struct res *r = jobs[i].r;
@@ -258,7 +263,7 @@ static void report(void)
 
 	printf("@md\n@md #### Pager targets (%s, same run)\n@md\n", env.fs);
 	printf("@md | target | fs | ratio | limit | status |\n@md |---|---|---:|---:|---|\n");
-	target("seq first-touch read: pagerd / kernel cold mmap (MB/s)",
+	target("seq first-touch read: pagerd / best kernel cold mmap (MB/s)",
 	       pseq && cold ? pseq->r->mb_per_s / cold->r->mb_per_s : -1, ">=", 1,
 	       pseq && cold, pseq ? "mmap n/a" : "pagerd n/a");
 	target("seq first-touch read: pagerd / minimal handler (MB/s)",

@@ -174,6 +174,26 @@ res=$out/results.md
 	echo "anything; every target below is such a ratio. \`make bench\` took ${elapsed} s."
 	echo "Methodology: [docs/bench/README.md](README.md)."
 	echo
+	echo "## Targets at a glance"
+	echo
+	echo "| where | target | ratio | limit | status |"
+	echo "|---|---|---:|---:|---|"
+	# dirty: target,kernel,variant,what,ratio,limit,status; pager: ptarget,fs,what,ratio,limit,status
+	awk -F, '$1=="target" && $3=="4 KiB" && $4 !~ /false negatives/ {
+			r = $5 < 0 ? "n/a" : sprintf("%.3f", $5)
+			printf "| %s, 4 KiB | %s | %s | <= %s | %s |\n", $2, $4, r, $6, $7 }
+		 $1=="target" && $4 ~ /false negatives/ && $7 != "met" {
+			printf "| %s, %s | %s | %s | = 0 | %s |\n", $2, $3, $4, $5, $7 }
+		 $1=="ptarget" {
+			r = $4 < 0 ? "n/a" : $3 ~ /hangs/ ? $4 : sprintf("%.3f", $4)
+			printf "| pager, %s | %s | %s | %s | %s |\n", $2, $3, r, $5, $6 }' \
+		"$out/dirty.csv" "$out/pager.csv"
+	nfn=$(awk -F, '$1=="target" && $4 ~ /false negatives/ && $7=="met"' "$out/dirty.csv" | wc -l)
+	nbad=$(awk -F, '$1=="target" && $4 ~ /false negatives/ && $7!="met"' "$out/dirty.csv" | wc -l)
+	echo
+	echo "False negatives: $nfn method/kernel/variant combinations with none, $nbad with some (listed above if any)."
+	echo "THP rows and every figure are in the sections below."
+	echo
 	echo "## Dirty tracking"
 	for k in $kernels; do
 		[ -s "$out/dirty-$k.md" ] && cat "$out/dirty-$k.md" && echo
