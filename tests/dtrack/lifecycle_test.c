@@ -110,6 +110,14 @@ static void touch_set(char *base, const uint8_t *set, size_t n)
 			dt_touch(base, i);
 }
 
+/* Pick K distinct random pages into SET and write each of them. */
+static void write_random(uint64_t *rng, char *base, uint8_t *set,
+			 size_t n, size_t k)
+{
+	dt_pick(rng, set, n, k);
+	touch_set(base, set, n);
+}
+
 static void set_or(uint8_t *dst, const uint8_t *src, size_t n)
 {
 	size_t i;
@@ -244,8 +252,7 @@ TEST_F(life, fork_cow)
 	id = TRACK(p, NPAGES);
 
 	/* written before the fork, in the same epoch */
-	dt_pick(&self->rng, before, NPAGES, 10);
-	touch_set(p, before, NPAGES);
+	write_random(&self->rng, p, before, NPAGES, 10);
 	dt_pick(&self->rng, child_set, NPAGES, 20);
 	ASSERT_EQ(0, pipe(go));
 	pid = fork();
@@ -260,8 +267,7 @@ TEST_F(life, fork_cow)
 		_exit(0);
 	}
 	/* the parent writes shared (COW) pages: new pages, same addresses */
-	dt_pick(&self->rng, self->want, NPAGES, 15);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 15);
 	ASSERT_EQ(1, write(go[1], "x", 1));
 	st = dt_wait_child(pid);
 	ASSERT_EQ(0, st);
@@ -270,8 +276,7 @@ TEST_F(life, fork_cow)
 		 self->want);
 
 	/* after the child is gone, the parent's pages are its own again */
-	dt_pick(&self->rng, self->want, NPAGES, 12);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 12);
 	SUPERSET(id, "after fork", p, NPAGES, self->want);
 	close(go[0]);
 	close(go[1]);
@@ -291,8 +296,7 @@ TEST_F(life, mprotect_split_and_merge)
 	ASSERT_NE(NULL, p);
 	id = TRACK(p, NPAGES);
 
-	dt_pick(&self->rng, self->want, NPAGES, 20);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 20);
 	/* read-only middle third: splits the VMA in three */
 	ASSERT_EQ(0, mprotect(p + 20 * PAGE_SZ, 20 * PAGE_SZ, PROT_READ));
 	dt_pick(&self->rng, w2, NPAGES, 20);
@@ -369,8 +373,7 @@ TEST_F(life, mremap_grow)
 	ASSERT_EQ(0, munmap(p + NPAGES * PAGE_SZ, NPAGES * PAGE_SZ));
 	id = TRACK(p, NPAGES);
 
-	dt_pick(&self->rng, self->want, NPAGES, 20);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 20);
 	ASSERT_EQ(p, mremap(p, NPAGES * PAGE_SZ, 2 * NPAGES * PAGE_SZ, 0));
 	/* writes after the growth, inside the range and beyond it */
 	self->want[0] = self->want[NPAGES - 1] = 1;
@@ -437,8 +440,7 @@ TEST_F(life, partial_munmap_and_remap)
 	ASSERT_NE(NULL, p);
 	id = TRACK(p, NPAGES);
 
-	dt_pick(&self->rng, self->want, NPAGES, 30);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 30);
 	/*
 	 * Pages written then unmapped in the same epoch were written: they
 	 * are reported too (the module marks what the unmap destroys).
@@ -527,8 +529,7 @@ TEST_F(life, thp_collapse)
 	ASSERT_EQ(0, dt_anon_huge_bytes(p, HPAGE_SZ));
 	id = TRACK(p, n);
 
-	dt_pick(&self->rng, w1, n, 40);
-	touch_set(p, w1, n);
+	write_random(&self->rng, p, w1, n, 40);
 	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
 	if (madvise(p, HPAGE_SZ, MADV_COLLAPSE)) {
 		int e = errno;
@@ -541,13 +542,11 @@ TEST_F(life, thp_collapse)
 	}
 	EXPECT_EQ(HPAGE_SZ, dt_anon_huge_bytes(p, HPAGE_SZ));
 	/* writes before the collapse survive it; writes after it count */
-	dt_pick(&self->rng, self->want, n, 40);
-	touch_set(p, self->want, n);
+	write_random(&self->rng, p, self->want, n, 40);
 	set_or(self->want, w1, n);
 	SUPERSET_HUGE(id, "writes before and after MADV_COLLAPSE", p, n,
 		 self->want);
-	dt_pick(&self->rng, self->want, n, 3);
-	touch_set(p, self->want, n);
+	write_random(&self->rng, p, self->want, n, 3);
 	SUPERSET_HUGE(id, "writes to the collapsed huge page", p, n, self->want);
 	dt_destroy(&self->nl, id);
 	munmap(p, HPAGE_SZ);
@@ -574,8 +573,7 @@ TEST_F(life, thp_split)
 	}
 	id = TRACK(p, n);
 
-	dt_pick(&self->rng, w1, n, 30);
-	touch_set(p, w1, n);
+	write_random(&self->rng, p, w1, n, 30);
 	/* mprotect of one small page splits the huge mapping */
 	ASSERT_EQ(0, mprotect(p + 100 * PAGE_SZ, PAGE_SZ, PROT_READ));
 	ASSERT_EQ(0, mprotect(p + 100 * PAGE_SZ, PAGE_SZ,
@@ -588,8 +586,7 @@ TEST_F(life, thp_split)
 	SUPERSET_HUGE(id, "writes before and after a huge page split", p, n,
 		 self->want);
 	/* and on the small pages afterwards */
-	dt_pick(&self->rng, self->want, n, 7);
-	touch_set(p, self->want, n);
+	write_random(&self->rng, p, self->want, n, 7);
 	SUPERSET_HUGE(id, "writes after the split", p, n, self->want);
 	dt_destroy(&self->nl, id);
 	munmap(p, HPAGE_SZ);
@@ -626,8 +623,7 @@ TEST_F(life, page_migration)
 	p = map_anon(NPAGES);
 	ASSERT_NE(NULL, p);
 	id = TRACK(p, NPAGES);
-	dt_pick(&self->rng, w1, NPAGES, 20);
-	touch_set(p, w1, NPAGES);
+	write_random(&self->rng, p, w1, NPAGES, 20);
 	for (i = 0; i < NPAGES; i++) {
 		pages[i] = p + i * PAGE_SZ;
 		nodes[i] = 1;
@@ -639,8 +635,7 @@ TEST_F(life, page_migration)
 		SKIP(return, "move_pages: %s", strerror(errno));
 	}
 	EXPECT_EQ(1, status[0]);
-	dt_pick(&self->rng, self->want, NPAGES, 20);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 20);
 	set_or(self->want, w1, NPAGES);
 	SUPERSET(id, "writes around a migration", p, NPAGES, self->want);
 	dt_destroy(&self->nl, id);
@@ -713,8 +708,7 @@ TEST_F_TIMEOUT(life, ksm_merge, 90)
 	/* merging itself is no write; writes break the merge (COW) */
 	memset(self->want, 0, NPAGES);
 	SUPERSET(id, "KSM merge", p, NPAGES, self->want);
-	dt_pick(&self->rng, self->want, NPAGES, 9);
-	touch_set(p, self->want, NPAGES);
+	write_random(&self->rng, p, self->want, NPAGES, 9);
 	SUPERSET(id, "writes to KSM-merged pages", p, NPAGES, self->want);
 
 	write_long(KSM "run", 2);	/* unmerge everything */
@@ -758,23 +752,19 @@ TEST_F(life, two_trackers_interleaved_resets)
 			 dt_method_name(variant->method), dt_method_name(mb));
 
 		/* S1; reset A; S2; reset B; S3; then both */
-		dt_pick(&self->rng, s1, NPAGES, 10);
-		touch_set(p, s1, NPAGES);
+		write_random(&self->rng, p, s1, NPAGES, 10);
 		SUPERSET(a, what, p, NPAGES, s1);
-		dt_pick(&self->rng, s2, NPAGES, 10);
-		touch_set(p, s2, NPAGES);
+		write_random(&self->rng, p, s2, NPAGES, 10);
 		memcpy(u, s1, NPAGES);
 		set_or(u, s2, NPAGES);
 		SUPERSET(b, what, p, NPAGES, u);	/* A's reset hid nothing */
-		dt_pick(&self->rng, s3, NPAGES, 10);
-		touch_set(p, s3, NPAGES);
+		write_random(&self->rng, p, s3, NPAGES, 10);
 		memcpy(u, s2, NPAGES);
 		set_or(u, s3, NPAGES);
 		SUPERSET(a, what, p, NPAGES, u);	/* B's reset hid nothing */
 		SUPERSET(b, what, p, NPAGES, s3);
 		/* again, the other way round, with writes in between */
-		dt_pick(&self->rng, s1, NPAGES, 5);
-		touch_set(p, s1, NPAGES);
+		write_random(&self->rng, p, s1, NPAGES, 5);
 		SUPERSET(b, what, p, NPAGES, s1);
 		SUPERSET(a, what, p, NPAGES, s1);
 		dt_destroy(&self->nl, a);
