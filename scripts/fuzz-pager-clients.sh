@@ -8,44 +8,20 @@
 # usage: scripts/fuzz-pager-clients.sh [--cycles N] [--size MB] [--budget SIZE]
 # Prints '# KILL-CLIENTS cycles=N bytes_verified=N failures=N'.
 set -uo pipefail
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/fuzz-pager-common.sh"
 
 cycles=20 size=4 budget=4M
-while [ $# -gt 0 ]; do
-	case $1 in
-	--cycles) cycles=$2; shift ;;
-	--size) size=$2; shift ;;
-	--budget) budget=$2; shift ;;
-	*) die "unknown option $1" ;;
-	esac
-	shift
-done
-bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
-[ -x "$bin/pager-stress" ] && [ -x "$bin/pagerd" ] || die "build first (make)"
-work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-pager-clients.XXXXXX")
-export PAGER_SOCKET=$work/sock
-pagerd_pid= cpid=
-cleanup() {
-	{
-		[ -n "$cpid" ] && kill -9 "$cpid"
-		[ -n "$pagerd_pid" ] && kill -9 "$pagerd_pid"
-		wait
-	} 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+fuzz_opts "cycles size budget" "$@"
+fuzz_setup fuzz-pager-clients
 
 regions() {	# regions pagerd holds now
 	"$bin/pagerd" --stats --json --socket "$PAGER_SOCKET" 2>/dev/null |
 		sed -n 's/.*"regions": *\([0-9]*\).*/\1/p' | head -1
 }
 
-"$bin/pagerd" --socket "$PAGER_SOCKET" --budget "$budget" >"$work/pagerd.log" 2>&1 &
-pagerd_pid=$!
-for _ in $(seq 50); do [ -S "$PAGER_SOCKET" ] && break; sleep 0.1; done
+start_pagerd --budget "$budget"
 
-verified=0 failures=0 kills=0
-fail() { failures=$((failures + 1)); echo "# $*"; }
+verified=0 kills=0
 for c in $(seq 1 "$cycles"); do
 	args=(--file "$work/f$c" --size "$size" --time 60 --threads 3
 	      --status "$work/s$c")
@@ -63,7 +39,7 @@ for c in $(seq 1 "$cycles"); do
 	kill -0 "$pagerd_pid" 2>/dev/null || { fail "cycle $c: pagerd died"; break; }
 	out=$("$bin/pager-stress" --check "$work/f$c" --status "$work/s$c" 2>&1)
 	rc=$?
-	n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' <<<"$out")
+	n=$(field bytes_verified "$out")
 	verified=$((verified + ${n:-0}))
 	[ $rc = 0 ] || { fail "cycle $c: synced data missing:"; sed 's/^/#   /' <<<"$out" | tail -12; }
 	rm -f "$work/f$c"
@@ -71,7 +47,7 @@ done
 # other clients are unaffected: a full run on the same pagerd
 out=$("$bin/pager-stress" --file "$work/final" --size "$size" --time 2 --evict 2>&1)
 rc=$?
-n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' <<<"$out")
+n=$(field bytes_verified "$out")
 verified=$((verified + ${n:-0}))
 [ $rc = 0 ] || { fail "final client failed:"; sed 's/^/#   /' <<<"$out" | tail -12; }
 kill -0 "$pagerd_pid" 2>/dev/null || fail "pagerd died"

@@ -9,17 +9,10 @@
 # usage: scripts/fuzz-pager-enospc.sh [--rounds N] [--size MB]
 # Prints '# ENOSPC rounds=N injected_errors=N bytes_verified=N failures=N'.
 set -uo pipefail
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/fuzz-pager-common.sh"
 
 rounds=3 size=4
-while [ $# -gt 0 ]; do
-	case $1 in
-	--rounds) rounds=$2; shift ;;
-	--size) size=$2; shift ;;
-	*) die "unknown option $1" ;;
-	esac
-	shift
-done
+fuzz_opts "rounds size" "$@"
 if [ "$(id -u)" != 0 ]; then
 	echo "# ENOSPC skipped: needs root to mount a small tmpfs"
 	exit 4
@@ -27,28 +20,12 @@ fi
 if [ -z "${FUZZ_IN_NS:-}" ]; then
 	FUZZ_IN_NS=1 exec unshare -m --propagation private "$0" --rounds "$rounds" --size "$size"
 fi
-bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
-[ -x "$bin/pager-stress" ] && [ -x "$bin/pagerd" ] || die "build first (make)"
-work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-pager-enospc.XXXXXX")
-export PAGER_SOCKET=$work/sock
-pagerd_pid= cpid=
-cleanup() {
-	{
-		[ -n "$cpid" ] && kill -9 "$cpid"
-		[ -n "$pagerd_pid" ] && kill -9 "$pagerd_pid"
-		wait
-		umount "$work/small"
-	} 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-"$bin/pagerd" --socket "$PAGER_SOCKET" --budget 2M >"$work/pagerd.log" 2>&1 &
-pagerd_pid=$!
-for _ in $(seq 50); do [ -S "$PAGER_SOCKET" ] && break; sleep 0.1; done
+fuzz_setup fuzz-pager-enospc
+fuzz_cleanup_hook() { umount "$work/small"; }
+start_pagerd --budget 2M
 
 mkdir "$work/small"
-errors=0 verified=0 failures=0 done_rounds=0
-fail() { failures=$((failures + 1)); echo "# $*"; }
+errors=0 verified=0 done_rounds=0
 for r in $(seq 1 "$rounds"); do
 	mount -t tmpfs -o size=1m tmpfs "$work/small" || die "cannot mount tmpfs"
 	args=(--file "$work/small/f" --size "$size" --time 2 --threads 3
@@ -69,9 +46,9 @@ for r in $(seq 1 "$rounds"); do
 	rc=$?
 	cpid=
 	line=$(grep '^# STRESS' "$work/c$r.log")
-	se=$(sed -n 's/.* sync_errors=\([0-9]*\).*/\1/p' <<<"$line")
-	ee=$(sed -n 's/.* evict_errors=\([0-9]*\).*/\1/p' <<<"$line")
-	n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' <<<"$line")
+	se=$(field sync_errors "$line")
+	ee=$(field evict_errors "$line")
+	n=$(field bytes_verified "$line")
 	errors=$((errors + ${se:-0} + ${ee:-0}))
 	verified=$((verified + ${n:-0}))
 	done_rounds=$r
