@@ -67,6 +67,12 @@ struct lregion {
 	int fd, memfd;
 };
 
+/* pages of the current eviction batch in staging, back to back */
+struct staged {
+	uint64_t addr;		/* where they came from */
+	uint64_t len;		/* bytes moved */
+};
+
 struct pager {
 	pthread_mutex_t req_lock;	/* one request at a time; reconnect */
 	pthread_mutex_t lock;		/* gen, stop */
@@ -75,7 +81,10 @@ struct pager {
 	int uffd, memfd, pagemap;
 	int uffd_sync;			/* shared regions when uffd is async */
 	void *staging;			/* UFFDIO_MOVE target, async only */
-	struct pager_drop last_move;	/* what staging holds (helper only) */
+	/* what staging holds (helper only): see helper_move() */
+	struct staged staged[PAGER_STAGING_PAGES];
+	uint32_t nr_staged;
+	uint64_t staged_len;
 	char path[108];
 	uint64_t token;
 	uint32_t seq;
@@ -262,29 +271,58 @@ static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 	return done;
 }
 
+/* The batch in staging is in the file: forget it, free the pages. */
+static void staging_forget(struct pager *p)
+{
+	p->nr_staged = 0;
+	p->staged_len = 0;
+	if (p->staging)
+		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+}
+
+/*
+ * Invariant (what makes a pagerd SIGKILL lossless in asynchronous mode):
+ * every page pagerd has moved out of a region and not yet written to the
+ * file is in staging, and p->staged says where it came from.  pagerd holds
+ * the client's evict lock from the first move of a batch until the batch
+ * is in the file and it sends PAGER_DROP_RELEASE; a batch that needs
+ * several requests continues with PAGER_DROP_APPEND, so nothing of it is
+ * freed before the release.  Only a request that starts a new batch frees
+ * staging, and pagerd sends one only after the previous release.
+ */
 static void helper_move(struct pager *p, const struct pager_drop *d,
 			struct pager_drop_done *done)
 {
-	uint64_t off = 0, total = 0;
+	uint64_t moved = 0, total = 0;
 
-	for (uint32_t i = 0; i < d->nr; i++)
+	for (uint32_t i = 0; i < d->nr; i++) {
+		if ((d->r[i].addr | d->r[i].len) & (PS - 1)) {
+			done->status = -EINVAL;
+			return;
+		}
 		total += d->r[i].len;
-	if (!p->staging || total > PAGER_STAGING_PAGES * PS) {
+	}
+	if (!(d->hdr.flags & PAGER_DROP_APPEND))
+		staging_forget(p);
+	if (!p->staging || total > PAGER_STAGING_PAGES * PS - p->staged_len) {
 		done->status = -EINVAL;
 		return;
 	}
-	/* pagerd has read the previous batch before sending this one */
-	madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
-	p->last_move = *d;
-	done->staging = (uintptr_t)p->staging;
+	done->staging = (uintptr_t)p->staging + p->staged_len;
 	for (uint32_t i = 0; i < d->nr && !done->status; i++) {
-		uint64_t got = move_range(p, (uintptr_t)p->staging + off,
-					  d->r[i].addr, d->r[i].len,
-					  &done->status);
+		uint64_t got = move_range(p, (uintptr_t)p->staging +
+					  p->staged_len, d->r[i].addr,
+					  d->r[i].len, &done->status);
 
-		off += got;
+		/* each record holds at least a page: staged[] cannot overflow */
+		if (got) {
+			p->staged[p->nr_staged++] = (struct staged){
+				.addr = d->r[i].addr, .len = got };
+			p->staged_len += got;
+		}
+		moved += got;
 	}
-	done->moved = off;
+	done->moved = moved;
 }
 
 static int send_fds(int sock, const void *buf, size_t len, const int *fds,
@@ -399,38 +437,40 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 }
 
 /*
- * pagerd died: pages of the last move may exist only in staging (moved out,
- * not yet written back).  Put every page of it back where it came from.
- * That is right in every case: while the page is absent from the region no
- * write can have changed it (writes fault and wait), so the staging copy
- * is its latest content; where the region has the page again (EEXIST) that
- * one is newer.  The new pagerd takes restored pages as dirty.
+ * pagerd died: pages of the batch it was evicting may exist only in
+ * staging (moved out, not yet written back; see helper_move()).  Put every
+ * page of it back where it came from.  That is right in every case: while
+ * the page is absent from the region no write can have changed it (writes
+ * fault and wait), so the staging copy is its latest content; where the
+ * region has the page again (EEXIST, put back by pagerd after a failed
+ * write) that one is the same or newer.  The new pagerd takes restored
+ * pages as dirty.
  */
 static void staging_restore(struct pager *p)
 {
 	uint64_t off = 0;
 
-	for (uint32_t i = 0; p->staging && i < p->last_move.nr; i++) {
-		for (uint64_t a = 0; a < p->last_move.r[i].len; a += PS) {
+	for (uint32_t i = 0; p->staging && i < p->nr_staged; i++) {
+		for (uint64_t a = 0; a < p->staged[i].len; a += PS, off += PS) {
 			struct uffdio_move mv = {
-				.dst = p->last_move.r[i].addr + a,
+				.dst = p->staged[i].addr + a,
 				.src = (uintptr_t)p->staging + off,
 				.len = PS,
 				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 			};
+			int ret;
 
-			off += PS;
-			if (off > PAGER_STAGING_PAGES * PS)
-				goto out;
-			while (ioctl(p->uffd, UFFDIO_MOVE, &mv) &&
+			while ((ret = ioctl(p->uffd, UFFDIO_MOVE, &mv)) &&
 			       errno == EAGAIN && mv.move <= 0)
 				;
+			/* the only copy of the page: say so, loudly */
+			if (ret && errno != EEXIST && mv.move <= 0)
+				fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
+					(unsigned long long)mv.dst,
+					strerror(errno));
 		}
 	}
-out:
-	p->last_move.nr = 0;
-	if (p->staging)
-		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+	staging_forget(p);
 }
 
 /* pagerd went away: wait for a new one and hand it everything again. */
@@ -515,6 +555,9 @@ static void *helper_main(void *arg)
 		if (n != sizeof(d) || d.hdr.magic != PAGER_MAGIC ||
 		    d.hdr.type != PAGER_MSG_DROP || d.nr > PAGER_DROP_MAX) {
 			done.status = -EBADMSG;
+		} else if (d.hdr.flags & PAGER_DROP_RELEASE) {
+			staging_forget(p);
+			continue;	/* no answer: pagerd does not wait */
 		} else if (d.hdr.flags & PAGER_DROP_MOVE) {
 			helper_move(p, &d, &done);
 		} else {
