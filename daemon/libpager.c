@@ -239,10 +239,46 @@ static int staging_init(struct pager *p)
 }
 
 /*
+ * How many pages from the start of a move of @n pages from @src to @dst
+ * are settled: in staging (the destination, which was empty, holds a
+ * page), or a hole (nothing at either end: nothing to move).  A page still
+ * in the region ends the count.  Only this thread changes staging, and a
+ * page pagerd is evicting cannot come back into the region meanwhile, so
+ * the answer is stable.
+ */
+static uint64_t move_settled(struct pager *p, uint64_t dst, uint64_t src,
+			     uint64_t n)
+{
+	uint64_t pd[64], ps[64], k = 0;
+
+	while (k < n) {
+		uint64_t m = n - k < 64 ? n - k : 64;
+
+		if (pread(p->pagemap, pd, m * 8, (dst / PS + k) * 8) !=
+		    (ssize_t)(m * 8) ||
+		    pread(p->pagemap, ps, m * 8, (src / PS + k) * 8) !=
+		    (ssize_t)(m * 8))
+			return k;
+		for (uint64_t j = 0; j < m; j++, k++)
+			/* present or swapped */
+			if (!(pd[j] & (3ULL << 62)) && (ps[j] & (3ULL << 62)))
+				return k;
+	}
+	return k;
+}
+
+/*
  * Move one range into staging at @dst.  Holes (the page is not resident)
  * and uffd-wp markers (a write-protected empty PTE, EFAULT) carry no data:
  * they are skipped, and pagerd sees the hole in staging.  Returns the bytes
  * handled and sets *err on a real failure (e.g. EBUSY, a pinned page).
+ *
+ * The answer must be exact (pagerd takes pages past it as still mapped),
+ * and UFFDIO_MOVE's own is not: on 6.18 it can fail with EAGAIN, and then
+ * EEXIST on the retry, for a page it did move (seen in the pagerd SIGKILL
+ * fuzzer: the page was in staging, the region had a hole, and pagerd,
+ * told "not moved", refilled it from the file).  So after any failure
+ * the page tables decide what was moved.
  */
 static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 			   uint64_t len, int *err)
@@ -254,18 +290,25 @@ static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 			.dst = dst + done, .src = src + done, .len = len - done,
 			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 		};
+		uint64_t settled;
+		int e;
 
 		if (!ioctl(p->uffd, UFFDIO_MOVE, &mv))
 			return len;
-		if (mv.move > 0)
-			done += mv.move;
-		if (errno == EAGAIN)
+		e = errno;
+		settled = move_settled(p, dst + done, src + done,
+				       (len - done) / PS) * PS;
+		if (settled) {
+			done += settled;
 			continue;
-		if (errno == EFAULT && mv.move <= 0) {
+		}
+		if (e == EAGAIN)
+			continue;
+		if (e == EFAULT) {
 			done += PS;
 			continue;
 		}
-		*err = -errno;
+		*err = -e;
 		break;
 	}
 	return done;
@@ -458,16 +501,24 @@ static void staging_restore(struct pager *p)
 				.len = PS,
 				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 			};
-			int ret;
 
-			while ((ret = ioctl(p->uffd, UFFDIO_MOVE, &mv)) &&
-			       errno == EAGAIN && mv.move <= 0)
-				;
-			/* the only copy of the page: say so, loudly */
-			if (ret && errno != EEXIST && mv.move <= 0)
+			/*
+			 * Done when the region has a page (this one, or a newer
+			 * one: EEXIST) or staging has none: the page tables
+			 * say, not the error code (see move_range()).
+			 */
+			while (ioctl(p->uffd, UFFDIO_MOVE, &mv)) {
+				int e = errno;
+
+				if (move_settled(p, mv.dst, mv.src, 1))
+					break;
+				if (e == EAGAIN)
+					continue;
+				/* the only copy of the page: say so, loudly */
 				fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
-					(unsigned long long)mv.dst,
-					strerror(errno));
+					(unsigned long long)mv.dst, strerror(e));
+				break;
+			}
 		}
 	}
 	staging_forget(p);
