@@ -10,13 +10,17 @@
  *
  * A helper thread serves the evict channel: pagerd asks it to
  * MADV_DONTNEED pages it has written back (write-protected, so a
- * concurrent write waits in its fault and is then filled from the file).
+ * concurrent write waits in its fault and is then filled from the file),
+ * or, with asynchronous write-protection, to UFFDIO_MOVE pages into a
+ * staging area from which pagerd writes them back; staging keeps them
+ * until pagerd releases the batch (see helper_move()).
  *
  * pagerd killed: the client keeps its uffd open, so faults stay blocked
  * (never zero-filled).  The helper sees the channel close, reconnects to
  * the socket until a new pagerd answers, and re-sends the uffd and every
- * region with PAGER_MAP_REATTACH; the new pagerd treats resident pages as
- * dirty and wakes the blocked faults.  Requests in flight are retried.
+ * region with PAGER_MAP_REATTACH, after putting back what staging holds;
+ * the new pagerd treats resident pages as dirty and wakes the blocked
+ * faults.  Requests in flight are retried.
  *
  * Client killed: a guardian (a CLONE_VM child, so it shares and keeps alive
  * the address space) waits on a pidfd for the client to die, then asks
