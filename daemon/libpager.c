@@ -335,7 +335,9 @@ static void staging_forget(struct pager *p)
  * is in the file and it sends PAGER_DROP_RELEASE; a batch that needs
  * several requests continues with PAGER_DROP_APPEND, so nothing of it is
  * freed before the release.  Only a request that starts a new batch frees
- * staging, and pagerd sends one only after the previous release.
+ * staging, and pagerd sends one only when the previous batch is in the
+ * file (with a release, unless a move or a put-back failed: README,
+ * "Limitations").
  */
 static void helper_move(struct pager *p, const struct pager_drop *d,
 			struct pager_drop_done *done)
