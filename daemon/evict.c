@@ -195,6 +195,26 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 	return 0;
 }
 
+/*
+ * The move batch is in the file (or back in the region): let the helper
+ * forget its staging copy (see PAGER_DROP_RELEASE).  No answer is waited
+ * for.  Caller holds evict_lock.  If this cannot be sent the helper keeps
+ * the copy until the next batch; putting it back would then only be
+ * wrong for a page the application dropped itself since.
+ */
+void drop_release(struct conn *c)
+{
+	struct pager_drop msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.hdr.magic = PAGER_MAGIC;
+	msg.hdr.type = PAGER_MSG_DROP;
+	msg.hdr.len = sizeof(msg);
+	msg.hdr.seq = ++c->drop_seq;
+	msg.hdr.flags = PAGER_DROP_RELEASE;
+	send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *out,
 		 char *buf, bool *have)

@@ -10,13 +10,17 @@
  *
  * A helper thread serves the evict channel: pagerd asks it to
  * MADV_DONTNEED pages it has written back (write-protected, so a
- * concurrent write waits in its fault and is then filled from the file).
+ * concurrent write waits in its fault and is then filled from the file),
+ * or, with asynchronous write-protection, to UFFDIO_MOVE pages into a
+ * staging area from which pagerd writes them back; staging keeps them
+ * until pagerd releases the batch (see helper_move()).
  *
  * pagerd killed: the client keeps its uffd open, so faults stay blocked
  * (never zero-filled).  The helper sees the channel close, reconnects to
  * the socket until a new pagerd answers, and re-sends the uffd and every
- * region with PAGER_MAP_REATTACH; the new pagerd treats resident pages as
- * dirty and wakes the blocked faults.  Requests in flight are retried.
+ * region with PAGER_MAP_REATTACH, after putting back what staging holds;
+ * the new pagerd treats resident pages as dirty and wakes the blocked
+ * faults.  Requests in flight are retried.
  *
  * Client killed: a guardian (a CLONE_VM child, so it shares and keeps alive
  * the address space) waits on a pidfd for the client to die, then asks
@@ -67,6 +71,12 @@ struct lregion {
 	int fd, memfd;
 };
 
+/* pages of the current eviction batch in staging, back to back */
+struct staged {
+	uint64_t addr;		/* where they came from */
+	uint64_t len;		/* bytes moved */
+};
+
 struct pager {
 	pthread_mutex_t req_lock;	/* one request at a time; reconnect */
 	pthread_mutex_t lock;		/* gen, stop */
@@ -75,7 +85,10 @@ struct pager {
 	int uffd, memfd, pagemap;
 	int uffd_sync;			/* shared regions when uffd is async */
 	void *staging;			/* UFFDIO_MOVE target, async only */
-	struct pager_drop last_move;	/* what staging holds (helper only) */
+	/* what staging holds (helper only): see helper_move() */
+	struct staged staged[PAGER_STAGING_PAGES];
+	uint32_t nr_staged;
+	uint64_t staged_len;
 	char path[108];
 	uint64_t token;
 	uint32_t seq;
@@ -230,10 +243,46 @@ static int staging_init(struct pager *p)
 }
 
 /*
+ * How many pages from the start of a move of @n pages from @src to @dst
+ * are settled: in staging (the destination, which was empty, holds a
+ * page), or a hole (nothing at either end: nothing to move).  A page still
+ * in the region ends the count.  Only this thread changes staging, and a
+ * page pagerd is evicting cannot come back into the region meanwhile, so
+ * the answer is stable.
+ */
+static uint64_t move_settled(struct pager *p, uint64_t dst, uint64_t src,
+			     uint64_t n)
+{
+	uint64_t pd[64], ps[64], k = 0;
+
+	while (k < n) {
+		uint64_t m = n - k < 64 ? n - k : 64;
+
+		if (pread(p->pagemap, pd, m * 8, (dst / PS + k) * 8) !=
+		    (ssize_t)(m * 8) ||
+		    pread(p->pagemap, ps, m * 8, (src / PS + k) * 8) !=
+		    (ssize_t)(m * 8))
+			return k;
+		for (uint64_t j = 0; j < m; j++, k++)
+			/* present or swapped */
+			if (!(pd[j] & (3ULL << 62)) && (ps[j] & (3ULL << 62)))
+				return k;
+	}
+	return k;
+}
+
+/*
  * Move one range into staging at @dst.  Holes (the page is not resident)
  * and uffd-wp markers (a write-protected empty PTE, EFAULT) carry no data:
  * they are skipped, and pagerd sees the hole in staging.  Returns the bytes
  * handled and sets *err on a real failure (e.g. EBUSY, a pinned page).
+ *
+ * The answer must be exact (pagerd takes pages past it as still mapped),
+ * and UFFDIO_MOVE's own is not: on 6.18 it can fail with EAGAIN, and then
+ * EEXIST on the retry, for a page it did move (seen in the pagerd SIGKILL
+ * fuzzer: the page was in staging, the region had a hole, and pagerd,
+ * told "not moved", refilled it from the file).  So after any failure
+ * the page tables decide what was moved.
  */
 static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 			   uint64_t len, int *err)
@@ -245,46 +294,84 @@ static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 			.dst = dst + done, .src = src + done, .len = len - done,
 			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 		};
+		uint64_t settled;
+		int e;
 
 		if (!ioctl(p->uffd, UFFDIO_MOVE, &mv))
 			return len;
-		if (mv.move > 0)
-			done += mv.move;
-		if (errno == EAGAIN)
+		e = errno;
+		settled = move_settled(p, dst + done, src + done,
+				       (len - done) / PS) * PS;
+		if (settled) {
+			done += settled;
 			continue;
-		if (errno == EFAULT && mv.move <= 0) {
+		}
+		if (e == EAGAIN)
+			continue;
+		if (e == EFAULT) {
 			done += PS;
 			continue;
 		}
-		*err = -errno;
+		*err = -e;
 		break;
 	}
 	return done;
 }
 
+/* The batch in staging is in the file: forget it, free the pages. */
+static void staging_forget(struct pager *p)
+{
+	p->nr_staged = 0;
+	p->staged_len = 0;
+	if (p->staging)
+		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+}
+
+/*
+ * Invariant (what makes a pagerd SIGKILL lossless in asynchronous mode):
+ * every page pagerd has moved out of a region and not yet written to the
+ * file is in staging, and p->staged says where it came from.  pagerd holds
+ * the client's evict lock from the first move of a batch until the batch
+ * is in the file and it sends PAGER_DROP_RELEASE; a batch that needs
+ * several requests continues with PAGER_DROP_APPEND, so nothing of it is
+ * freed before the release.  Only a request that starts a new batch frees
+ * staging, and pagerd sends one only when the previous batch is in the
+ * file (with a release, unless a move or a put-back failed: README,
+ * "Limitations").
+ */
 static void helper_move(struct pager *p, const struct pager_drop *d,
 			struct pager_drop_done *done)
 {
-	uint64_t off = 0, total = 0;
+	uint64_t moved = 0, total = 0;
 
-	for (uint32_t i = 0; i < d->nr; i++)
+	for (uint32_t i = 0; i < d->nr; i++) {
+		if ((d->r[i].addr | d->r[i].len) & (PS - 1)) {
+			done->status = -EINVAL;
+			return;
+		}
 		total += d->r[i].len;
-	if (!p->staging || total > PAGER_STAGING_PAGES * PS) {
+	}
+	if (!(d->hdr.flags & PAGER_DROP_APPEND))
+		staging_forget(p);
+	if (!p->staging || total > PAGER_STAGING_PAGES * PS - p->staged_len) {
 		done->status = -EINVAL;
 		return;
 	}
-	/* pagerd has read the previous batch before sending this one */
-	madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
-	p->last_move = *d;
-	done->staging = (uintptr_t)p->staging;
+	done->staging = (uintptr_t)p->staging + p->staged_len;
 	for (uint32_t i = 0; i < d->nr && !done->status; i++) {
-		uint64_t got = move_range(p, (uintptr_t)p->staging + off,
-					  d->r[i].addr, d->r[i].len,
-					  &done->status);
+		uint64_t got = move_range(p, (uintptr_t)p->staging +
+					  p->staged_len, d->r[i].addr,
+					  d->r[i].len, &done->status);
 
-		off += got;
+		/* each record holds at least a page: staged[] cannot overflow */
+		if (got) {
+			p->staged[p->nr_staged++] = (struct staged){
+				.addr = d->r[i].addr, .len = got };
+			p->staged_len += got;
+		}
+		moved += got;
 	}
-	done->moved = off;
+	done->moved = moved;
 }
 
 static int send_fds(int sock, const void *buf, size_t len, const int *fds,
@@ -399,38 +486,48 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 }
 
 /*
- * pagerd died: pages of the last move may exist only in staging (moved out,
- * not yet written back).  Put every page of it back where it came from.
- * That is right in every case: while the page is absent from the region no
- * write can have changed it (writes fault and wait), so the staging copy
- * is its latest content; where the region has the page again (EEXIST) that
- * one is newer.  The new pagerd takes restored pages as dirty.
+ * pagerd died: pages of the batch it was evicting may exist only in
+ * staging (moved out, not yet written back; see helper_move()).  Put every
+ * page of it back where it came from.  That is right in every case: while
+ * the page is absent from the region no write can have changed it (writes
+ * fault and wait), so the staging copy is its latest content; where the
+ * region has the page again (EEXIST, put back by pagerd after a failed
+ * write) that one is the same or newer.  The new pagerd takes restored
+ * pages as dirty.
  */
 static void staging_restore(struct pager *p)
 {
 	uint64_t off = 0;
 
-	for (uint32_t i = 0; p->staging && i < p->last_move.nr; i++) {
-		for (uint64_t a = 0; a < p->last_move.r[i].len; a += PS) {
+	for (uint32_t i = 0; p->staging && i < p->nr_staged; i++) {
+		for (uint64_t a = 0; a < p->staged[i].len; a += PS, off += PS) {
 			struct uffdio_move mv = {
-				.dst = p->last_move.r[i].addr + a,
+				.dst = p->staged[i].addr + a,
 				.src = (uintptr_t)p->staging + off,
 				.len = PS,
 				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 			};
 
-			off += PS;
-			if (off > PAGER_STAGING_PAGES * PS)
-				goto out;
-			while (ioctl(p->uffd, UFFDIO_MOVE, &mv) &&
-			       errno == EAGAIN && mv.move <= 0)
-				;
+			/*
+			 * Done when the region has a page (this one, or a newer
+			 * one: EEXIST) or staging has none: the page tables
+			 * say, not the error code (see move_range()).
+			 */
+			while (ioctl(p->uffd, UFFDIO_MOVE, &mv)) {
+				int e = errno;
+
+				if (move_settled(p, mv.dst, mv.src, 1))
+					break;
+				if (e == EAGAIN)
+					continue;
+				/* the only copy of the page: say so, loudly */
+				fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
+					(unsigned long long)mv.dst, strerror(e));
+				break;
+			}
 		}
 	}
-out:
-	p->last_move.nr = 0;
-	if (p->staging)
-		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+	staging_forget(p);
 }
 
 /* pagerd went away: wait for a new one and hand it everything again. */
@@ -515,6 +612,9 @@ static void *helper_main(void *arg)
 		if (n != sizeof(d) || d.hdr.magic != PAGER_MAGIC ||
 		    d.hdr.type != PAGER_MSG_DROP || d.nr > PAGER_DROP_MAX) {
 			done.status = -EBADMSG;
+		} else if (d.hdr.flags & PAGER_DROP_RELEASE) {
+			staging_forget(p);
+			continue;	/* no answer: pagerd does not wait */
 		} else if (d.hdr.flags & PAGER_DROP_MOVE) {
 			helper_move(p, &d, &done);
 		} else {

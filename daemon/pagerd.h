@@ -234,6 +234,7 @@ void clock_forget(struct region *r);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
+void drop_release(struct conn *c);
 
 /* server.c: client protocol */
 int server_init(const char *path);

@@ -80,12 +80,24 @@ struct pager_reply {
 #define PAGER_DROP_MAX	64
 
 /*
- * DROP hdr.flags: instead of MADV_DONTNEED, UFFDIO_MOVE the ranges, in
- * order, back to back into the helper's staging area (whose previous
- * content is freed first).  The move takes each page out atomically, so a
- * write racing with eviction faults MISSING and waits for pagerd.
+ * DROP hdr.flags.  PAGER_DROP_MOVE: instead of MADV_DONTNEED, UFFDIO_MOVE
+ * the ranges, in order, back to back into the helper's staging area (whose
+ * previous content is freed first).  The move takes each page out
+ * atomically, so a write racing with eviction faults MISSING and waits for
+ * pagerd.
+ *
+ * An eviction batch (up to PAGER_STAGING_PAGES pages) whose pages form more
+ * than PAGER_DROP_MAX ranges takes several requests; all but the first
+ * carry PAGER_DROP_APPEND: the helper keeps what staging holds and adds the
+ * new pages after it.  Staging must hold the whole batch until it is in
+ * the file, since it is all libpager can put back if pagerd dies.
+ * PAGER_DROP_RELEASE (nr 0, no answer): the batch is in the file (or back
+ * in the region); the helper forgets it, so a later restore cannot put a
+ * stale copy back over a page that was refilled and dropped since.
  */
 #define PAGER_DROP_MOVE		0x1
+#define PAGER_DROP_APPEND	0x2
+#define PAGER_DROP_RELEASE	0x4
 #define PAGER_STAGING_PAGES	256	/* = pagerd's WB_BATCH */
 
 struct pager_drop_range {
@@ -104,7 +116,7 @@ struct pager_drop_done {
 	struct pager_msg_hdr hdr;
 	int32_t status;
 	uint32_t pad;
-	uint64_t staging;	/* PAGER_DROP_MOVE: staging area address */
+	uint64_t staging;	/* PAGER_DROP_MOVE: where this request's pages are */
 	uint64_t moved;		/* bytes of the ranges handled, in order */
 };
 

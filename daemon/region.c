@@ -406,6 +406,15 @@ static bool file_has(struct region *r, uint64_t i, const char *buf)
  * file.  A failed write puts the copy back (UFFDIO_COPY, DIRTY); pages the
  * helper could not move stay mapped and count as DIRTY (they may have been
  * written).
+ *
+ * Lossless across a pagerd SIGKILL because every page of the batch that is
+ * out of the region and not yet in the file stays in libpager's staging
+ * area, which libpager puts back when the evict channel closes (invariant
+ * at libpager's helper_move()).  So: evict_lock from the first move until
+ * the release; requests after the first append to staging
+ * (PAGER_DROP_APPEND) instead of replacing it, since the pages of the
+ * earlier ones are only in io->buf until written; and the release only
+ * once every moved page is in the file or back in the region.
  */
 static int wb_run_move(struct region *r, struct pager_io *io,
 		       const uint64_t *idx, const bool *dirty, int n,
@@ -417,6 +426,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	bool have[WB_BATCH], write[WB_BATCH];
 	uint64_t wake_idx[WB_BATCH];
 	int nreq = 0, nwake = 0, ret = 0, k0 = 0, move_err = 0;
+	bool moved = false, restore_failed = false;
 
 	memset(have, 0, sizeof(have));
 	memset(write, 0, sizeof(write));
@@ -447,9 +457,11 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		}
 		/* like a failed drop: not an error of the eviction */
 		move_err = drop_private(r->conn, dropa, dropl, nr,
-					PAGER_DROP_MOVE,
+					PAGER_DROP_MOVE |
+					(k0 ? PAGER_DROP_APPEND : 0),
 					&done, io->buf +
 					((size_t)k0 << PAGE_SHIFT), have + k0);
+		moved |= done.moved > 0;
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
 		     k0 + (int)j < n; j++)
 			res[k0 + j] = 0;
@@ -491,14 +503,23 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 				copy_pages(r, idx[k], 1, io->buf +
 					   ((size_t)k << PAGE_SHIFT), false,
 					   &cres);
-				if (cres)
+				if (cres) {
 					pr_err("region %llu page %llu: restore failed",
 					       (unsigned long long)r->id,
 					       (unsigned long long)idx[k]);
+					restore_failed = true;
+				}
 			}
 			q++;
 		}
 	}
+	/*
+	 * Not after a failed move request (e.g. staging could not be read):
+	 * pages may be in staging that are neither in the file nor in the
+	 * region, and staging is their last copy.
+	 */
+	if (moved && !move_err && !restore_failed)
+		drop_release(r->conn);
 	pthread_mutex_unlock(&r->conn->evict_lock);
 
 	pthread_mutex_lock(&pd.lock);

@@ -66,6 +66,18 @@ while [ $kills -lt "$cycles" ]; do
 		"$bin/pager-stress" "${args[@]}" >"$work/c$i.log" 2>&1 &
 		cpids+=($!)
 	done
+	# and are not killed before they connected (a loaded host starts them
+	# slowly, and pager_connect() does not wait for a pagerd)
+	for _ in $(seq 200); do
+		pending=0
+		for i in $(seq 1 "$clients"); do
+			grep -q 'mapped' "$work/c$i.log" 2>/dev/null ||
+				! kill -0 "${cpids[$((i - 1))]}" 2>/dev/null ||
+				pending=1
+		done
+		[ $pending = 0 ] && break
+		sleep 0.05
+	done
 	# kill pagerd at random points until the clients are done
 	while :; do
 		alive=0
