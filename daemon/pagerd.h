@@ -217,6 +217,7 @@ int region_prefetch(struct region *r, uint64_t off, uint64_t len);
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n);
 int region_scan_written(struct region *r, uint64_t first, uint64_t last);
+void region_stats_prepare(struct region *r);
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 

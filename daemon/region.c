@@ -378,6 +378,30 @@ int region_scan_written(struct region *r, uint64_t first, uint64_t last)
 }
 
 /*
+ * Before a region's stats are read: in asynchronous mode, scan for
+ * written pages.  A page the scan found written while it was busy ends
+ * DIRTY only when its operation ends (PGF_REDIRTY).  Typically a readahead page: the fill
+ * wakes the faulting thread before it takes the pages out of FILLING, so
+ * the thread can write them and ask for its stats first.  Wait for those
+ * operations, or the dirty count misses pages the client has written.
+ */
+void region_stats_prepare(struct region *r)
+{
+	/* async WP: writes are only known once scanned */
+	region_scan_written(r, 0, r->npages - 1);
+	pthread_mutex_lock(&pd.lock);
+	for (uint64_t i = 0; i < r->npages; i++) {
+		const struct page *pg = &r->pages[i];
+
+		if (pg_busy(pg) && (pg->flags & PGF_REDIRTY)) {
+			pthread_cond_wait(&pd.cond, &pd.lock);
+			i = -1;	/* look again from the start */
+		}
+	}
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
  * Does the file already hold @buf at page @i?  Asynchronous WP does not
  * tell whether a page pagerd holds CLEAN was written since its last scan;
  * comparing the moved-out copy with the file does, for the price of a

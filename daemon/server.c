@@ -506,27 +506,6 @@ static int do_dead(struct conn *c, const struct pager_hello *m)
 }
 
 /*
- * A page the scan found written while it was busy ends DIRTY only when
- * its operation ends (PGF_REDIRTY).  Typically a readahead page: the fill
- * wakes the faulting thread before it takes the pages out of FILLING, so
- * the thread can write them and ask for its stats first.  Wait for those
- * operations, or the dirty count misses pages the client has written.
- */
-static void scanned_settle(struct region *r)
-{
-	pthread_mutex_lock(&pd.lock);
-	for (uint64_t i = 0; i < r->npages; i++) {
-		const struct page *pg = &r->pages[i];
-
-		if (pg_busy(pg) && (pg->flags & PGF_REDIRTY)) {
-			pthread_cond_wait(&pd.cond, &pd.lock);
-			i = -1;	/* look again from the start */
-		}
-	}
-	pthread_mutex_unlock(&pd.lock);
-}
-
-/*
  * Handle one message.  Returns false when the connection must be torn down.
  */
 static bool handle_msg(struct conn *c)
@@ -610,9 +589,7 @@ static bool handle_msg(struct conn *c)
 				ret = -EINVAL;
 				break;
 			}
-			/* async WP: writes are only known once scanned */
-			region_scan_written(r, 0, r->npages - 1);
-			scanned_settle(r);
+			region_stats_prepare(r);
 			stats_fill_region(r, &st);
 			put_region(r);
 		} else {

@@ -158,11 +158,9 @@ void fault_event(struct conn *c, int uffd)
 	(void)uffd;
 }
 
-int region_scan_written(struct region *r, uint64_t first, uint64_t last)
+void region_stats_prepare(struct region *r)
 {
 	assert(r->ops > 0);
-	assert(first <= last && last < r->npages);
-	return 0;
 }
 
 struct pager_io *io_self(void)
