@@ -49,6 +49,17 @@ enum pg_state {
 #define PGF_WAITERS	0x02	/* a fault arrived while busy: wake at end */
 #define PGF_FILEDATA	0x04	/* file has data blocks here (else hole/EOF) */
 #define PGF_REDIRTY	0x08	/* async WP: written while busy, end DIRTY */
+/*
+ * Durability (region.c, "fsync"): a page whose data was (or is being)
+ * written to the file since the last successful fsync of the file has
+ * PGF_UNSYNCED, or PGF_INFSYNC while an fsync that covers the write runs.
+ * Such a page is never dropped before an fsync succeeds.  PGF_SYNCFAIL: an
+ * fsync failed while the page was busy in write-back or eviction: it must
+ * end DIRTY and stay resident.
+ */
+#define PGF_UNSYNCED	0x10
+#define PGF_INFSYNC	0x20
+#define PGF_SYNCFAIL	0x40
 
 struct page {
 	uint8_t state;
@@ -79,6 +90,14 @@ struct region {
 	unsigned int ra_win;
 	int ops;		/* operations in progress, release waits */
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
+	uint64_t unsynced;	/* pages with PGF_UNSYNCED or PGF_INFSYNC */
+	/*
+	 * Serialises fsync/fdatasync of fd: the kernel reports a write-back
+	 * error to one fsync of a file description only (errseq), so the
+	 * pages an fsync covers must be settled before the next one starts.
+	 * Taken before pd.lock, never while holding it.
+	 */
+	pthread_mutex_t sync_lock;
 	bool dying;
 	struct pager_stats st;
 };
@@ -130,6 +149,7 @@ struct pagerd {
 	const char *socket_path;
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
+	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
@@ -199,6 +219,7 @@ void io_exit(struct pager_io *io);
 struct pager_io *io_self(void);
 int io_run(struct pager_io *io, struct io_req *reqs, int n);
 int io_fsync(struct pager_io *io, int fd);
+int io_fdatasync(struct pager_io *io, int fd);
 
 /* region.c: page state machine */
 void pg_set(struct region *r, uint64_t idx, enum pg_state to);
