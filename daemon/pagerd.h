@@ -60,6 +60,8 @@ enum pg_state {
 #define PGF_UNSYNCED	0x10
 #define PGF_INFSYNC	0x20
 #define PGF_SYNCFAIL	0x40
+/* EVICTING, in a drop request the client's helper has not answered yet */
+#define PGF_DROPWAIT	0x80
 
 struct page {
 	uint8_t state;
@@ -125,6 +127,21 @@ struct conn {
 	bool sock_armed;
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
+	/*
+	 * A (synchronous mode) drop request the helper did not answer within
+	 * --client-timeout: it may still carry it out, so its pages stay
+	 * EVICTING (PGF_DROPWAIT) until a waiter thread sees the answer or
+	 * the channel close; then each page is ABSENT or CLEAN as the
+	 * client's pagemap says (evict.c).  pd.lock protects these; while
+	 * drop_pending no other drop request is sent.
+	 */
+	bool drop_pending;
+	bool drop_answered;	/* the waiter is done with the channel */
+	bool drop_registered;	/* wb_run() handed over the pages */
+	uint32_t drop_pending_seq;
+	struct region *drop_r;
+	uint64_t *drop_idx;
+	int drop_n;
 	bool released;		/* teardown finished: regions flushed */
 	struct evsrc es_sock, es_uffd, es_uffd_sync;
 };
@@ -237,6 +254,8 @@ int region_evict(struct region *r, uint64_t off, uint64_t len);
 int region_prefetch(struct region *r, uint64_t off, uint64_t len);
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n);
+void region_drop_settle(struct region *r, const uint64_t *idx, int n);
+bool pg_wait_busy(const struct page *pg);
 int region_scan_written(struct region *r, uint64_t first, uint64_t last);
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
@@ -255,6 +274,9 @@ void clock_forget(struct region *r);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
+void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
+		   int n);
+void drop_abandon(struct conn *c);
 
 /* server.c: client protocol */
 int server_init(const char *path);

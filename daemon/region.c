@@ -562,6 +562,19 @@ static int wb_durable(struct region *r, const uint64_t *idx, int n, bool *cand)
 }
 
 /*
+ * Page @i was written to the file: the file has data there now (fills must
+ * read it, not zero-fill), and may have grown.  pd.lock held.
+ */
+static void wb_written(struct region *r, uint64_t i)
+{
+	r->pages[i].flags |= PGF_FILEDATA;
+	STAT_ADD(r, writebacks, 1);
+	STAT_ADD(r, bytes_out, PAGE_SIZE);
+	if (((i + 1) << PAGE_SHIFT) > r->file_size)
+		r->file_size = (i + 1) << PAGE_SHIFT;
+}
+
+/*
  * End the write-back or eviction of page @i: account for it and set its
  * new state.  The one place for write-back and both eviction paths, so the
  * counters mean the same everywhere.  pd.lock held.
@@ -584,11 +597,7 @@ static bool wb_end_page(struct region *r, uint64_t i, enum pg_state to,
 		r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
 		to = PG_DIRTY;
 	} else if (written) {
-		pg->flags |= PGF_FILEDATA;
-		STAT_ADD(r, writebacks, 1);
-		STAT_ADD(r, bytes_out, PAGE_SIZE);
-		if (((i + 1) << PAGE_SHIFT) > r->file_size)
-			r->file_size = (i + 1) << PAGE_SHIFT;
+		wb_written(r, i);
 	}
 	/* a scan saw a write after our snapshot, or an fsync failed */
 	if (to == PG_CLEAN && (pg->flags & (PGF_REDIRTY | PGF_SYNCFAIL)))
@@ -763,14 +772,16 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 {
 	struct pager_io *io = io_self();
 	struct io_req reqs[WB_BATCH];
-	/* 0 ok, 1 write failed, 2 drop failed, 3 not durable */
+	/* 0 ok, 1 write failed, 2 drop failed, 3 not durable, 4 drop late */
 	int8_t res[WB_BATCH];
 	bool write[WB_BATCH], cand[WB_BATCH];
 	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
 	uint64_t wake_idx[WB_BATCH];
 	int reqof[WB_BATCH];
-	int nreq = 0, nwake = 0, ret = 0, werr = 0, ndrop = 0;
+	int nreq = 0, nwake = 0, ret = 0, werr = 0, ndrop = 0, npend = 0;
+	uint64_t pend[WB_BATCH];
 	struct conn *c = r->conn;
+	bool late = false;	/* a drop request timed out */
 
 	if (evict && r->async && io)
 		return wb_run_move(r, io, idx, dirty, n, dropped);
@@ -882,6 +893,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 					drop_err = drop_private(c, dropa, dropl,
 								ndrop, 0, NULL, NULL,
 								NULL);
+					late |= drop_err == -ETIMEDOUT;
 					ndrop = 0;
 				}
 				dropa[ndrop] = r->addr + (idx[k] << PAGE_SHIFT);
@@ -890,14 +902,25 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			}
 			k = e;
 		}
-		if (ndrop && !drop_err)
+		if (ndrop && !drop_err) {
 			drop_err = drop_private(c, dropa, dropl, ndrop, 0,
 						NULL, NULL, NULL);
-		if (drop_err) {
-			/* pages still mapped, file up to date: keep CLEAN */
-			for (int k = 0; k < n; k++)
-				if (!res[k])
-					res[k] = 2;
+			late |= drop_err == -ETIMEDOUT;
+		}
+		for (int k = 0; k < n && drop_err; k++) {
+			if (res[k])
+				continue;
+			if (late) {
+				/*
+				 * The helper may still drop them: they stay
+				 * EVICTING until it answers (evict.c).
+				 */
+				res[k] = 4;
+				pend[npend++] = idx[k];
+			} else {
+				/* still mapped, file up to date: CLEAN */
+				res[k] = 2;
+			}
 		}
 	}
 
@@ -905,6 +928,13 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 	for (int k = 0; k < n; k++) {
 		enum pg_state to;
 
+		if (res[k] == 4) {
+			/* still EVICTING: region_drop_settle() ends it */
+			r->pages[idx[k]].flags |= PGF_DROPWAIT;
+			if (write[k])
+				wb_written(r, idx[k]);
+			continue;
+		}
 		if (res[k] == 1 || res[k] == 3)
 			to = PG_DIRTY;
 		else if (!evict || res[k] == 2)
@@ -920,7 +950,52 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 
 	for (int k = 0; k < nwake; k++)
 		uffd_wake(r, wake_idx[k], 1);
+	if (late)
+		drop_register(c, r, pend, npend);
 	return ret;
+}
+
+/*
+ * Settle the @n pages of @r of a drop request the helper answered late,
+ * or never (the channel closed): all EVICTING with PGF_DROPWAIT, their
+ * data durable in the file, write-protected, so the helper either dropped
+ * a page or left it as the file has it.  The client's pagemap tells which.
+ * Called without pd.lock.
+ */
+void region_drop_settle(struct region *r, const uint64_t *idx, int n)
+{
+	uint64_t wake_idx[WB_BATCH];
+	bool gone[WB_BATCH];
+	int nwake = 0;
+
+	for (int k = 0; k < n && k < WB_BATCH; k++) {
+		off_t off = ((r->addr >> PAGE_SHIFT) + idx[k]) * 8;
+		uint64_t e;
+
+		/* unreadable (mm gone): CLEAN; a refault refills it anyway */
+		gone[k] = pread(r->conn->pagemap, &e, 8, off) == 8 &&
+			  !(e & (3ULL << 62));
+	}
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n && k < WB_BATCH; k++) {
+		r->pages[idx[k]].flags &= ~PGF_DROPWAIT;
+		if (wb_end_page(r, idx[k], gone[k] ? PG_ABSENT : PG_CLEAN,
+				false, 0, NULL))
+			wake_idx[nwake++] = idx[k];
+	}
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake_idx[k], 1);
+}
+
+/*
+ * Busy in a way worth waiting for: pages waiting for a late drop answer
+ * hold no data the file lacks, and the answer may never come.
+ */
+bool pg_wait_busy(const struct page *pg)
+{
+	return pg_busy(pg) && !(pg->flags & PGF_DROPWAIT);
 }
 
 enum wb_mode { WB_SYNC, WB_EVICT };
@@ -950,7 +1025,7 @@ static int wb_round(struct region *r, uint64_t *cursor, uint64_t last,
 			dirty[n] = false;
 			idx[n++] = *cursor;
 			pg_set(r, *cursor, PG_EVICTING);
-		} else if (pg_busy(pg)) {
+		} else if (pg_wait_busy(pg)) {
 			/*
 			 * FILLING too: a write fault's page is installed
 			 * writable and its writer may run (and call sync)
@@ -999,7 +1074,7 @@ static int wb_range(struct region *r, uint64_t off, uint64_t len,
 			break;
 		pthread_mutex_lock(&pd.lock);
 		for (uint64_t i = first; i <= last; i++) {
-			if (pg_busy(&r->pages[i])) {
+			if (pg_wait_busy(&r->pages[i])) {
 				pthread_cond_wait(&pd.cond, &pd.lock);
 				i = first - 1;
 			}

@@ -165,6 +165,8 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 	c->dead = true;
 	pthread_mutex_unlock(&pd.lock);
 
+	/* a drop request never answered would keep its pages busy */
+	drop_abandon(c);
 	epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	if (c->uffd >= 0)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
