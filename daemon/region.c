@@ -16,6 +16,8 @@
  *                                       its pagemap): refilled from file
  *   UNPROTECT -> DIRTY                  write fault resolved
  *   WRITEBACK -> CLEAN | DIRTY          written (DIRTY: write failed)
+ *   WRITEBACK -> ABSENT                 the client dropped the page itself
+ *                                       (its snapshot found it gone)
  *   EVICTING  -> ABSENT                 written if needed and dropped
  *   EVICTING  -> CLEAN | DIRTY          drop failed / write failed
  *
@@ -48,7 +50,7 @@ static const uint16_t pg_allowed[PG_NR_STATES] = {
 	[PG_DIRTY]	= 1 << PG_UNPROTECT | 1 << PG_WRITEBACK |
 			  1 << PG_EVICTING | 1 << PG_ABSENT,
 	[PG_UNPROTECT]	= 1 << PG_DIRTY,
-	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY,
+	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY | 1 << PG_ABSENT,
 	[PG_EVICTING]	= 1 << PG_ABSENT | 1 << PG_CLEAN | 1 << PG_DIRTY,
 };
 
@@ -395,6 +397,17 @@ static bool file_has(struct region *r, uint64_t i, const char *buf)
 	if (pread(r->fd, tmp, PAGE_SIZE, i << PAGE_SHIFT) != (ssize_t)PAGE_SIZE)
 		return false;
 	return !memcmp(tmp, buf, PAGE_SIZE);
+}
+
+/* Does the client still have private page @i (pagemap present or swapped)? */
+static bool client_has_page(struct region *r, uint64_t i)
+{
+	off_t off = ((r->addr >> PAGE_SHIFT) + i) * 8;
+	uint64_t e;
+
+	if (pread(r->conn->pagemap, &e, 8, off) != 8)
+		return true;	/* cannot tell: the read error stands */
+	return e & (3ULL << 62);
 }
 
 /*
@@ -772,9 +785,12 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 {
 	struct pager_io *io = io_self();
 	struct io_req reqs[WB_BATCH];
-	/* 0 ok, 1 write failed, 2 drop failed, 3 not durable, 4 drop late */
+	/*
+	 * 0 ok, 1 write failed, 2 drop failed, 3 not durable, 4 drop late,
+	 * 5 gone from the client
+	 */
 	int8_t res[WB_BATCH];
-	bool write[WB_BATCH], cand[WB_BATCH];
+	bool write[WB_BATCH], cand[WB_BATCH], gone[WB_BATCH];
 	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
 	uint64_t wake_idx[WB_BATCH];
 	int reqof[WB_BATCH];
@@ -789,6 +805,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		ret = -ENOMEM;
 	memset(res, 0, sizeof(res));
 	memset(write, 0, sizeof(write));
+	memset(gone, 0, sizeof(gone));
 
 	/* 1: write-protect dirty pages before reading them */
 	for (int k = 0; k < n && !ret; ) {
@@ -817,6 +834,18 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			got = pread(r->memfd, buf, PAGE_SIZE, off);
 		else
 			got = pread(c->memfd, buf, PAGE_SIZE, r->addr + off);
+		if (got != (ssize_t)PAGE_SIZE && r->memfd < 0 &&
+		    !client_has_page(r, idx[k])) {
+			/*
+			 * Reading a page the client no longer has faults into
+			 * its uffd, which fails a remote access (EIO).  The
+			 * client dropped it itself (MADV_DONTNEED): not an I/O
+			 * error; like a vanished page, it is ABSENT now and
+			 * refilled from the file.
+			 */
+			gone[k] = true;
+			continue;
+		}
 		if (got != (ssize_t)PAGE_SIZE) {
 			ret = got < 0 ? -errno : -EIO;
 			break;
@@ -840,7 +869,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		/* cannot read the client's memory: nothing was written */
 		werr = ret;
 		for (int k = 0; k < n; k++) {
-			res[k] = dirty[k] ? 1 : 2;
+			res[k] = gone[k] ? 5 : dirty[k] ? 1 : 2;
 			write[k] = false;
 		}
 	} else if (nreq) {
@@ -860,6 +889,10 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		}
 		ret = werr;
 	}
+
+	for (int k = 0; k < n; k++)
+		if (gone[k] && !res[k])
+			res[k] = 5;
 
 	/* 4: drop what is durably in the file */
 	if (evict) {
@@ -935,7 +968,10 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 				wb_written(r, idx[k]);
 			continue;
 		}
-		if (res[k] == 1 || res[k] == 3)
+		if (res[k] == 5) {
+			STAT_ADD(r, vanished, 1);
+			to = PG_ABSENT;
+		} else if (res[k] == 1 || res[k] == 3)
 			to = PG_DIRTY;
 		else if (!evict || res[k] == 2)
 			to = PG_CLEAN;
