@@ -1004,14 +1004,9 @@ void region_drop_settle(struct region *r, const uint64_t *idx, int n)
 	bool gone[WB_BATCH];
 	int nwake = 0;
 
-	for (int k = 0; k < n && k < WB_BATCH; k++) {
-		off_t off = ((r->addr >> PAGE_SHIFT) + idx[k]) * 8;
-		uint64_t e;
-
-		/* unreadable (mm gone): CLEAN; a refault refills it anyway */
-		gone[k] = pread(r->conn->pagemap, &e, 8, off) == 8 &&
-			  !(e & (3ULL << 62));
-	}
+	/* unreadable (mm gone): CLEAN; a refault would refill it anyway */
+	for (int k = 0; k < n && k < WB_BATCH; k++)
+		gone[k] = !client_has_page(r, idx[k]);
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n && k < WB_BATCH; k++) {
 		r->pages[idx[k]].flags &= ~PGF_DROPWAIT;
