@@ -380,6 +380,13 @@ TEST_F_TIMEOUT(fail, fsync_eio, 60)
 	d = pt_mem_diff(mem, self->model, len);
 	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld", d);
 
+	/* unmap fails too, and keeps the region: still paged, intact */
+	ret = pager_unmap(self->p, mem);
+	EXPECT_EQ(-EIO, ret) TH_LOG("unmap returned %d", ret);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld after unmap", d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+
 	/* repaired: the next sync writes the pages again */
 	wb0 = st.writebacks;
 	ASSERT_EQ(0, unlink(self->failfs));
