@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -159,6 +160,169 @@ int budget_reserve(struct region *r, uint64_t *n)
 }
 
 /*
+ * Late drop answers (synchronous mode).  Giving up on a drop request after
+ * --client-timeout used to leave its pages CLEAN while the helper could
+ * still drop them: a write after that was lost when the late drop came.
+ * Now the pages stay EVICTING (write-protected, their data durable in the
+ * file; writers wait in their WP fault) until the helper's answer arrives
+ * or the channel closes, which a detached waiter thread watches; the
+ * evicting thread itself goes on (its fault is served over budget if need
+ * be).  Two events must both happen, in either order, under pd.lock: the
+ * waiter is done (drop_answered) and wb_run() has handed over the pages
+ * (drop_registered); whichever comes second settles the pages.
+ */
+static void drop_finish(struct conn *c)
+{
+	struct region *r = c->drop_r;
+	uint64_t *idx = c->drop_idx;
+	int n = c->drop_n;
+
+	c->drop_r = NULL;
+	c->drop_idx = NULL;
+	c->drop_n = 0;
+	pthread_mutex_unlock(&pd.lock);
+	if (r && n)
+		region_drop_settle(r, idx, n);
+	free(idx);
+	pthread_mutex_lock(&pd.lock);
+	c->drop_answered = c->drop_registered = false;
+	c->drop_pending = false;
+	pthread_cond_broadcast(&pd.cond);
+}
+
+static void *drop_waiter(void *arg)
+{
+	struct conn *c = arg;
+	struct pager_drop_done done;
+	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
+	bool answered = false;
+
+	for (;;) {
+		ssize_t got;
+
+		if (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			continue;
+		got = recv(c->evfd, &done, sizeof(done), MSG_DONTWAIT);
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (got <= 0)
+			break;	/* closed (or shut down by drop_abandon()) */
+		if (got == sizeof(done) && done.hdr.magic == PAGER_MAGIC &&
+		    done.hdr.seq == c->drop_pending_seq) {
+			answered = true;
+			break;
+		}
+	}
+	pthread_mutex_lock(&pd.lock);
+	if (answered && !c->dead) {
+		/* slow, not dead: a victim again */
+		c->unresponsive = false;
+		pr_info("client pid %d answered a drop request late", c->pid);
+	}
+	c->drop_answered = true;
+	if (c->drop_registered)
+		drop_finish(c);
+	pthread_mutex_unlock(&pd.lock);
+	return NULL;
+}
+
+/* drop_private() timed out on request @seq: start the waiter.  evict_lock held. */
+static int drop_wait_late(struct conn *c, uint32_t seq)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	pthread_mutex_lock(&pd.lock);
+	if (c->dead) {
+		/* torn down: drop_abandon() has run, nobody would end a wait */
+		pthread_mutex_unlock(&pd.lock);
+		return -ESHUTDOWN;
+	}
+	/* not a victim until it answers (set before the waiter clears it) */
+	c->unresponsive = true;
+	c->drop_pending = true;
+	c->drop_pending_seq = seq;
+	pthread_mutex_unlock(&pd.lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	ret = -pthread_create(&t, &attr, drop_waiter, c);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		/* no waiter: keep waiting here rather than risk a late drop */
+		struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
+
+		pr_err("client pid %d: no drop waiter thread: %s", c->pid,
+		       strerror(-ret));
+		poll(&pfd, 1, -1);
+		pthread_mutex_lock(&pd.lock);
+		c->drop_pending = false;
+		pthread_mutex_unlock(&pd.lock);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * wb_run() got -ETIMEDOUT from drop_private(): the @n pages of @r (all
+ * EVICTING, PGF_DROPWAIT) wait for the helper's late answer.  Always
+ * called after a timeout, also with n == 0.
+ */
+void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
+		   int n)
+{
+	uint64_t *copy = n ? malloc(n * sizeof(*idx)) : NULL;
+
+	if (n && !copy) {
+		/* cannot park them: wait for the answer here */
+		pthread_mutex_lock(&pd.lock);
+		while (!c->drop_answered)
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		pthread_mutex_unlock(&pd.lock);
+		region_drop_settle(r, idx, n);
+		pthread_mutex_lock(&pd.lock);
+		c->drop_answered = false;
+		c->drop_pending = false;
+		pthread_cond_broadcast(&pd.cond);
+		pthread_mutex_unlock(&pd.lock);
+		return;
+	}
+	if (n)
+		memcpy(copy, idx, n * sizeof(*idx));
+	pthread_mutex_lock(&pd.lock);
+	c->drop_r = r;
+	c->drop_idx = copy;
+	c->drop_n = n;
+	c->drop_registered = true;
+	if (c->drop_answered)
+		drop_finish(c);
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
+ * The connection goes away (socket closed): stop waiting for a late drop
+ * answer, so that its regions can be released.  Our end of the channel is
+ * shut down, which ends the waiter; the pages are then settled by what the
+ * pagemap shows.  (A helper that still drops afterwards only affects a
+ * client pagerd no longer serves.)
+ */
+void drop_abandon(struct conn *c)
+{
+	pthread_mutex_lock(&pd.lock);
+	if (!c->drop_pending) {
+		pthread_mutex_unlock(&pd.lock);
+		return;
+	}
+	pthread_mutex_unlock(&pd.lock);
+	shutdown(c->evfd, SHUT_RDWR);
+	pthread_mutex_lock(&pd.lock);
+	while (c->drop_pending)
+		pthread_cond_wait(&pd.cond, &pd.lock);
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
  * Ask the client's helper thread to MADV_DONTNEED ranges, and wait for it.
  * The pages are write-protected and written back, so a client write to
  * them is blocked in its WP fault meanwhile and cannot be lost.
@@ -222,13 +386,22 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	struct pager_drop msg;
 	struct pager_drop_done done;
 	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
-	bool move = flags & PAGER_DROP_MOVE, slow = false;
+	bool move = flags & PAGER_DROP_MOVE, slow = false, pending;
 	int ret = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	/* a move's caller holds it until the moved pages are written */
 	if (!move)
 		pthread_mutex_lock(&c->evict_lock);
+	pthread_mutex_lock(&pd.lock);
+	pending = c->drop_pending;
+	pthread_mutex_unlock(&pd.lock);
+	if (pending) {
+		/* the helper has not answered the last one: nothing sent */
+		if (!move)
+			pthread_mutex_unlock(&c->evict_lock);
+		return -EBUSY;
+	}
 	msg.hdr.magic = PAGER_MAGIC;
 	msg.hdr.type = PAGER_MSG_DROP;
 	msg.hdr.len = sizeof(msg);
@@ -264,8 +437,22 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 			pthread_mutex_unlock(&pd.lock);
 			continue;
 		}
-		if (ret <= 0) {
-			ret = ret ? -errno : -ETIMEDOUT;
+		if (ret == 0) {
+			/*
+			 * The helper may still carry the drop out later; the
+			 * caller keeps the pages EVICTING (drop_register())
+			 * and a waiter settles them when the answer comes.
+			 */
+			ret = drop_wait_late(c, msg.hdr.seq);
+			if (ret)
+				goto out_unresponsive;
+			pthread_mutex_unlock(&c->evict_lock);
+			pr_info("client pid %d does not answer a drop request in time, waiting",
+				c->pid);
+			return -ETIMEDOUT;
+		}
+		if (ret < 0) {
+			ret = -errno;
 			goto out_unresponsive;
 		}
 		got = recv(c->evfd, &done, sizeof(done), 0);

@@ -147,7 +147,7 @@ resubmit:
 	return first_err;
 }
 
-int io_fsync(struct pager_io *io, int fd)
+static int io_fsync_flags(struct pager_io *io, int fd, unsigned int flags)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
 	struct io_uring_cqe *cqe;
@@ -155,7 +155,7 @@ int io_fsync(struct pager_io *io, int fd)
 
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_fsync(sqe, fd, 0);
+	io_uring_prep_fsync(sqe, fd, flags);
 	io_uring_sqe_set_data(sqe, NULL);
 	ret = io_uring_submit_and_wait(&io->ring, 1);
 	if (ret < 0)
@@ -166,4 +166,14 @@ int io_fsync(struct pager_io *io, int fd)
 	ret = cqe->res;
 	io_uring_cqe_seen(&io->ring, cqe);
 	return ret < 0 ? ret : 0;
+}
+
+int io_fsync(struct pager_io *io, int fd)
+{
+	return io_fsync_flags(io, fd, 0);
+}
+
+int io_fdatasync(struct pager_io *io, int fd)
+{
+	return io_fsync_flags(io, fd, IORING_FSYNC_DATASYNC);
 }

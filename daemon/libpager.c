@@ -750,6 +750,18 @@ struct pager *pager_connect(const char *socket_path)
 	if (p->pagemap < 0)
 		goto err_mem;
 	ret = session_open(p);
+	/*
+	 * A pagerd that dies during the handshake (or is stopping) had
+	 * accepted us: like a request in flight, try its successor for a
+	 * while instead of failing.  No pagerd at all fails at once.
+	 */
+	for (int i = 0; i < 500 && (ret == -ECONNRESET || ret == -ESHUTDOWN ||
+				    (i && ret == -ECONNREFUSED)); i++) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		ret = session_open(p);
+	}
 	if (ret) {
 		errno = -ret;
 		goto err_pagemap;

@@ -171,12 +171,33 @@ static int pager_select_wp_mode(const char *want)
 	return 0;
 }
 
+/*
+ * pagerd holds other processes' memory: when the OOM killer picks it, every
+ * client's faults wait for ever (and dirty pages not yet written are only
+ * in the clients).  So it asks to be spared (-1000 by default,
+ * --oom-score-adj keep leaves the inherited value).  Lowering the value
+ * needs CAP_SYS_RESOURCE; without it pagerd says so and runs on.
+ */
+static void set_oom_score_adj(const char *val)
+{
+	int fd;
+
+	if (!strcmp(val, "keep"))
+		return;
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		pr_info("cannot set oom_score_adj to %s: %s (an OOM kill of "
+			"pagerd blocks its clients)", val, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
-		"              [--client-timeout MS] [--wp-mode auto|async|sync]"
-		" [-v]\n"
+		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
+		"              [--oom-score-adj N|keep] [--fail-fsync PATH] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -189,6 +210,8 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "wp-mode", required_argument, NULL, 'W' },
+		{ "oom-score-adj", required_argument, NULL, 'O' },
+		{ "fail-fsync", required_argument, NULL, 'F' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -197,13 +220,14 @@ int main(int argc, char **argv)
 	};
 	const char *path = getenv("PAGER_SOCKET");
 	const char *wp_mode = "auto";
+	const char *oom_adj = "-1000";
 	uint64_t budget = 64ULL << 20;
 	bool stats = false, json = false;
 	int threads = 4, opt, ret, sig;
 	sigset_t set;
 
 	pd.client_timeout_ms = 10000;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:Sjvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -228,6 +252,20 @@ int main(int argc, char **argv)
 				usage();
 			wp_mode = optarg;
 			break;
+		case 'O': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (strcmp(optarg, "keep") &&
+			    (*end || end == optarg || v < -1000 || v > 1000))
+				usage();
+			oom_adj = optarg;
+			break;
+		}
+		case 'F':
+			/* testing: fsyncs of backing files fail while it exists */
+			pd.fail_fsync_path = optarg;
+			break;
 		case 'S':
 			stats = true;
 			break;
@@ -251,6 +289,7 @@ int main(int argc, char **argv)
 	probe_uffd();
 	if (pager_select_wp_mode(wp_mode))
 		return 2;
+	set_oom_score_adj(oom_adj);
 
 	list_init(&pd.regions);
 	list_init(&pd.conns);

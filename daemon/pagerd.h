@@ -49,6 +49,19 @@ enum pg_state {
 #define PGF_WAITERS	0x02	/* a fault arrived while busy: wake at end */
 #define PGF_FILEDATA	0x04	/* file has data blocks here (else hole/EOF) */
 #define PGF_REDIRTY	0x08	/* async WP: written while busy, end DIRTY */
+/*
+ * Durability (region.c, "fsync"): a page whose data was (or is being)
+ * written to the file since the last successful fsync of the file has
+ * PGF_UNSYNCED, or PGF_INFSYNC while an fsync that covers the write runs.
+ * Such a page is never dropped before an fsync succeeds.  PGF_SYNCFAIL: an
+ * fsync failed while the page was busy in write-back or eviction: it must
+ * end DIRTY and stay resident.
+ */
+#define PGF_UNSYNCED	0x10
+#define PGF_INFSYNC	0x20
+#define PGF_SYNCFAIL	0x40
+/* EVICTING, in a drop request the client's helper has not answered yet */
+#define PGF_DROPWAIT	0x80
 
 struct page {
 	uint8_t state;
@@ -79,6 +92,14 @@ struct region {
 	unsigned int ra_win;
 	int ops;		/* operations in progress, release waits */
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
+	uint64_t unsynced;	/* pages with PGF_UNSYNCED or PGF_INFSYNC */
+	/*
+	 * Serialises fsync/fdatasync of fd: the kernel reports a write-back
+	 * error to one fsync of a file description only (errseq), so the
+	 * pages an fsync covers must be settled before the next one starts.
+	 * Taken before pd.lock, never while holding it.
+	 */
+	pthread_mutex_t sync_lock;
 	bool dying;
 	struct pager_stats st;
 };
@@ -106,6 +127,21 @@ struct conn {
 	bool sock_armed;
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
+	/*
+	 * A (synchronous mode) drop request the helper did not answer within
+	 * --client-timeout: it may still carry it out, so its pages stay
+	 * EVICTING (PGF_DROPWAIT) until a waiter thread sees the answer or
+	 * the channel close; then each page is ABSENT or CLEAN as the
+	 * client's pagemap says (evict.c).  pd.lock protects these; while
+	 * drop_pending no other drop request is sent.
+	 */
+	bool drop_pending;
+	bool drop_answered;	/* the waiter is done with the channel */
+	bool drop_registered;	/* wb_run() handed over the pages */
+	uint32_t drop_pending_seq;
+	struct region *drop_r;
+	uint64_t *drop_idx;
+	int drop_n;
 	bool released;		/* teardown finished: regions flushed */
 	struct evsrc es_sock, es_uffd, es_uffd_sync;
 };
@@ -130,6 +166,7 @@ struct pagerd {
 	const char *socket_path;
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
+	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
@@ -199,6 +236,7 @@ void io_exit(struct pager_io *io);
 struct pager_io *io_self(void);
 int io_run(struct pager_io *io, struct io_req *reqs, int n);
 int io_fsync(struct pager_io *io, int fd);
+int io_fdatasync(struct pager_io *io, int fd);
 
 /* region.c: page state machine */
 void pg_set(struct region *r, uint64_t idx, enum pg_state to);
@@ -216,6 +254,8 @@ int region_evict(struct region *r, uint64_t off, uint64_t len);
 int region_prefetch(struct region *r, uint64_t off, uint64_t len);
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n);
+void region_drop_settle(struct region *r, const uint64_t *idx, int n);
+bool pg_wait_busy(const struct page *pg);
 int region_scan_written(struct region *r, uint64_t first, uint64_t last);
 void region_stats_prepare(struct region *r);
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
@@ -236,6 +276,9 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
 void drop_release(struct conn *c);
+void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
+		   int n);
+void drop_abandon(struct conn *c);
 
 /* server.c: client protocol */
 int server_init(const char *path);

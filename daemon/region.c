@@ -16,6 +16,8 @@
  *                                       its pagemap): refilled from file
  *   UNPROTECT -> DIRTY                  write fault resolved
  *   WRITEBACK -> CLEAN | DIRTY          written (DIRTY: write failed)
+ *   WRITEBACK -> ABSENT                 the client dropped the page itself
+ *                                       (its snapshot found it gone)
  *   EVICTING  -> ABSENT                 written if needed and dropped
  *   EVICTING  -> CLEAN | DIRTY          drop failed / write failed
  *
@@ -48,7 +50,7 @@ static const uint16_t pg_allowed[PG_NR_STATES] = {
 	[PG_DIRTY]	= 1 << PG_UNPROTECT | 1 << PG_WRITEBACK |
 			  1 << PG_EVICTING | 1 << PG_ABSENT,
 	[PG_UNPROTECT]	= 1 << PG_DIRTY,
-	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY,
+	[PG_WRITEBACK]	= 1 << PG_CLEAN | 1 << PG_DIRTY | 1 << PG_ABSENT,
 	[PG_EVICTING]	= 1 << PG_ABSENT | 1 << PG_CLEAN | 1 << PG_DIRTY,
 };
 
@@ -244,6 +246,7 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	r->uffd = memfd >= 0 && c->uffd_sync >= 0 ? c->uffd_sync : c->uffd;
 	r->file_size = st.st_size;
 	r->ra_win = 1;
+	pthread_mutex_init(&r->sync_lock, NULL);
 	list_init(&r->node);
 	list_init(&r->cnode);
 	scan_file_data(r);
@@ -309,6 +312,7 @@ int region_release(struct region *r, bool writeback)
 	close(r->fd);
 	if (r->memfd >= 0)
 		close(r->memfd);
+	pthread_mutex_destroy(&r->sync_lock);
 	free(r->pages);
 	free(r);
 	return ret;
@@ -419,6 +423,239 @@ static bool file_has(struct region *r, uint64_t i, const char *buf)
 	return !memcmp(tmp, buf, PAGE_SIZE);
 }
 
+/* Does the client still have private page @i (pagemap present or swapped)? */
+static bool client_has_page(struct region *r, uint64_t i)
+{
+	off_t off = ((r->addr >> PAGE_SHIFT) + i) * 8;
+	uint64_t e;
+
+	if (pread(r->conn->pagemap, &e, 8, off) != 8)
+		return true;	/* cannot tell: the read error stands */
+	return e & (3ULL << 62);
+}
+
+/*
+ * fsync and durability.
+ *
+ * pwrite() puts a page into the file's page cache; only a successful fsync
+ * says it is on the disk.  When the kernel's write-back of a cached page
+ * fails (EIO), it reports the error to the next fsync of each file
+ * description once and marks the cached page clean: after that neither a
+ * later fsync nor a read of the file (once the page cache is dropped) gets
+ * the data back.  So pagerd keeps every page written since the last good
+ * fsync of its file recoverable:
+ *
+ * - the page is flagged PGF_UNSYNCED under pd.lock before its data is
+ *   written (so an fsync failure that may concern the write finds it);
+ * - region_fsync() turns PGF_UNSYNCED into PGF_INFSYNC for the pages whose
+ *   write has completed, and clears PGF_INFSYNC when the fsync succeeds;
+ * - a failed fsync makes every flagged resident page DIRTY again (busy
+ *   ones get PGF_SYNCFAIL and end their write-back DIRTY), so the next sync
+ *   writes them again;
+ * - eviction fdatasyncs before it drops a flagged page (wb_durable()) and
+ *   keeps the page resident and DIRTY when that fails.  A page is
+ *   therefore never dropped before its data is durable, and an evicted
+ *   page is never refilled from a file whose page cache lost its data.
+ *
+ * fsyncs of one region are serialised by r->sync_lock: an error is
+ * reported to one of them only, and must be settled (pages re-dirtied)
+ * before the next one can return 0 for the same pages.
+ */
+
+/* Set and clear sync flags of page @i, keeping r->unsynced.  pd.lock held. */
+static void pg_sync_flags(struct region *r, uint64_t i, uint8_t set,
+			  uint8_t clear)
+{
+	struct page *pg = &r->pages[i];
+	bool was = pg->flags & (PGF_UNSYNCED | PGF_INFSYNC), now;
+
+	pg->flags = (pg->flags | set) & (uint8_t)~clear;
+	now = pg->flags & (PGF_UNSYNCED | PGF_INFSYNC);
+	if (was && !now)
+		r->unsynced--;
+	else if (!was && now)
+		r->unsynced++;
+}
+
+/* Pages k of idx[] with write[k] are about to be written.  Takes pd.lock. */
+static void wb_mark_unsynced(struct region *r, const uint64_t *idx,
+			     const bool *write, int n)
+{
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n; k++)
+		if (write[k])
+			pg_sync_flags(r, idx[k], PGF_UNSYNCED, 0);
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
+ * fsync (@datasync: fdatasync) @r's file and settle its pages' sync flags
+ * (see above).  @done[0..n-1], ascending, are busy pages of the caller whose
+ * writes have completed; other busy pages may still be writing and stay
+ * PGF_UNSYNCED for the next fsync.  Called without pd.lock; takes
+ * r->sync_lock.  Returns 0 or -errno (counted in wb_errors, last_error).
+ */
+static int region_fsync(struct region *r, bool datasync, const uint64_t *done,
+			int n)
+{
+	struct pager_io *io = io_self();
+	uint64_t redirtied = 0;
+	int ret, j = 0;
+
+	pthread_mutex_lock(&r->sync_lock);
+	pthread_mutex_lock(&pd.lock);
+	for (uint64_t i = 0; r->unsynced && i < r->npages; i++) {
+		struct page *pg = &r->pages[i];
+		bool mine;
+
+		while (j < n && done[j] < i)
+			j++;
+		mine = j < n && done[j] == i;
+		if ((pg->flags & PGF_UNSYNCED) &&
+		    (mine || (pg->state != PG_WRITEBACK &&
+			      pg->state != PG_EVICTING)))
+			pg_sync_flags(r, i, PGF_INFSYNC, PGF_UNSYNCED);
+	}
+	pthread_mutex_unlock(&pd.lock);
+
+	if (pd.fail_fsync_path && !access(pd.fail_fsync_path, F_OK))
+		ret = -EIO;	/* testing: --fail-fsync */
+	else if (!io)
+		ret = -ENOMEM;
+	else
+		ret = datasync ? io_fdatasync(io, r->fd) : io_fsync(io, r->fd);
+
+	pthread_mutex_lock(&pd.lock);
+	for (uint64_t i = 0; r->unsynced && i < r->npages; i++) {
+		struct page *pg = &r->pages[i];
+
+		if (!ret) {
+			if (pg->flags & PGF_INFSYNC)
+				pg_sync_flags(r, i, 0, PGF_INFSYNC);
+			continue;
+		}
+		if (!(pg->flags & (PGF_UNSYNCED | PGF_INFSYNC)))
+			continue;
+		/* its data may be gone from the file: write it again */
+		pg_sync_flags(r, i, PGF_UNSYNCED, PGF_INFSYNC);
+		if (pg->state == PG_CLEAN) {
+			pg_set(r, i, PG_DIRTY);
+			redirtied++;
+		} else if (pg->state == PG_WRITEBACK ||
+			   pg->state == PG_EVICTING) {
+			pg->flags |= PGF_SYNCFAIL;
+			redirtied++;
+		} else if (pg->state == PG_DIRTY) {
+			redirtied++;
+		}
+		/* ABSENT/FILLING: dropped by the client itself, nothing to do */
+	}
+	if (ret) {
+		STAT_ADD(r, wb_errors, MAX(redirtied, 1));
+		r->st.last_error = ret;
+		pd.st.last_error = ret;
+		r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
+	}
+	pthread_mutex_unlock(&pd.lock);
+	pthread_mutex_unlock(&r->sync_lock);
+	if (ret)
+		pr_err("region %llu: %s failed: %s; %llu pages dirty again",
+		       (unsigned long long)r->id, datasync ? "fdatasync" : "fsync",
+		       strerror(-ret), (unsigned long long)redirtied);
+	return ret;
+}
+
+/*
+ * Eviction: which of the pages about to be dropped (cand[k]) are durable?
+ * Pages that may hold data not yet on the disk are fdatasync'd first.
+ * cand[k] is cleared for every page that must stay resident (and DIRTY):
+ * the fdatasync failed, or another fsync failed while the page was in
+ * flight.  Returns 0 or the error.
+ */
+static int wb_durable(struct region *r, const uint64_t *idx, int n, bool *cand)
+{
+	const uint8_t f = PGF_UNSYNCED | PGF_INFSYNC | PGF_SYNCFAIL;
+	bool need = false, kept = false;
+	int ret;
+
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n && !need; k++)
+		need = cand[k] && (r->pages[idx[k]].flags & f);
+	pthread_mutex_unlock(&pd.lock);
+	if (!need)
+		return 0;
+	ret = region_fsync(r, true, idx, n);
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n; k++) {
+		if (cand[k] && (r->pages[idx[k]].flags & f)) {
+			cand[k] = false;
+			kept = true;
+		}
+	}
+	if (kept && !ret)
+		ret = r->st.last_error ? r->st.last_error : -EIO;
+	pthread_mutex_unlock(&pd.lock);
+	return ret;
+}
+
+/*
+ * Page @i was written to the file: the file has data there now (fills must
+ * read it, not zero-fill), and may have grown.  pd.lock held.
+ */
+static void wb_written(struct region *r, uint64_t i)
+{
+	r->pages[i].flags |= PGF_FILEDATA;
+	STAT_ADD(r, writebacks, 1);
+	STAT_ADD(r, bytes_out, PAGE_SIZE);
+	if (((i + 1) << PAGE_SHIFT) > r->file_size)
+		r->file_size = (i + 1) << PAGE_SHIFT;
+}
+
+/*
+ * End the write-back or eviction of page @i: account for it and set its
+ * new state.  The one place for write-back and both eviction paths, so the
+ * counters mean the same everywhere.  pd.lock held.
+ *   @to:      CLEAN, DIRTY, or ABSENT (dropped; its data is durable)
+ *   @written: its content was written to the file
+ *   @err:     its write failed: the page goes DIRTY, and the recorded file
+ *             size is not extended (the file may not have grown)
+ * Returns whether the page's waiters must be woken (after pd.lock).
+ */
+static bool wb_end_page(struct region *r, uint64_t i, enum pg_state to,
+			bool written, int err, int *dropped)
+{
+	struct page *pg = &r->pages[i];
+
+	if (err) {
+		STAT_ADD(r, wb_errors, 1);
+		r->st.last_error = err;
+		pd.st.last_error = err;
+		/* let eviction pick clean pages for a while */
+		r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
+		to = PG_DIRTY;
+	} else if (written) {
+		wb_written(r, i);
+	}
+	/* a scan saw a write after our snapshot, or an fsync failed */
+	if (to == PG_CLEAN && (pg->flags & (PGF_REDIRTY | PGF_SYNCFAIL)))
+		to = PG_DIRTY;
+	if (to == PG_ABSENT) {
+		STAT_ADD(r, evictions, 1);
+		pg->flags &= ~PGF_REF;
+		if (dropped)
+			(*dropped)++;
+		/* dropped only when durable (wb_durable()) */
+		pg_sync_flags(r, i, 0, PGF_UNSYNCED | PGF_INFSYNC);
+	}
+	pg->flags &= ~(PGF_REDIRTY | PGF_SYNCFAIL);
+	pg_set(r, i, to);
+	if (pg->flags & PGF_WAITERS) {
+		pg->flags &= ~PGF_WAITERS;
+		return true;
+	}
+	return false;
+}
+
 /*
  * Evict @n pages of a private region with asynchronous WP (all EVICTING).
  * A write-protected page cannot hold off a writer here, so the page is
@@ -446,10 +683,11 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 {
 	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
 	struct io_req reqs[WB_BATCH];
-	int8_t res[WB_BATCH];	/* 0 gone, 1 write failed, 2 not moved */
-	bool have[WB_BATCH], write[WB_BATCH];
+	/* 0 gone, 1 write failed, 2 not moved, 3 not durable (put back) */
+	int8_t res[WB_BATCH];
+	bool have[WB_BATCH], write[WB_BATCH], cand[WB_BATCH];
 	uint64_t wake_idx[WB_BATCH];
-	int nreq = 0, nwake = 0, ret = 0, k0 = 0, move_err = 0;
+	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
 	bool moved = false, restore_failed = false;
 
 	memset(have, 0, sizeof(have));
@@ -458,9 +696,9 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		res[k] = 2;
 
 	/*
-	 * The staging area must keep the moved pages until they are in the
-	 * file: if pagerd dies before, libpager moves them back from there.
-	 * So no other move on this client until then.
+	 * The staging area must keep the moved pages until they are durable
+	 * in the file: if pagerd dies before, libpager moves them back from
+	 * there.  So no other move on this client until then.
 	 */
 	pthread_mutex_lock(&r->conn->evict_lock);
 
@@ -512,29 +750,46 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	if (nreq) {
 		int q = 0;
 
+		wb_mark_unsynced(r, idx, write, n);
 		io_run(io, reqs, nreq);
 		for (int k = 0; k < n; k++) {
 			if (!write[k])
 				continue;
 			if (reqs[q].res != (ssize_t)PAGE_SIZE) {
-				uint8_t cres;
-
 				res[k] = 1;
-				if (!ret)
-					ret = reqs[q].res < 0 ? (int)reqs[q].res :
-							       -EIO;
-				/* the copy is the only one: put it back */
-				copy_pages(r, idx[k], 1, io->buf +
-					   ((size_t)k << PAGE_SHIFT), false,
-					   &cres);
-				if (cres) {
-					pr_err("region %llu page %llu: restore failed",
-					       (unsigned long long)r->id,
-					       (unsigned long long)idx[k]);
-					restore_failed = true;
-				}
+				if (!werr)
+					werr = reqs[q].res < 0 ?
+					       (int)reqs[q].res : -EIO;
 			}
 			q++;
+		}
+		ret = werr;
+	}
+
+	/* 3: only durable pages may go; the others are put back below */
+	for (int k = 0; k < n; k++)
+		cand[k] = !res[k] && have[k];
+	{
+		int err = wb_durable(r, idx, n, cand);
+
+		if (!ret)
+			ret = err;
+	}
+	for (int k = 0; k < n; k++) {
+		uint8_t cres;
+
+		if (!res[k] && have[k] && !cand[k])
+			res[k] = 3;
+		if (res[k] != 1 && res[k] != 3)
+			continue;
+		/* the copy is the only one: put it back */
+		copy_pages(r, idx[k], 1, io->buf + ((size_t)k << PAGE_SHIFT),
+			   false, &cres);
+		if (cres) {
+			pr_err("region %llu page %llu: restore failed",
+			       (unsigned long long)r->id,
+			       (unsigned long long)idx[k]);
+			restore_failed = true;
 		}
 	}
 	/*
@@ -548,32 +803,10 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n; k++) {
-		struct page *pg = &r->pages[idx[k]];
-
-		if (res[k] == 1) {
-			STAT_ADD(r, wb_errors, 1);
-			r->st.last_error = ret;
-			pd.st.last_error = ret;
-			r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
-		} else if (write[k]) {
-			pg->flags |= PGF_FILEDATA;
-			STAT_ADD(r, writebacks, 1);
-			STAT_ADD(r, bytes_out, PAGE_SIZE);
-			if (((idx[k] + 1) << PAGE_SHIFT) > r->file_size)
-				r->file_size = (idx[k] + 1) << PAGE_SHIFT;
-		}
-		if (!res[k]) {
-			STAT_ADD(r, evictions, 1);
-			pg->flags &= ~PGF_REF;
-			if (dropped)
-				(*dropped)++;
-		}
-		pg->flags &= ~PGF_REDIRTY;
-		pg_set(r, idx[k], res[k] ? PG_DIRTY : PG_ABSENT);
-		if (pg->flags & PGF_WAITERS) {
-			pg->flags &= ~PGF_WAITERS;
+		/* pages the helper could not move may have been written */
+		if (wb_end_page(r, idx[k], res[k] ? PG_DIRTY : PG_ABSENT,
+				write[k], res[k] == 1 ? werr : 0, dropped))
 			wake_idx[nwake++] = idx[k];
-		}
 	}
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
@@ -597,13 +830,19 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 {
 	struct pager_io *io = io_self();
 	struct io_req reqs[WB_BATCH];
-	int8_t res[WB_BATCH];	/* 0 ok, 1 write failed, 2 drop failed */
-	bool write[WB_BATCH];
+	/*
+	 * 0 ok, 1 write failed, 2 drop failed, 3 not durable, 4 drop late,
+	 * 5 gone from the client
+	 */
+	int8_t res[WB_BATCH];
+	bool write[WB_BATCH], cand[WB_BATCH], gone[WB_BATCH];
 	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
 	uint64_t wake_idx[WB_BATCH];
 	int reqof[WB_BATCH];
-	int nreq = 0, nwake = 0, ret = 0, ndrop = 0;
+	int nreq = 0, nwake = 0, ret = 0, werr = 0, ndrop = 0, npend = 0;
+	uint64_t pend[WB_BATCH];
 	struct conn *c = r->conn;
+	bool late = false;	/* a drop request timed out */
 
 	if (evict && r->async && io)
 		return wb_run_move(r, io, idx, dirty, n, dropped);
@@ -611,6 +850,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		ret = -ENOMEM;
 	memset(res, 0, sizeof(res));
 	memset(write, 0, sizeof(write));
+	memset(gone, 0, sizeof(gone));
 
 	/* 1: write-protect dirty pages before reading them */
 	for (int k = 0; k < n && !ret; ) {
@@ -639,6 +879,18 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			got = pread(r->memfd, buf, PAGE_SIZE, off);
 		else
 			got = pread(c->memfd, buf, PAGE_SIZE, r->addr + off);
+		if (got != (ssize_t)PAGE_SIZE && r->memfd < 0 &&
+		    !client_has_page(r, idx[k])) {
+			/*
+			 * Reading a page the client no longer has faults into
+			 * its uffd, which fails a remote access (EIO).  The
+			 * client dropped it itself (MADV_DONTNEED): not an I/O
+			 * error; like a vanished page, it is ABSENT now and
+			 * refilled from the file.
+			 */
+			gone[k] = true;
+			continue;
+		}
 		if (got != (ssize_t)PAGE_SIZE) {
 			ret = got < 0 ? -errno : -EIO;
 			break;
@@ -660,9 +912,13 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 	}
 	if (ret) {
 		/* cannot read the client's memory: nothing was written */
-		for (int k = 0; k < n; k++)
-			res[k] = dirty[k] ? 1 : 2;
+		werr = ret;
+		for (int k = 0; k < n; k++) {
+			res[k] = gone[k] ? 5 : dirty[k] ? 1 : 2;
+			write[k] = false;
+		}
 	} else if (nreq) {
+		wb_mark_unsynced(r, idx, write, n);
 		io_run(io, reqs, nreq);
 		for (int k = 0; k < n; k++) {
 			struct io_req *q;
@@ -672,15 +928,29 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			q = &reqs[reqof[k]];
 			if (q->res != (ssize_t)q->len) {
 				res[k] = 1;
-				if (!ret)
-					ret = q->res < 0 ? (int)q->res : -EIO;
+				if (!werr)
+					werr = q->res < 0 ? (int)q->res : -EIO;
 			}
 		}
+		ret = werr;
 	}
 
-	/* 4: drop what is safely in the file */
+	for (int k = 0; k < n; k++)
+		if (gone[k] && !res[k])
+			res[k] = 5;
+
+	/* 4: drop what is durably in the file */
 	if (evict) {
-		int drop_err = 0;
+		int drop_err = 0, err;
+
+		for (int k = 0; k < n; k++)
+			cand[k] = !res[k];
+		err = wb_durable(r, idx, n, cand);
+		if (!ret)
+			ret = err;
+		for (int k = 0; k < n; k++)
+			if (!res[k] && !cand[k])
+				res[k] = 3;
 
 		for (int k = 0; k < n; k++) {
 			int e = k;
@@ -701,6 +971,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 					drop_err = drop_private(c, dropa, dropl,
 								ndrop, 0, NULL, NULL,
 								NULL);
+					late |= drop_err == -ETIMEDOUT;
 					ndrop = 0;
 				}
 				dropa[ndrop] = r->addr + (idx[k] << PAGE_SHIFT);
@@ -709,61 +980,98 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			}
 			k = e;
 		}
-		if (ndrop && !drop_err)
+		if (ndrop && !drop_err) {
 			drop_err = drop_private(c, dropa, dropl, ndrop, 0,
 						NULL, NULL, NULL);
-		if (drop_err) {
-			/* pages still mapped, file up to date: keep CLEAN */
-			for (int k = 0; k < n; k++)
-				if (!res[k])
-					res[k] = 2;
+			late |= drop_err == -ETIMEDOUT;
+		}
+		for (int k = 0; k < n && drop_err; k++) {
+			if (res[k])
+				continue;
+			if (late) {
+				/*
+				 * The helper may still drop them: they stay
+				 * EVICTING until it answers (evict.c).
+				 */
+				res[k] = 4;
+				pend[npend++] = idx[k];
+			} else {
+				/* still mapped, file up to date: CLEAN */
+				res[k] = 2;
+			}
 		}
 	}
 
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n; k++) {
-		struct page *pg = &r->pages[idx[k]];
 		enum pg_state to;
 
-		if (res[k] == 1)
+		if (res[k] == 4) {
+			/* still EVICTING: region_drop_settle() ends it */
+			r->pages[idx[k]].flags |= PGF_DROPWAIT;
+			if (write[k])
+				wb_written(r, idx[k]);
+			continue;
+		}
+		if (res[k] == 5) {
+			STAT_ADD(r, vanished, 1);
+			to = PG_ABSENT;
+		} else if (res[k] == 1 || res[k] == 3)
 			to = PG_DIRTY;
 		else if (!evict || res[k] == 2)
-			/* a scan saw a write after our snapshot: DIRTY */
-			to = pg->flags & PGF_REDIRTY ? PG_DIRTY : PG_CLEAN;
+			to = PG_CLEAN;
 		else
 			to = PG_ABSENT;
-		pg->flags &= ~PGF_REDIRTY;
-		if (res[k] == 1) {
-			STAT_ADD(r, wb_errors, 1);
-			r->st.last_error = ret;
-			pd.st.last_error = ret;
-			/* let eviction pick clean pages for a while */
-			r->wb_fail_until = now_ns() + WB_FAIL_BACKOFF_NS;
-		} else if (write[k]) {
-			pg->flags |= PGF_FILEDATA;
-			STAT_ADD(r, writebacks, 1);
-			STAT_ADD(r, bytes_out, PAGE_SIZE);
-		}
-		if (to == PG_ABSENT) {
-			STAT_ADD(r, evictions, 1);
-			pg->flags &= ~PGF_REF;
-			if (dropped)
-				(*dropped)++;
-		}
-		pg_set(r, idx[k], to);
-		if (pg->flags & PGF_WAITERS) {
-			pg->flags &= ~PGF_WAITERS;
+		if (wb_end_page(r, idx[k], to, write[k],
+				res[k] == 1 ? werr : 0, dropped))
 			wake_idx[nwake++] = idx[k];
-		}
-		if (write[k] && ((idx[k] + 1) << PAGE_SHIFT) > r->file_size)
-			r->file_size = (idx[k] + 1) << PAGE_SHIFT;
 	}
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 
 	for (int k = 0; k < nwake; k++)
 		uffd_wake(r, wake_idx[k], 1);
+	if (late)
+		drop_register(c, r, pend, npend);
 	return ret;
+}
+
+/*
+ * Settle the @n pages of @r of a drop request the helper answered late,
+ * or never (the channel closed): all EVICTING with PGF_DROPWAIT, their
+ * data durable in the file, write-protected, so the helper either dropped
+ * a page or left it as the file has it.  The client's pagemap tells which.
+ * Called without pd.lock.
+ */
+void region_drop_settle(struct region *r, const uint64_t *idx, int n)
+{
+	uint64_t wake_idx[WB_BATCH];
+	bool gone[WB_BATCH];
+	int nwake = 0;
+
+	/* unreadable (mm gone): CLEAN; a refault would refill it anyway */
+	for (int k = 0; k < n && k < WB_BATCH; k++)
+		gone[k] = !client_has_page(r, idx[k]);
+	pthread_mutex_lock(&pd.lock);
+	for (int k = 0; k < n && k < WB_BATCH; k++) {
+		r->pages[idx[k]].flags &= ~PGF_DROPWAIT;
+		if (wb_end_page(r, idx[k], gone[k] ? PG_ABSENT : PG_CLEAN,
+				false, 0, NULL))
+			wake_idx[nwake++] = idx[k];
+	}
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake_idx[k], 1);
+}
+
+/*
+ * Busy in a way worth waiting for: pages waiting for a late drop answer
+ * hold no data the file lacks, and the answer may never come.
+ */
+bool pg_wait_busy(const struct page *pg)
+{
+	return pg_busy(pg) && !(pg->flags & PGF_DROPWAIT);
 }
 
 enum wb_mode { WB_SYNC, WB_EVICT };
@@ -793,7 +1101,7 @@ static int wb_round(struct region *r, uint64_t *cursor, uint64_t last,
 			dirty[n] = false;
 			idx[n++] = *cursor;
 			pg_set(r, *cursor, PG_EVICTING);
-		} else if (pg_busy(pg)) {
+		} else if (pg_wait_busy(pg)) {
 			/*
 			 * FILLING too: a write fault's page is installed
 			 * writable and its writer may run (and call sync)
@@ -842,7 +1150,7 @@ static int wb_range(struct region *r, uint64_t off, uint64_t len,
 			break;
 		pthread_mutex_lock(&pd.lock);
 		for (uint64_t i = first; i <= last; i++) {
-			if (pg_busy(&r->pages[i])) {
+			if (pg_wait_busy(&r->pages[i])) {
 				pthread_cond_wait(&pd.cond, &pd.lock);
 				i = first - 1;
 			}
@@ -854,7 +1162,6 @@ static int wb_range(struct region *r, uint64_t off, uint64_t len,
 
 int region_sync(struct region *r, uint64_t off, uint64_t len)
 {
-	struct pager_io *io = io_self();
 	struct stat st;
 	int ret, ret2;
 
@@ -869,7 +1176,8 @@ int region_sync(struct region *r, uint64_t off, uint64_t len)
 	if (!fstat(r->fd, &st) && (uint64_t)st.st_size < r->len &&
 	    ftruncate(r->fd, r->len) && !ret)
 		ret = -errno;
-	ret2 = io ? io_fsync(io, r->fd) : -ENOMEM;
+	/* a failure makes the pages written since the last good one DIRTY */
+	ret2 = region_fsync(r, false, NULL, 0);
 	if (!ret)
 		ret = ret2;
 	if (ret) {

@@ -165,6 +165,8 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 	c->dead = true;
 	pthread_mutex_unlock(&pd.lock);
 
+	/* a drop request never answered would keep its pages busy */
+	drop_abandon(c);
 	epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	if (c->uffd >= 0)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
@@ -439,7 +441,18 @@ static int do_range(struct conn *c, const struct pager_range_req *m)
 		r = get_region(c, m->addr, 0, true);
 		if (!r)
 			return -EINVAL;
+		/*
+		 * Write back first, and keep the region when that fails: the
+		 * client keeps its mapping on an error (libpager), so its
+		 * data stays reachable and the unmap can be retried once the
+		 * disk works again.  Released anyway, its faults would wait
+		 * for ever.
+		 */
+		ret = r->flags & PAGER_TEMPORARY ? 0 :
+		      region_sync(r, 0, r->len);
 		put_region(r);
+		if (ret)
+			return ret;
 		/* requests of one client are serialised: nobody else unmaps */
 		return region_release(r, !(r->flags & PAGER_TEMPORARY));
 	}

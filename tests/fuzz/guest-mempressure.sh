@@ -7,14 +7,14 @@
 # answering, nobody may be OOM-killed.  (dtrack-nlfuzz is not run here: it
 # destroys trackers by id, also those of 'dtrack sample'; scripts/
 # reliability.sh runs it in a small VM of its own.)
-# usage: guest-mempressure.sh SECONDS
-secs=${1:-20}
+# usage: guest-mempressure.sh SECONDS [LEAVE_MB]
+secs=${1:-20} leave=${2:-85}
 say() { echo "# guest-mempressure: $*"; }
 mem() { sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 say "MemTotal $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) kB, available $(mem) kB"
 # leave about 85 MB for the clients' files, pagerd's budget and the rest
 # (75 MB drove 6.1 into the OOM killer, which took pagerd)
-fill=$(( $(mem) / 1024 - 85 ))
+fill=$(( $(mem) / 1024 - leave ))
 [ $fill -gt 0 ] && dd if=/dev/zero of=/dev/shm/filler bs=1M count=$fill 2>/dev/null
 say "filler $fill MB, available now $(mem) kB"
 export PAGER_SOCKET=/tmp/mp.sock
@@ -39,7 +39,12 @@ while kill -0 $c1 2>/dev/null || kill -0 $c2 2>/dev/null; do
 		break
 	fi
 	a=$(mem)
-	[ "$a" -lt "$low" ] && low=$a
+	if [ "$a" -lt "$low" ]; then
+		low=$a
+		# where the memory is at the low point (6.1 needs more than 6.12)
+		lowinfo="$(grep -E '^(Shmem|AnonPages|PageTables|Slab|SUnreclaim|KernelStack):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+		lowpd="$(grep -E '^(VmRSS|VmHWM|RssAnon|RssFile|RssShmem):' /proc/$pd/status 2>/dev/null | tr -s ' \t' ' ' | tr '\n' ' ')"
+	fi
 	sleep 1
 done
 failures=0 verified=0
@@ -71,9 +76,11 @@ if dmesg | grep -q -E 'Out of memory|oom-kill'; then
 	dmesg | grep -E 'Killed process' | sed 's/^/#   /'
 fi
 kill -0 $pd 2>/dev/null || { failures=$((failures + 1)); say "pagerd died"; }
+say "pagerd oom_score_adj $(cat /proc/$pd/oom_score_adj 2>/dev/null), files $(du -sk /scratch/m1 /scratch/m2 2>/dev/null | tr -s '\t\n' '  ')"
 kill $pd
 wait $pd
 rm -f /dev/shm/filler
 say "lowest MemAvailable $low kB"
+say "at the low point: ${lowinfo:-} pagerd: ${lowpd:-}"
 echo "# MEMPRESSURE secs=$secs low_avail_kb=$low bytes_verified=$verified failures=$failures"
 [ $failures = 0 ]

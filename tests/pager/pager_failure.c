@@ -26,6 +26,7 @@ FIXTURE(fail) {
 	char sock[PATH_MAX + 16];
 	char file[PATH_MAX + 16];
 	char log[PATH_MAX + 16];
+	char failfs[PATH_MAX + 16];
 	char budget[32];
 	pid_t pagerd;
 	struct pager *p;
@@ -51,12 +52,16 @@ FIXTURE_SETUP(fail)
 	snprintf(self->sock, sizeof(self->sock), "%s/sock", self->dir);
 	snprintf(self->file, sizeof(self->file), "%s/backing", self->dir);
 	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
+	snprintf(self->failfs, sizeof(self->failfs), "%s/fail-fsync",
+		 self->dir);
 	self->len = pt_region_mb() << 20;
 	snprintf(self->budget, sizeof(self->budget), "%zuK",
 		 (self->len / 4) >> 10);
 	self->model = malloc(self->len);
 	ASSERT_NE(NULL, self->model);
-	self->pagerd = pt_start_pagerd(self->sock, self->budget, self->log);
+	/* fsyncs fail while self->failfs exists (fsync_eio) */
+	self->pagerd = pt_start_pagerd_fail(self->sock, self->budget,
+					    self->log, self->failfs);
 	ASSERT_LT(0, self->pagerd);
 	self->p = pager_connect(self->sock);
 	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
@@ -325,6 +330,77 @@ TEST_F_TIMEOUT(fail, enospc, 60)
 	ASSERT_EQ(-1, d);
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 	umount2(small, MNT_DETACH);
+}
+
+/*
+ * An I/O error that shows up at fsync (the pwrites went into the page
+ * cache; a real disk fails the kernel's write-back and reports EIO to the
+ * next fsync, once): every page written since the last good fsync must
+ * stay dirty, sync and evict report the error, eviction keeps the pages,
+ * and once fsync works again the next sync writes them again.  pagerd's
+ * --fail-fsync injects the failure (the host kernel has no dm-error; the
+ * EIO of a real device is tested in the VM by scripts/fuzz-pager-eio.sh).
+ */
+TEST_F_TIMEOUT(fail, fsync_eio, 60)
+{
+	size_t len = self->len / 2;	/* twice the budget */
+	size_t part = self->len / 8;	/* half the budget: stays resident */
+	uint64_t n = part / PT_PAGE, wb0;
+	struct pager_stats st;
+	unsigned char *mem;
+	long long d;
+	int fd, ret;
+
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	memset(self->model, 0, len);
+	fill_pattern(mem, self->model, len, 1);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+
+	/* the disk fails: writes land in the page cache, fsync says EIO */
+	fd = open(self->failfs, O_WRONLY | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	close(fd);
+	fill_pattern(mem, self->model, part, 2);
+	ret = pager_sync(self->p, mem, len);
+	ASSERT_EQ(-EIO, ret) TH_LOG("sync returned %d", ret);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_GT(st.wb_errors, 0);
+	EXPECT_EQ(-EIO, st.last_error);
+	/* written by that sync, not durable: dirty again */
+	EXPECT_GE(st.dirty, n) TH_LOG("%llu dirty, %llu written",
+				      (unsigned long long)st.dirty,
+				      (unsigned long long)n);
+	/* eviction must not drop them either */
+	ret = pager_evict(self->p, mem, part);
+	EXPECT_EQ(-EIO, ret) TH_LOG("evict returned %d", ret);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_GE(st.resident, n);
+	EXPECT_GE(st.dirty, n);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld", d);
+
+	/* unmap fails too, and keeps the region: still paged, intact */
+	ret = pager_unmap(self->p, mem);
+	EXPECT_EQ(-EIO, ret) TH_LOG("unmap returned %d", ret);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld after unmap", d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+
+	/* repaired: the next sync writes the pages again */
+	wb0 = st.writebacks;
+	ASSERT_EQ(0, unlink(self->failfs));
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_GE(st.writebacks - wb0, n) TH_LOG("%llu written again",
+		(unsigned long long)(st.writebacks - wb0));
+	EXPECT_EQ(0, st.dirty);
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
 /* A raw protocol connection. */

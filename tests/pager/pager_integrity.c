@@ -462,6 +462,54 @@ TEST_F_TIMEOUT(pager, page_dropped_by_app, 30)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+/*
+ * A dirty page the application drops itself before a sync: write-back
+ * finds it gone (reading it through /proc/PID/mem fails with EIO).  That
+ * is no I/O error: sync succeeds, the other dirty pages reach the file,
+ * and the dropped page reads as the file has it (private; a shared page
+ * punched with MADV_REMOVE reads as zeros or as the file).
+ */
+TEST_F_TIMEOUT(pager, dirty_page_dropped_by_app, 30)
+{
+	size_t len = 64 * PT_PAGE;
+	unsigned char *mem, *old;
+	long long d;
+	int ret;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 13));
+	old = malloc(PT_PAGE);
+	ASSERT_NE(NULL, old);
+	memcpy(old, self->model + 5 * PT_PAGE, PT_PAGE);
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(0, memcmp(mem, self->model, len));
+	for (int i = 4; i < 8; i++) {
+		memset(mem + i * PT_PAGE, 0x40 + i, 100);
+		memset(self->model + i * PT_PAGE, 0x40 + i, 100);
+	}
+	ASSERT_EQ(0, madvise(mem + 5 * PT_PAGE, PT_PAGE,
+			     variant->flags ? MADV_REMOVE : MADV_DONTNEED));
+	ret = pager_sync(self->p, mem, len);
+	ASSERT_EQ(0, ret) TH_LOG("sync returned %d (%s)", ret, strerror(-ret));
+	if (variant->flags) {
+		/* the hole reads as zeros: whatever pagerd wrote for it */
+		int fd = open(self->file, O_RDONLY | O_CLOEXEC);
+
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(PT_PAGE, pread(fd, self->model + 5 * PT_PAGE,
+					 PT_PAGE, 5 * PT_PAGE));
+		close(fd);
+	} else {
+		memcpy(self->model + 5 * PT_PAGE, old, PT_PAGE);
+	}
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs at %lld", d);
+	free(old);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 /* Sequential faults grow a readahead window: far fewer faults than pages. */
 TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 {

@@ -141,9 +141,12 @@ static inline int pt_can_connect(const char *path)
 /*
  * Start pagerd on @sock with @budget ("2M"); returns its pid once it
  * accepts connections, or -1.  It dies with the test (PDEATHSIG).
+ * @fail_fsync: pagerd's --fail-fsync (its fsyncs fail while that file
+ * exists), or NULL.
  */
-static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
-				    const char *logpath)
+static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
+					 const char *logpath,
+					 const char *fail_fsync)
 {
 	const char *bin = pt_pagerd_path();
 	const char *threads = getenv("PAGER_TEST_THREADS");
@@ -171,9 +174,15 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 			dup2(fd, 1);
 		}
 		/* short client timeout: the hostile-client tests wait for it */
-		execlp(bin, bin, "--socket", sock, "--budget", budget,
-		       "--threads", threads, "--client-timeout", tmo,
-		       "--wp-mode", wp_mode, "-v", (char *)NULL);
+		if (fail_fsync)
+			execlp(bin, bin, "--socket", sock, "--budget", budget,
+			       "--threads", threads, "--client-timeout", tmo,
+			       "--wp-mode", wp_mode, "--fail-fsync", fail_fsync,
+			       "-v", (char *)NULL);
+		else
+			execlp(bin, bin, "--socket", sock, "--budget", budget,
+			       "--threads", threads, "--client-timeout", tmo,
+			       "--wp-mode", wp_mode, "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
@@ -188,6 +197,12 @@ static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
+				    const char *logpath)
+{
+	return pt_start_pagerd_fail(sock, budget, logpath, NULL);
 }
 
 /*
