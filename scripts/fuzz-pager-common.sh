@@ -20,22 +20,24 @@ fuzz_opts() {
 }
 
 # fuzz_setup NAME: $bin (pagerd, pager-stress), $work (removed at exit),
-# PAGER_SOCKET in $work.  At exit, $pagerd_pid and $cpid are killed and
-# fuzz_cleanup_hook runs when the caller defines it.
+# PAGER_SOCKET in $work.  At exit, $pagerd_pid, $cpid and the pids in the
+# cpids array are killed, then fuzz_cleanup_hook runs if the caller has one.
 fuzz_setup() {
 	bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
 	[ -x "$bin/pager-stress" ] && [ -x "$bin/pagerd" ] || die "build first (make)"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
 	export PAGER_SOCKET=$work/sock
 	pagerd_pid= cpid=
+	cpids=()
 	failures=0
 	trap fuzz_cleanup EXIT
 }
 
 fuzz_cleanup() {
 	{
-		[ -n "$cpid" ] && kill -9 "$cpid"
-		[ -n "$pagerd_pid" ] && kill -9 "$pagerd_pid"
+		for p in "$cpid" "${cpids[@]}" "$pagerd_pid"; do
+			[ -n "$p" ] && kill -9 "$p"
+		done
 		wait
 		if declare -F fuzz_cleanup_hook >/dev/null; then fuzz_cleanup_hook; fi
 	} 2>/dev/null

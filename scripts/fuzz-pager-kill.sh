@@ -10,47 +10,21 @@
 # Prints '# KILL-PAGERD cycles=N rounds=N client_runs=N bytes_verified=N
 # failures=N'; exit status 1 on any failure.
 set -uo pipefail
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/fuzz-pager-common.sh"
 
 cycles=100 clients=3 size=4 budget=4M round=3
-while [ $# -gt 0 ]; do
-	case $1 in
-	--cycles) cycles=$2; shift ;;
-	--clients) clients=$2; shift ;;
-	--size) size=$2; shift ;;
-	--budget) budget=$2; shift ;;
-	--round) round=$2; shift ;;
-	*) die "unknown option $1" ;;
-	esac
-	shift
-done
-bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
-[ -x "$bin/pager-stress" ] && [ -x "$bin/pagerd" ] || die "build first (make)"
-work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-pager-kill.XXXXXX")
-sock=$work/sock
-pagerd_pid=
-cleanup() {
-	{
-		[ -n "$pagerd_pid" ] && kill -9 "$pagerd_pid"
-		for p in "${cpids[@]:-}"; do [ -n "$p" ] && kill -9 "$p"; done
-		wait
-	} 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-export PAGER_SOCKET=$sock
+fuzz_opts "cycles clients size budget round" "$@"
+fuzz_setup fuzz-pager-kill
+sock=$PAGER_SOCKET
 
-start_pagerd() {
-	# shellcheck disable=SC2086
-	"$bin/pagerd" --socket "$sock" --budget "$budget" ${PAGERD_ARGS:-} >>"$work/pagerd.log" 2>&1 &
-	pagerd_pid=$!
-}
+# shellcheck disable=SC2086
+run_pagerd() { start_pagerd --budget "$budget" ${PAGERD_ARGS:-}; }
 
 # random integer in [0, $1)
 r() { echo $((RANDOM % $1)); }
 
 kills=0 rounds=0 runs=0 verified=0 failures=0
-start_pagerd
+run_pagerd
 while [ $kills -lt "$cycles" ]; do
 	rounds=$((rounds + 1))
 	cpids=()
@@ -89,13 +63,13 @@ while [ $kills -lt "$cycles" ]; do
 		kills=$((kills + 1))
 		# sometimes leave the clients without a pagerd for a while
 		[ $(r 4) = 0 ] && sleep "0.$(printf %03d $(r 200))"
-		start_pagerd
+		run_pagerd
 	done
 	for i in "${!cpids[@]}"; do
 		wait "${cpids[$i]}"
 		rc=$?
 		runs=$((runs + 1))
-		n=$(sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p' "$work/c$((i + 1)).log")
+		n=$(field bytes_verified "$(cat "$work/c$((i + 1)).log")")
 		verified=$((verified + ${n:-0}))
 		if [ $rc -ne 0 ]; then
 			failures=$((failures + 1))

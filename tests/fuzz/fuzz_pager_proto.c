@@ -300,12 +300,23 @@ static void drain_replies(int sock)
 		;
 }
 
+/* The scratch directory goes with the fuzzer: runs would pile them up. */
+static void remove_tmpdir(void)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/rw", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fuzz-pager-proto.%d", getpid());
 	mkdir(tmpdir, 0700);
+	atexit(remove_tmpdir);
 	pthread_mutex_init(&pd.lock, NULL);
 	pthread_cond_init(&pd.cond, NULL);
 	list_init(&pd.regions);
