@@ -11,15 +11,18 @@
  * PGF_WAITERS and the busy operation wakes the range when it ends.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <linux/userfaultfd.h>
 
 #include "pagerd.h"
 
 #define FAULT_BATCH	64
 #define READ_CHUNK	16	/* pages per io_uring read: several in flight */
+#define RA_CHUNK	64	/* pages per UFFDIO_COPY step of a mapped fill */
 
 enum { FILL_OK, FILL_EXISTS, FILL_FAILED };
 
@@ -62,6 +65,198 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 }
 
 /*
+ * The backing file mapped read-only into pagerd, so that UFFDIO_COPY can
+ * take a whole run straight from the page cache: one copy per page instead
+ * of two (read into a buffer, copy from it) and one ioctl per run instead
+ * of a read per 16 pages.  Created on the first multi-page fill, unmapped
+ * with the region (region_release).  NULL: not mappable, use the buffer.
+ */
+static void *region_fmap(struct region *r)
+{
+	void *m = __atomic_load_n(&r->fmap, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (m)
+		return m == MAP_FAILED ? NULL : m;
+	m = mmap(NULL, r->len, PROT_READ, MAP_SHARED, r->fd, 0);
+	if (!__atomic_compare_exchange_n(&r->fmap, &none, m, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (m != MAP_FAILED)
+			munmap(m, r->len);
+		m = none;
+	}
+	return m == MAP_FAILED ? NULL : m;
+}
+
+void fault_region_exit(struct region *r)
+{
+	if (r->fmap && r->fmap != MAP_FAILED)
+		munmap(r->fmap, r->len);
+	r->fmap = NULL;
+}
+
+/* A read-only anonymous range: reads map the shared zero page, no RSS. */
+static const char *zero_src(void)
+{
+	static void *z;
+	void *m = __atomic_load_n(&z, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (m)
+		return m;
+	m = mmap(NULL, RA_CHUNK << PAGE_SHIFT, PROT_READ,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&z, &none, m, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		munmap(m, RA_CHUNK << PAGE_SHIFT);
+		m = none;
+	}
+	return m;
+}
+
+static bool page_has_data(struct region *r, uint64_t i)
+{
+	return (r->pages[i].flags & PGF_FILEDATA) &&
+	       (i << PAGE_SHIFT) < r->file_size;
+}
+
+/*
+ * Read pages [idx, idx+n) (n <= RA_MAX) into the worker's buffer: data
+ * runs with io_uring, several requests in flight; holes need no I/O.  A
+ * lone page is read with a plain pread: no ring round trip on the path
+ * of a random fault.  Returns 0 or -errno.
+ */
+static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
+		      uint64_t n)
+{
+	struct io_req reqs[RA_MAX];
+	uint64_t bytes = 0;
+	int nreq = 0, ret = 0;
+	char *buf = io->buf;
+
+	if (n == 1 && page_has_data(r, idx)) {
+		ssize_t got = pread(r->fd, buf, PAGE_SIZE, idx << PAGE_SHIFT);
+
+		if (got < 0)
+			return -errno;
+		if (got < (ssize_t)PAGE_SIZE)	/* EOF */
+			memset(buf + got, 0, PAGE_SIZE - got);
+		STAT_ADD(r, bytes_in, got);
+		return 0;
+	}
+	for (uint64_t k = 0; k < n; k++) {
+		char *p = buf + (k << PAGE_SHIFT);
+		uint64_t off = (idx + k) << PAGE_SHIFT;
+
+		if (!page_has_data(r, idx + k)) {
+			memset(p, 0, PAGE_SIZE);
+			continue;
+		}
+		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
+		    reqs[nreq - 1].len < READ_CHUNK * PAGE_SIZE) {
+			reqs[nreq - 1].len += PAGE_SIZE;
+			continue;
+		}
+		reqs[nreq++] = (struct io_req){ .op = IO_READ, .fd = r->fd,
+						 .buf = p, .len = PAGE_SIZE,
+						 .off = off };
+	}
+	if (nreq)
+		ret = io_run(io, reqs, nreq);
+	if (ret)
+		return ret;
+	for (int q = 0; q < nreq; q++) {
+		bytes += reqs[q].res;
+		if ((size_t)reqs[q].res < reqs[q].len)	/* EOF */
+			memset((char *)reqs[q].buf + reqs[q].res, 0,
+			       reqs[q].len - reqs[q].res);
+	}
+	STAT_ADD(r, bytes_in, bytes);
+	return 0;
+}
+
+/*
+ * Install [idx, idx+n) through the buffer, RA_MAX pages at a time; the
+ * faulting page @idx goes in writable if @wfirst.  Returns 0 or -errno
+ * (res[] is FILL_FAILED for what was not installed).
+ */
+static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
+			 uint64_t n, bool wfirst, uint8_t *res)
+{
+	for (uint64_t done = 0; done < n; ) {
+		uint64_t m = MIN(n - done, (uint64_t)RA_MAX);
+		int ret = read_pages(r, io, idx + done, m);
+
+		if (ret) {
+			memset(res + done, FILL_FAILED, n - done);
+			return ret;
+		}
+		if (!done && wfirst) {
+			copy_pages(r, idx, 1, io->buf, false, res);
+			if (m > 1)
+				copy_pages(r, idx + 1, m - 1,
+					   io->buf + PAGE_SIZE, true, res + 1);
+		} else {
+			copy_pages(r, idx + done, m, io->buf, true, res + done);
+		}
+		done += m;
+	}
+	return 0;
+}
+
+/*
+ * Install [idx, idx+n) straight from the file mapping, one UFFDIO_COPY per
+ * run of data pages or of zero pages (holes, past EOF), RA_CHUNK pages at
+ * a time.  The faulting page's chunk comes first, so its thread runs again
+ * (UFFDIO_COPY wakes it) while the rest of the window is installed; the
+ * page cache is asked to read the whole window ahead before the first
+ * copy so that disk reads overlap the copying.  Pages the mapping could
+ * not supply (file truncated behind pagerd's back: EFAULT) are left
+ * FILL_FAILED for the buffered path, which reads zeros past EOF.
+ */
+static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
+			uint64_t n, bool wfirst, uint8_t *res)
+{
+	const char *zero = zero_src();
+	uint64_t bytes = 0;
+
+	/* no-op for cached pages; starts the I/O of cold ones */
+	posix_fadvise(r->fd, idx << PAGE_SHIFT, n << PAGE_SHIFT,
+		      POSIX_FADV_WILLNEED);
+	for (uint64_t c = 0; c < n; c += RA_CHUNK) {
+		uint64_t ce = MIN(n, c + RA_CHUNK);
+
+		for (uint64_t k = c; k < ce; ) {
+			bool data = page_has_data(r, idx + k);
+			uint64_t e = k + 1;
+			const char *src;
+
+			/* the faulting page of a write fault goes alone */
+			if (!(k == 0 && wfirst))
+				while (e < ce && page_has_data(r, idx + e) == data)
+					e++;
+			if (data) {
+				src = fmap + ((idx + k) << PAGE_SHIFT);
+				bytes += (e - k) << PAGE_SHIFT;
+			} else if (zero) {
+				src = zero;
+			} else {
+				memset(res + k, FILL_FAILED, e - k);
+				k = e;
+				continue;
+			}
+			copy_pages(r, idx + k, e - k, (char *)src,
+				   !(k == 0 && wfirst), res + k);
+			k = e;
+		}
+	}
+	/* pagerd's own PTEs of the window: not kept, they are not metadata */
+	madvise((char *)fmap + (idx << PAGE_SHIFT), n << PAGE_SHIFT,
+		MADV_DONTNEED);
+	STAT_ADD(r, bytes_in, bytes);
+}
+
+/*
  * Fill up to @want absent pages from @idx on.  Returns the number of pages
  * handled, 0 if page @idx was not absent, or -errno.  The caller holds a
  * reference on r (r->ops).
@@ -70,25 +265,32 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch)
 {
 	struct pager_io *io = io_self();
-	struct io_req reqs[RA_MAX];
-	uint8_t res[RA_MAX];
-	uint64_t wake[RA_MAX];
+	uint8_t res[RA_MAX_MAP];
+	uint64_t wake[RA_MAX_MAP];
+	const char *fmap = NULL;
+	bool wfirst = write && !prefetch;
+	unsigned int max = RA_MAX;
 	uint64_t n;
-	int nreq = 0, nwake = 0, ret = 0;
-	char *buf;
+	int nwake = 0, ret = 0;
 
 	if (!io)
 		return -ENOMEM;
-	buf = io->buf;
-	want = MIN(want, RA_MAX);
+	/* big windows only where no buffer is needed for them */
+	if (want > 1 && (fmap = region_fmap(r)))
+		max = RA_MAX_MAP;
+	want = MIN(want, max);
 	pthread_mutex_lock(&pd.lock);
 	if (!prefetch) {
-		/* sequential faults double the readahead window */
+		/*
+		 * Sequential faults double the readahead window: up to
+		 * RA_MAX_MAP pages (4 MiB) once a stream is established, so
+		 * that the fault round trip is paid once per window.
+		 */
 		if (idx == r->ra_next && idx)
-			r->ra_win = MIN(r->ra_win * 2, RA_MAX);
+			r->ra_win = MIN(r->ra_win * 2, max);
 		else
 			r->ra_win = 1;
-		want = r->ra_win;
+		want = MIN(r->ra_win, want);
 	}
 	for (;;) {
 		if (r->dying || r->pages[idx].state != PG_ABSENT) {
@@ -109,61 +311,34 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		r->ra_next = idx + n;
 	pthread_mutex_unlock(&pd.lock);
 
-	/* read data runs, several requests in flight; holes need no I/O */
-	for (uint64_t k = 0; k < n; k++) {
-		char *p = buf + (k << PAGE_SHIFT);
-		uint64_t off = (idx + k) << PAGE_SHIFT;
+	if (n > 1 && fmap) {
+		fill_mapped(r, fmap, idx, n, wfirst, res);
+		/* what the mapping could not supply goes through a read */
+		for (uint64_t k = 0; k < n && !ret; ) {
+			uint64_t e = k + 1;
 
-		if (!(r->pages[idx + k].flags & PGF_FILEDATA) ||
-		    off >= r->file_size) {
-			memset(p, 0, PAGE_SIZE);
-			continue;
+			if (res[k] != FILL_FAILED) {
+				k++;
+				continue;
+			}
+			while (e < n && res[e] == FILL_FAILED)
+				e++;
+			ret = fill_buffered(r, io, idx + k, e - k,
+					    wfirst && !k, res + k);
+			k = e;
 		}
-		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
-		    reqs[nreq - 1].len < READ_CHUNK * PAGE_SIZE) {
-			reqs[nreq - 1].len += PAGE_SIZE;
-			continue;
-		}
-		reqs[nreq++] = (struct io_req){ .op = IO_READ, .fd = r->fd,
-						 .buf = p, .len = PAGE_SIZE,
-						 .off = off };
-	}
-	if (nreq)
-		ret = io_run(io, reqs, nreq);
-	if (ret) {
-		for (uint64_t k = 0; k < n; k++)
-			res[k] = FILL_FAILED;
 	} else {
-		uint64_t bytes = 0;
-
-		for (int q = 0; q < nreq; q++) {
-			bytes += reqs[q].res;
-			if ((size_t)reqs[q].res < reqs[q].len)	/* EOF */
-				memset((char *)reqs[q].buf + reqs[q].res, 0,
-				       reqs[q].len - reqs[q].res);
-		}
-		STAT_ADD(r, bytes_in, bytes);
-		if (write && !prefetch) {
-			/* the faulting page goes in writable: it is dirty */
-			copy_pages(r, idx, 1, buf, false, res);
-			if (n > 1)
-				copy_pages(r, idx + 1, n - 1, buf + PAGE_SIZE,
-					   true, res + 1);
-		} else {
-			copy_pages(r, idx, n, buf, true, res);
-		}
+		ret = fill_buffered(r, io, idx, n, wfirst, res);
 	}
 
 	pthread_mutex_lock(&pd.lock);
 	for (uint64_t k = 0; k < n; k++) {
 		struct page *pg = &r->pages[idx + k];
-		bool data = (pg->flags & PGF_FILEDATA) &&
-			    ((idx + k) << PAGE_SHIFT) < r->file_size;
+		bool data = page_has_data(r, idx + k);
 
 		if (res[k] == FILL_FAILED) {
 			pg_set(r, idx + k, PG_ABSENT);
-		} else if (res[k] == FILL_EXISTS || (k == 0 && write &&
-						      !prefetch)) {
+		} else if (res[k] == FILL_EXISTS || (k == 0 && wfirst)) {
 			pg_set(r, idx + k, PG_DIRTY);
 		} else if (pg->flags & PGF_REDIRTY) {
 			/* a scan saw it written while it was being filled */
@@ -272,7 +447,7 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 		switch (pg->state) {
 		case PG_ABSENT:
 			pthread_mutex_unlock(&pd.lock);
-			fill_pages(r, idx, RA_MAX,
+			fill_pages(r, idx, RA_MAX_MAP,
 				   flags & UFFD_PAGEFAULT_FLAG_WRITE, false);
 			pthread_mutex_lock(&pd.lock);
 			break;

@@ -25,7 +25,8 @@
 
 #define PAGE_SHIFT	12
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
-#define RA_MAX		64	/* readahead window limit, pages */
+#define RA_MAX		64	/* readahead window through a buffer, pages */
+#define RA_MAX_MAP	1024	/* window copied from the file mapping */
 #define WB_BATCH	256	/* pages per write-back round */
 #define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
@@ -69,6 +70,7 @@ struct region {
 	uint64_t addr, len, npages;
 	uint32_t flags;		/* PAGER_SHARED, PAGER_TEMPORARY */
 	int fd;			/* backing file */
+	void *fmap;		/* fd mapped read-only, fault.c (lazily) */
 	int memfd;		/* shmem object of PAGER_SHARED, else -1 */
 	int uffd;		/* the conn's uffd this region is registered on */
 	bool async;		/* WP_ASYNC: dirtiness from PAGEMAP_SCAN */
@@ -226,6 +228,7 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch);
+void fault_region_exit(struct region *r);
 
 /* evict.c: replacement policy and budget */
 int evict_some(uint64_t want);

@@ -306,6 +306,7 @@ int region_release(struct region *r, bool writeback)
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 
+	fault_region_exit(r);
 	close(r->fd);
 	if (r->memfd >= 0)
 		close(r->memfd);
