@@ -145,6 +145,8 @@ int budget_reserve(struct region *r, uint64_t *n)
 		int got;
 
 		pthread_mutex_unlock(&pd.lock);
+		/* others may serve the uffd while this waits for a client */
+		fault_rearm();
 		got = evict_some(MAX(deficit, 16));
 		pthread_mutex_lock(&pd.lock);
 		if (got)

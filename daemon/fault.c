@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -311,6 +312,8 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		r->ra_next = idx + n;
 	pthread_mutex_unlock(&pd.lock);
 
+	if (n > 1)
+		fault_rearm();	/* a window takes a while: let others serve */
 	if (n > 1 && fmap) {
 		fill_mapped(r, fmap, idx, n, wfirst, res);
 		/* what the mapping could not supply goes through a read */
@@ -491,21 +494,91 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 	pthread_mutex_unlock(&pd.lock);
 }
 
-/* A client's uffd is readable: handle one batch of messages. */
-void fault_event(struct conn *c, int uffd)
+/*
+ * The uffd a polling worker holds unarmed in epoll (see fault_event()):
+ * re-armed before anything that may take long, so that other workers
+ * serve the client's other faults meanwhile.
+ */
+static __thread struct {
+	int uffd;
+	struct evsrc *es;
+} unarmed = { -1, NULL };
+
+void fault_rearm(void)
+{
+	if (unarmed.es) {
+		server_rearm(unarmed.uffd, unarmed.es);
+		unarmed.es = NULL;
+	}
+}
+
+/*
+ * A client's uffd is readable: handle its messages.  A fault handed to a
+ * worker asleep in epoll costs a wake-up, tens of microseconds when it
+ * sleeps on the other CPU, which is more than resolving a cached page
+ * takes.  So while faults keep coming, one worker per connection keeps
+ * polling the uffd for --spin-us (50 us) after the last message before it
+ * goes back to sleep, yielding the CPU between polls so that a faulting
+ * thread woken on the same CPU runs at once.  A poll that found nothing
+ * makes the next one short (an eighth), so an idle or slow client costs
+ * little CPU.
+ *
+ * The polling worker leaves the uffd unarmed in epoll (it is one-shot),
+ * else every fault would also wake a sleeping worker, which is the very
+ * cost polling avoids.  It re-arms it when it stops, when a batch holds
+ * several faults (several threads fault: serve them in parallel), and
+ * before a fill that reads a window or has to evict (fault_rearm()).
+ */
+void fault_event(struct conn *c, int uffd, struct evsrc *es)
 {
 	struct uffd_msg msgs[FAULT_BATCH];
-	uint64_t t0 = now_ns();
-	ssize_t got;
+	bool spinner = pd.spin_ns &&
+		!__atomic_exchange_n(&c->spinning, 1, __ATOMIC_ACQUIRE);
+	uint64_t limit = pd.spin_ns, last = now_ns();
+	bool handled = false;
 
-	got = read(uffd, msgs, sizeof(msgs));
-	if (got <= 0)
-		return;
-	for (ssize_t i = 0; i < got / (ssize_t)sizeof(msgs[0]); i++) {
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+	if (!spinner) {
+		server_rearm(uffd, es);
+		limit = 0;
+	} else {
+		unarmed.uffd = uffd;
+		unarmed.es = es;
+		if (c->spin_missed)
+			limit /= 8;
+	}
+	for (;;) {
+		uint64_t t0 = now_ns();
+		ssize_t got = read(uffd, msgs, sizeof(msgs));
+		ssize_t nmsg;
+
+		if (got <= 0) {
+			if (!spinner || !handled || errno != EAGAIN ||
+			    t0 - last > limit)
+				break;
+			sched_yield();
 			continue;
-		handle_fault(c, msgs[i].arg.pagefault.address &
-				~(PAGE_SIZE - 1),
-			     msgs[i].arg.pagefault.flags, t0);
+		}
+		nmsg = got / (ssize_t)sizeof(msgs[0]);
+		if (nmsg > 1)
+			fault_rearm();
+		if (handled && spinner)
+			c->spin_missed = false;	/* the poll paid off */
+		for (ssize_t i = 0; i < nmsg; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			handle_fault(c, msgs[i].arg.pagefault.address &
+					~(PAGE_SIZE - 1),
+				     msgs[i].arg.pagefault.flags, t0);
+		}
+		handled = true;
+		last = now_ns();
+		if (!spinner)
+			break;
+	}
+	if (spinner) {
+		fault_rearm();
+		if (handled && now_ns() - last > limit)
+			c->spin_missed = true;
+		__atomic_store_n(&c->spinning, 0, __ATOMIC_RELEASE);
 	}
 }

@@ -176,7 +176,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]"
-		" [-v]\n"
+		" [--spin-us US] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -189,6 +189,7 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "client-timeout", required_argument, NULL, 'T' },
 		{ "wp-mode", required_argument, NULL, 'W' },
+		{ "spin-us", required_argument, NULL, 'P' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -203,7 +204,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 
 	pd.client_timeout_ms = 10000;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:Sjvh", opts, NULL)) != -1) {
+	pd.spin_ns = 50 * 1000;
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:P:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -221,6 +223,11 @@ int main(int argc, char **argv)
 			pd.client_timeout_ms = atoi(optarg);
 			if (pd.client_timeout_ms < 1)
 				usage();
+			break;
+		case 'P':
+			if (atoi(optarg) < 0 || atoi(optarg) > 10000)
+				usage();
+			pd.spin_ns = atoi(optarg) * 1000ULL;
 			break;
 		case 'W':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "async") &&

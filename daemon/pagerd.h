@@ -106,6 +106,8 @@ struct conn {
 	bool hello;
 	bool unresponsive;	/* did not answer a drop request */
 	bool sock_armed;
+	int spinning;		/* a worker polls the uffd (fault.c) */
+	bool spin_missed;	/* the last poll found nothing: probe briefly */
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	bool released;		/* teardown finished: regions flushed */
@@ -132,6 +134,7 @@ struct pagerd {
 	const char *socket_path;
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
+	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
@@ -223,7 +226,8 @@ void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 
 /* fault.c: fault loop */
-void fault_event(struct conn *c, int uffd);
+void fault_event(struct conn *c, int uffd, struct evsrc *es);
+void fault_rearm(void);
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
@@ -241,6 +245,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 /* server.c: client protocol */
 int server_init(const char *path);
 void *server_worker(void *arg);
+void server_rearm(int fd, struct evsrc *s);
 void server_flush_all(void);
 
 /* stats.c */

@@ -152,10 +152,11 @@ int stats_format(char *buf, size_t len, bool json)
 	return snprintf(buf, len, json ? "{}" : "stats\n");
 }
 
-void fault_event(struct conn *c, int uffd)
+void fault_event(struct conn *c, int uffd, struct evsrc *es)
 {
 	(void)c;
 	(void)uffd;
+	(void)es;
 }
 
 int region_scan_written(struct region *r, uint64_t first, uint64_t last)
