@@ -2,12 +2,14 @@
 /*
  * evict.c - replacement policy (CLOCK) and the global resident budget.
  *
- * Policy: CLOCK (second chance) over all regions' resident pages in one
- * circular order.  The reference bit is set by the events pagerd sees for a
- * page: the fault that brings it in, the first write to it (WP fault), an
- * explicit prefetch.  Readahead pages start unreferenced, so a wrong
- * readahead guess is the first to go.  The hand clears reference bits as it
- * passes; an unreferenced CLEAN or DIRTY page is a victim.  Victims are
+ * Policy: CLOCK over all regions' resident pages in one circular order,
+ * with refault counts (clock_filled()).  The reference bit is set by the
+ * events pagerd sees for a page: a fault that brings it in again after an
+ * eviction, the first write to it (WP fault), an explicit prefetch.
+ * First-time and readahead pages start unreferenced, so a wrong readahead
+ * guess or a one-off page is the first to go; refaulted pages also get
+ * extra laps.  The hand clears a reference bit, else uses up a lap, as it
+ * passes; an unreferenced CLEAN or DIRTY page without laps is a victim.  Victims are
  * evicted in batches: write-protected, written back when dirty, dropped from
  * the client (evict channel for private memory, hole punching in the memfd
  * for shared memory).
@@ -24,6 +26,38 @@ struct victim {
 	uint64_t idx;
 	bool dirty;
 };
+
+/*
+ * A page was installed (pd.lock held).  @demand: the faulting page itself,
+ * not readahead; @prefetch: asked for by the client.
+ *
+ * Userfaultfd never reports hits, so the only evidence that a page is hot
+ * is that it faults again after it was evicted.  Each demand fault raises
+ * the page's heat (0-3, kept in its flags while it is absent: no extra
+ * metadata).  A page faulting for the first time comes in on probation,
+ * like a readahead page: no reference bit, so it leaves at the hand's
+ * next pass unless it is written meanwhile; one-off pages (a scan, the
+ * long cold tail of a skewed workload) thus cannot push out pages that
+ * keep coming back.  A page that faults again comes in referenced and
+ * with heat - 1 extra laps of the hand; the laps run out unless it faults
+ * yet again, so the protection ages (2Q/CLOCK-Pro in spirit, with refault
+ * counts in place of ghost lists).
+ */
+void clock_filled(struct page *pg, bool demand, bool prefetch)
+{
+	unsigned int heat = (pg->flags & PGF_HEAT) >> PGF_HEAT_SHIFT;
+
+	pg->flags &= ~(PGF_REF | PGF_LAPS);
+	if (prefetch)
+		pg->flags |= PGF_REF;
+	if (!demand)
+		return;
+	if (heat < 3)
+		heat++;
+	pg->flags = (pg->flags & ~PGF_HEAT) | heat << PGF_HEAT_SHIFT;
+	if (heat > 1)
+		pg->flags |= PGF_REF | (heat - 1) << PGF_LAPS_SHIFT;
+}
 
 void clock_forget(struct region *r)
 {
@@ -83,6 +117,8 @@ static int clock_pick(struct victim *v, int want)
 					       now >= r->wb_fail_until))) {
 			if (pg->flags & PGF_REF) {
 				pg->flags &= ~PGF_REF;
+			} else if (pg->flags & PGF_LAPS) {
+				pg->flags -= 1 << PGF_LAPS_SHIFT;
 			} else {
 				v[n].r = r;
 				v[n].idx = i;

@@ -358,8 +358,8 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 			if (k)
 				STAT_ADD(r, readahead, 1);
 		}
-		if (k == 0 || prefetch)
-			pg->flags |= PGF_REF;
+		if (res[k] != FILL_FAILED)
+			clock_filled(pg, k == 0 && !prefetch, prefetch);
 		if (pg->flags & PGF_WAITERS) {
 			pg->flags &= ~PGF_WAITERS;
 			wake[nwake++] = idx + k;

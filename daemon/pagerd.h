@@ -50,6 +50,12 @@ enum pg_state {
 #define PGF_WAITERS	0x02	/* a fault arrived while busy: wake at end */
 #define PGF_FILEDATA	0x04	/* file has data blocks here (else hole/EOF) */
 #define PGF_REDIRTY	0x08	/* async WP: written while busy, end DIRTY */
+/* evict.c: demand faults of the page so far, 0-3, kept while absent */
+#define PGF_HEAT_SHIFT	4
+#define PGF_HEAT	(3 << PGF_HEAT_SHIFT)
+/* evict.c: laps of the CLOCK hand the page survives beyond PGF_REF */
+#define PGF_LAPS_SHIFT	6
+#define PGF_LAPS	(3 << PGF_LAPS_SHIFT)
 
 struct page {
 	uint8_t state;
@@ -238,6 +244,7 @@ void fault_region_exit(struct region *r);
 int evict_some(uint64_t want);
 int budget_reserve(struct region *r, uint64_t *n);
 void clock_forget(struct region *r);
+void clock_filled(struct page *pg, bool demand, bool prefetch);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
