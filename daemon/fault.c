@@ -178,28 +178,28 @@ static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
 
 /*
  * Install [idx, idx+n) through the buffer, RA_MAX pages at a time; the
- * faulting page @idx goes in writable if @wfirst.  Returns 0 or -errno
- * (res[] is FILL_FAILED for what was not installed).
+ * first @nwr pages go in writable.  Returns 0 or -errno (res[] is
+ * FILL_FAILED for what was not installed).
  */
 static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
-			 uint64_t n, bool wfirst, uint8_t *res)
+			 uint64_t n, uint64_t nwr, uint8_t *res)
 {
 	for (uint64_t done = 0; done < n; ) {
 		uint64_t m = MIN(n - done, (uint64_t)RA_MAX);
+		uint64_t w = nwr > done ? MIN(nwr - done, m) : 0;
 		int ret = read_pages(r, io, idx + done, m);
 
 		if (ret) {
 			memset(res + done, FILL_FAILED, n - done);
 			return ret;
 		}
-		if (!done && wfirst) {
-			copy_pages(r, idx, 1, io->buf, false, res);
-			if (m > 1)
-				copy_pages(r, idx + 1, m - 1,
-					   io->buf + PAGE_SIZE, true, res + 1);
-		} else {
-			copy_pages(r, idx + done, m, io->buf, true, res + done);
-		}
+		if (w)
+			copy_pages(r, idx + done, w, io->buf, false,
+				   res + done);
+		if (m > w)
+			copy_pages(r, idx + done + w, m - w,
+				   io->buf + (w << PAGE_SHIFT), true,
+				   res + done + w);
 		done += m;
 	}
 	return 0;
@@ -208,7 +208,7 @@ static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
 /*
  * Install [idx, idx+n) straight from the file mapping, one UFFDIO_COPY per
  * run of data pages or of zero pages (holes, past EOF), RA_CHUNK pages at
- * a time.  The faulting page's chunk comes first, so its thread runs again
+ * a time; the first @nwr pages go in writable.  The faulting page's chunk comes first, so its thread runs again
  * (UFFDIO_COPY wakes it) while the rest of the window is installed; the
  * page cache is asked to read the whole window ahead before the first
  * copy so that disk reads overlap the copying.  Pages the mapping could
@@ -216,7 +216,7 @@ static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
  * FILL_FAILED for the buffered path, which reads zeros past EOF.
  */
 static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
-			uint64_t n, bool wfirst, uint8_t *res)
+			uint64_t n, uint64_t nwr, uint8_t *res)
 {
 	const char *zero = zero_src();
 	uint64_t bytes = 0;
@@ -232,10 +232,10 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 			uint64_t e = k + 1;
 			const char *src;
 
-			/* the faulting page of a write fault goes alone */
-			if (!(k == 0 && wfirst))
-				while (e < ce && page_has_data(r, idx + e) == data)
-					e++;
+			/* runs end where writable pages end */
+			while (e < ce && page_has_data(r, idx + e) == data &&
+			       (e < nwr) == (k < nwr))
+				e++;
 			if (data) {
 				src = fmap + ((idx + k) << PAGE_SHIFT);
 				bytes += (e - k) << PAGE_SHIFT;
@@ -246,8 +246,8 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 				k = e;
 				continue;
 			}
-			copy_pages(r, idx + k, e - k, (char *)src,
-				   !(k == 0 && wfirst), res + k);
+			copy_pages(r, idx + k, e - k, (char *)src, k >= nwr,
+				   res + k);
 			k = e;
 		}
 	}
@@ -270,6 +270,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	uint64_t wake[RA_MAX_MAP];
 	const char *fmap = NULL;
 	bool wfirst = write && !prefetch;
+	uint64_t nwr;
 	unsigned int max = RA_MAX;
 	uint64_t n;
 	int nwake = 0, ret = 0;
@@ -310,12 +311,22 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	r->ops++;
 	if (!prefetch)
 		r->ra_next = idx + n;
+	/*
+	 * The faulting page of a write fault goes in writable and DIRTY.  So
+	 * does the whole window of a sequential write stream under
+	 * synchronous WP: the writer is about to write every page of it, and
+	 * a write-protected page would cost it a WP fault round trip per page
+	 * (the stream would run at the WP fault rate).  DIRTY is the safe
+	 * side: at worst an unwritten page is written back (zero pages over
+	 * holes are skipped there).  Asynchronous WP tracks writes for free.
+	 */
+	nwr = !wfirst ? 0 : n > 1 && !r->async ? n : 1;
 	pthread_mutex_unlock(&pd.lock);
 
 	if (n > 1)
 		fault_rearm();	/* a window takes a while: let others serve */
 	if (n > 1 && fmap) {
-		fill_mapped(r, fmap, idx, n, wfirst, res);
+		fill_mapped(r, fmap, idx, n, nwr, res);
 		/* what the mapping could not supply goes through a read */
 		for (uint64_t k = 0; k < n && !ret; ) {
 			uint64_t e = k + 1;
@@ -327,11 +338,11 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 			while (e < n && res[e] == FILL_FAILED)
 				e++;
 			ret = fill_buffered(r, io, idx + k, e - k,
-					    wfirst && !k, res + k);
+					    nwr > k ? nwr - k : 0, res + k);
 			k = e;
 		}
 	} else {
-		ret = fill_buffered(r, io, idx, n, wfirst, res);
+		ret = fill_buffered(r, io, idx, n, nwr, res);
 	}
 
 	pthread_mutex_lock(&pd.lock);
@@ -341,7 +352,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 
 		if (res[k] == FILL_FAILED) {
 			pg_set(r, idx + k, PG_ABSENT);
-		} else if (res[k] == FILL_EXISTS || (k == 0 && wfirst)) {
+		} else if (res[k] == FILL_EXISTS || k < nwr) {
 			pg_set(r, idx + k, PG_DIRTY);
 		} else if (pg->flags & PGF_REDIRTY) {
 			/* a scan saw it written while it was being filled */
