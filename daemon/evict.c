@@ -165,6 +165,56 @@ int evict_some(uint64_t want)
 }
 
 /*
+ * Eviction ahead of a stream.  A window fill that must first evict as
+ * many pages waits for their write-back and the drop round trip before it
+ * can copy anything, and the faulting thread waits for both.  So a fill
+ * of a window asks (evict_ahead()) for room for the next window, and a
+ * background thread makes it while the window is being copied and used:
+ * write-back overlaps filling on the other CPU.  The goal is dropped once
+ * met, so the headroom exists only while a stream runs and random faults
+ * keep the whole budget; the synchronous path in budget_reserve() stays.
+ */
+static pthread_cond_t evict_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t evict_goal;	/* free pages wanted, pd.lock */
+
+void evict_ahead(uint64_t n)
+{
+	if (n > evict_goal)
+		evict_goal = n;
+	if (pd.resident + evict_goal > pd.budget)
+		pthread_cond_signal(&evict_cond);
+}
+
+void *evict_worker(void *arg)
+{
+	(void)arg;
+	io_self();
+	pthread_mutex_lock(&pd.lock);
+	for (;;) {
+		uint64_t deficit;
+		int got;
+
+		if (pd.stopping || !evict_goal ||
+		    pd.resident + evict_goal <= pd.budget) {
+			evict_goal = 0;
+			pthread_cond_wait(&evict_cond, &pd.lock);
+			continue;
+		}
+		deficit = pd.resident + evict_goal - pd.budget;
+		/* the SIGTERM flush waits for active operations */
+		pd.active_ops++;
+		pthread_mutex_unlock(&pd.lock);
+		got = evict_some(MIN(MAX(deficit, 16), WB_BATCH));
+		pthread_mutex_lock(&pd.lock);
+		pd.active_ops--;
+		pthread_cond_broadcast(&pd.cond);
+		if (!got)
+			evict_goal = 0;	/* nothing evictable: faults decide */
+	}
+	return NULL;
+}
+
+/*
  * Make room for *n more resident pages.  pd.lock held; it is dropped while
  * evicting, in which case 1 is returned and the caller must revalidate
  * what it looked at.  If nothing can be evicted (every page busy, clients

@@ -321,6 +321,9 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	 * holes are skipped there).  Asynchronous WP tracks writes for free.
 	 */
 	nwr = !wfirst ? 0 : n > 1 && !r->async ? n : 1;
+	/* a stream: make room for its next window meanwhile (evict.c) */
+	if (!prefetch && n > 1)
+		evict_ahead(n);
 	pthread_mutex_unlock(&pd.lock);
 
 	if (n > 1)

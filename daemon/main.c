@@ -300,6 +300,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	{
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, evict_worker, NULL)) {
+			pr_err("cannot start the eviction thread");
+			return 1;
+		}
+	}
 	pr_info("listening on %s, budget %llu KiB, %d threads, "
 		"write-protect: %s (--wp-mode %s; kernel WP_ASYNC: %s, "
 		"MOVE: %s)", path, (unsigned long long)(budget >> 10), threads,

@@ -242,6 +242,8 @@ void fault_region_exit(struct region *r);
 
 /* evict.c: replacement policy and budget */
 int evict_some(uint64_t want);
+void evict_ahead(uint64_t n);
+void *evict_worker(void *arg);
 int budget_reserve(struct region *r, uint64_t *n);
 void clock_forget(struct region *r);
 void clock_filled(struct page *pg, bool demand, bool prefetch);
