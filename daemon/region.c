@@ -582,23 +582,35 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		k = e + 1;
 	}
 
-	/* 2: snapshot, 3: write runs of non-trivial pages */
+	/* 2: snapshot, one pread per run of adjacent dirty pages */
+	for (int k = 0, e; k < n && !ret; k = e) {
+		size_t len;
+		ssize_t got;
+
+		for (e = k + 1; dirty[k] && e < n && dirty[e] &&
+		     idx[e] == idx[e - 1] + 1; e++)
+			;
+		if (!dirty[k])
+			continue;
+		len = (size_t)(e - k) << PAGE_SHIFT;
+		if (r->memfd >= 0)
+			got = pread(r->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+				    len, idx[k] << PAGE_SHIFT);
+		else
+			got = pread(c->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+				    len, r->addr + (idx[k] << PAGE_SHIFT));
+		if (got != (ssize_t)len)
+			ret = got < 0 ? -errno : -EIO;
+	}
+
+	/* 3: write runs of non-trivial pages */
 	for (int k = 0; k < n && !ret; k++) {
 		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
 		uint64_t off = idx[k] << PAGE_SHIFT;
-		ssize_t got;
 
 		write[k] = false;
 		if (!dirty[k])
 			continue;
-		if (r->memfd >= 0)
-			got = pread(r->memfd, buf, PAGE_SIZE, off);
-		else
-			got = pread(c->memfd, buf, PAGE_SIZE, r->addr + off);
-		if (got != (ssize_t)PAGE_SIZE) {
-			ret = got < 0 ? -errno : -EIO;
-			break;
-		}
 		/* a zero page over a hole or past EOF needs no block */
 		if (!(r->pages[idx[k]].flags & PGF_FILEDATA) && page_is_zero(buf))
 			continue;
