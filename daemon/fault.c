@@ -115,6 +115,9 @@ static const char *zero_src(void)
 	return m;
 }
 
+/* bytes read by this thread's fill, added to the stats under pd.lock */
+static __thread uint64_t fill_bytes;
+
 static bool page_has_data(struct region *r, uint64_t i)
 {
 	return (r->pages[i].flags & PGF_FILEDATA) &&
@@ -142,7 +145,7 @@ static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
 			return -errno;
 		if (got < (ssize_t)PAGE_SIZE)	/* EOF */
 			memset(buf + got, 0, PAGE_SIZE - got);
-		STAT_ADD(r, bytes_in, got);
+		fill_bytes += got;
 		return 0;
 	}
 	for (uint64_t k = 0; k < n; k++) {
@@ -172,7 +175,7 @@ static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
 			memset((char *)reqs[q].buf + reqs[q].res, 0,
 			       reqs[q].len - reqs[q].res);
 	}
-	STAT_ADD(r, bytes_in, bytes);
+	fill_bytes += bytes;
 	return 0;
 }
 
@@ -254,7 +257,7 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 	/* pagerd's own PTEs of the window: not kept, they are not metadata */
 	madvise((char *)fmap + (idx << PAGE_SHIFT), n << PAGE_SHIFT,
 		MADV_DONTNEED);
-	STAT_ADD(r, bytes_in, bytes);
+	fill_bytes += bytes;
 }
 
 /*
@@ -349,6 +352,8 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	}
 
 	pthread_mutex_lock(&pd.lock);
+	STAT_ADD(r, bytes_in, fill_bytes);
+	fill_bytes = 0;
 	for (uint64_t k = 0; k < n; k++) {
 		struct page *pg = &r->pages[idx + k];
 		bool data = page_has_data(r, idx + k);
