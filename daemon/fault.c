@@ -17,6 +17,10 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22	/* Linux 5.14 */
+#endif
 #include <linux/userfaultfd.h>
 
 #include "pagerd.h"
@@ -26,6 +30,14 @@
 #define RA_CHUNK	64	/* pages per UFFDIO_COPY step of a mapped fill */
 
 enum { FILL_OK, FILL_EXISTS, FILL_FAILED };
+
+/*
+ * A window fill installs with UFFDIO_COPY_MODE_DONTWAKE and wakes the
+ * window once its pages have their final state (fill_pages()): a thread
+ * woken early could write a page still FILLING and, say, read the stats
+ * before the page counts as dirty.  Set per thread around a window.
+ */
+static __thread bool fill_dontwake;
 
 /* Install pages [idx, idx+n) from buf; res[] gets per-page outcome. */
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
@@ -38,7 +50,8 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 			.dst = r->addr + ((idx + done) << PAGE_SHIFT),
 			.src = (uint64_t)(buf + (done << PAGE_SHIFT)),
 			.len = (n - done) << PAGE_SHIFT,
-			.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
+			.mode = (wp ? UFFDIO_COPY_MODE_WP : 0) |
+				(fill_dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0),
 		};
 		int err;
 
@@ -211,8 +224,7 @@ static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
 /*
  * Install [idx, idx+n) straight from the file mapping, one UFFDIO_COPY per
  * run of data pages or of zero pages (holes, past EOF), RA_CHUNK pages at
- * a time; the first @nwr pages go in writable.  The faulting page's chunk comes first, so its thread runs again
- * (UFFDIO_COPY wakes it) while the rest of the window is installed; the
+ * a time; the first @nwr pages go in writable.  The
  * page cache is asked to read the whole window ahead before the first
  * copy so that disk reads overlap the copying.  Pages the mapping could
  * not supply (file truncated behind pagerd's back: EFAULT) are left
@@ -228,7 +240,18 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 	posix_fadvise(r->fd, idx << PAGE_SHIFT, n << PAGE_SHIFT,
 		      POSIX_FADV_WILLNEED);
 	for (uint64_t c = 0; c < n; c += RA_CHUNK) {
-		uint64_t ce = MIN(n, c + RA_CHUNK);
+		uint64_t ce = MIN(n, c + RA_CHUNK), de = c;
+
+		/*
+		 * Map the chunk's data in pagerd first, in one call: else
+		 * UFFDIO_COPY meets unmapped source pages, drops the
+		 * client's mmap lock and faults them in one by one.
+		 */
+		while (de < ce && page_has_data(r, idx + de))
+			de++;
+		if (de > c)
+			madvise((char *)fmap + ((idx + c) << PAGE_SHIFT),
+				(de - c) << PAGE_SHIFT, MADV_POPULATE_READ);
 
 		for (uint64_t k = c; k < ce; ) {
 			bool data = page_has_data(r, idx + k);
@@ -331,6 +354,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 
 	if (n > 1)
 		fault_rearm();	/* a window takes a while: let others serve */
+	fill_dontwake = n > 1;
 	if (n > 1 && fmap) {
 		fill_mapped(r, fmap, idx, n, nwr, res);
 		/* what the mapping could not supply goes through a read */
@@ -351,6 +375,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		ret = fill_buffered(r, io, idx, n, nwr, res);
 	}
 
+	fill_dontwake = false;
 	pthread_mutex_lock(&pd.lock);
 	STAT_ADD(r, bytes_in, fill_bytes);
 	fill_bytes = 0;
@@ -379,16 +404,37 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		}
 		if (res[k] != FILL_FAILED)
 			clock_filled(pg, k == 0 && !prefetch, prefetch);
-		if (pg->flags & PGF_WAITERS) {
+		/* a window's installed pages are woken below anyway */
+		if ((pg->flags & PGF_WAITERS) &&
+		    (n == 1 || res[k] == FILL_FAILED)) {
 			pg->flags &= ~PGF_WAITERS;
 			wake[nwake++] = idx + k;
 		}
+		if (n > 1)
+			pg->flags &= ~PGF_WAITERS;
 	}
 	r->ops--;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 	for (int k = 0; k < nwake; k++)
 		uffd_wake(r, wake[k], 1);
+	/*
+	 * A window was installed without waking anyone: wake its installed
+	 * runs now that their states are final (not a page whose fill
+	 * failed: its thread stays blocked, as for a failed single page).
+	 */
+	for (uint64_t k = 0; n > 1 && k < n; ) {
+		uint64_t e = k + 1;
+
+		if (res[k] == FILL_FAILED) {
+			k++;
+			continue;
+		}
+		while (e < n && res[e] != FILL_FAILED)
+			e++;
+		uffd_wake(r, idx + k, e - k);
+		k = e;
+	}
 	if (ret) {
 		pr_err("fill of region %llu page %llu failed: %s",
 		       (unsigned long long)r->id, (unsigned long long)idx,
