@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ	22	/* Linux 5.14 */
@@ -152,10 +153,28 @@ static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
 	char *buf = io->buf;
 
 	if (n == 1 && page_has_data(r, idx)) {
-		ssize_t got = pread(r->fd, buf, PAGE_SIZE, idx << PAGE_SHIFT);
+		struct iovec iov = { .iov_base = buf, .iov_len = PAGE_SIZE };
+		off_t off = idx << PAGE_SHIFT;
+		ssize_t got, more;
 
-		if (got < 0)
+		/*
+		 * From the page cache without blocking if it is there; else
+		 * the read waits for the disk, and a polling worker first
+		 * lets the other workers serve this client's other faults.
+		 */
+		got = preadv2(r->fd, &iov, 1, off, RWF_NOWAIT);
+		if (got < 0 && errno != EAGAIN && errno != EOPNOTSUPP)
 			return -errno;
+		if (got < 0)
+			got = 0;
+		if (got < (ssize_t)PAGE_SIZE) {
+			fault_rearm();
+			more = pread(r->fd, buf + got, PAGE_SIZE - got,
+				     off + got);
+			if (more < 0)
+				return -errno;
+			got += more;
+		}
 		if (got < (ssize_t)PAGE_SIZE)	/* EOF */
 			memset(buf + got, 0, PAGE_SIZE - got);
 		fill_bytes += got;
