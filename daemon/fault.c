@@ -323,7 +323,9 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	if (!io)
 		return -ENOMEM;
 	/* big windows only where no buffer is needed for them */
-	if (want > 1 && (fmap = region_fmap(r)))
+	if (want > 1)
+		fmap = region_fmap(r);
+	if (fmap)
 		max = RA_MAX_MAP;
 	want = MIN(want, max);
 	pthread_mutex_lock(&pd.lock);
