@@ -341,6 +341,12 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 			r->ra_win = 1;
 		want = MIN(r->ra_win, want);
 	}
+	/*
+	 * A window is at most a quarter of the budget: one that does not
+	 * fit would evict the whole cache and still not fit (then a single
+	 * page is filled), and it would crowd out everything else.
+	 */
+	want = MIN(want, MAX(pd.budget / 4, 1));
 	for (;;) {
 		if (r->dying || r->pages[idx].state != PG_ABSENT) {
 			pthread_mutex_unlock(&pd.lock);
