@@ -316,7 +316,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	const char *fmap = NULL;
 	bool wfirst = write && !prefetch;
 	uint64_t nwr;
-	unsigned int max = RA_MAX;
+	unsigned int max = RA_MAX, stream = 0;
 	uint64_t n;
 	int nwake = 0, ret = 0;
 
@@ -333,13 +333,23 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		/*
 		 * Sequential faults double the readahead window: up to
 		 * RA_MAX_MAP pages (4 MiB) once a stream is established, so
-		 * that the fault round trip is paid once per window.
+		 * that the fault round trip is paid once per window.  Up to
+		 * RA_STREAMS streams per region are followed (threads
+		 * reading different parts, a stream with random faults in
+		 * between); a fault that continues none starts a new one in
+		 * the next slot, round robin.
 		 */
-		if (idx == r->ra_next && idx)
-			r->ra_win = MIN(r->ra_win * 2, max);
-		else
-			r->ra_win = 1;
-		want = MIN(r->ra_win, want);
+		for (stream = 0; stream < RA_STREAMS; stream++)
+			if (idx && r->ra_next[stream] == idx)
+				break;
+		if (stream < RA_STREAMS) {
+			r->ra_win[stream] = MIN(MAX(r->ra_win[stream], 1U) * 2,
+						max);
+		} else {
+			stream = r->ra_clock++ % RA_STREAMS;
+			r->ra_win[stream] = 1;
+		}
+		want = MIN(r->ra_win[stream], want);
 	}
 	/*
 	 * A window is at most a quarter of the budget: one that does not
@@ -363,7 +373,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		pg_set(r, idx + k, PG_FILLING);
 	r->ops++;
 	if (!prefetch)
-		r->ra_next = idx + n;
+		r->ra_next[stream] = idx + n;
 	/*
 	 * The faulting page of a write fault goes in writable and DIRTY.  So
 	 * does the whole window of a sequential write stream under

@@ -27,6 +27,7 @@
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
 #define RA_MAX		64	/* readahead window through a buffer, pages */
 #define RA_MAX_MAP	1024	/* window copied from the file mapping */
+#define RA_STREAMS	4	/* sequential streams tracked per region */
 #define WB_BATCH	256	/* pages per write-back round */
 #define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
@@ -83,8 +84,10 @@ struct region {
 	uint64_t file_size;	/* size when mapped, grown by write-back */
 	struct page *pages;
 	uint64_t resident, dirty;
-	uint64_t ra_next;	/* expected next fault for readahead */
-	unsigned int ra_win;
+	/* readahead: sequential streams (fault.c), e.g. one per thread */
+	uint64_t ra_next[RA_STREAMS];	/* expected next fault */
+	unsigned int ra_win[RA_STREAMS];	/* window, pages (0: 1) */
+	unsigned int ra_clock;		/* slot a new stream takes */
 	int ops;		/* operations in progress, release waits */
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
 	bool dying;

@@ -243,7 +243,6 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	r->async = c->wp_async && memfd < 0;
 	r->uffd = memfd >= 0 && c->uffd_sync >= 0 ? c->uffd_sync : c->uffd;
 	r->file_size = st.st_size;
-	r->ra_win = 1;
 	list_init(&r->node);
 	list_init(&r->cnode);
 	scan_file_data(r);
