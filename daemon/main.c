@@ -204,7 +204,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 
 	pd.client_timeout_ms = 10000;
-	pd.spin_ns = 50 * 1000;
+	/* polling only pays where the faulting thread runs elsewhere */
+	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
 	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:P:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
