@@ -156,19 +156,29 @@ static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
 		struct iovec iov = { .iov_base = buf, .iov_len = PAGE_SIZE };
 		off_t off = idx << PAGE_SHIFT;
 		ssize_t got, more;
+		bool plain;
 
 		/*
 		 * From the page cache without blocking if it is there; else
 		 * the read waits for the disk, and a polling worker first
 		 * lets the other workers serve this client's other faults.
 		 */
-		got = preadv2(r->fd, &iov, 1, off, RWF_NOWAIT);
-		if (got < 0 && errno != EAGAIN && errno != EOPNOTSUPP)
+		plain = __atomic_load_n(&r->no_nowait, __ATOMIC_RELAXED);
+		got = plain ? pread(r->fd, buf, PAGE_SIZE, off) :
+			preadv2(r->fd, &iov, 1, off, RWF_NOWAIT);
+		if (got < 0 && errno == EOPNOTSUPP && !plain) {
+			/* tmpfs: no disk to wait for, read plainly from now on */
+			__atomic_store_n(&r->no_nowait, true, __ATOMIC_RELAXED);
+			plain = true;
+			got = pread(r->fd, buf, PAGE_SIZE, off);
+		}
+		if (got < 0 && (plain || errno != EAGAIN))
 			return -errno;
 		if (got < 0)
 			got = 0;
 		if (got < (ssize_t)PAGE_SIZE) {
-			fault_rearm();
+			if (!plain)
+				fault_rearm();
 			more = pread(r->fd, buf + got, PAGE_SIZE - got,
 				     off + got);
 			if (more < 0)

@@ -78,6 +78,7 @@ struct region {
 	uint32_t flags;		/* PAGER_SHARED, PAGER_TEMPORARY */
 	int fd;			/* backing file */
 	void *fmap;		/* fd mapped read-only, fault.c (lazily) */
+	bool no_nowait;		/* fd refuses RWF_NOWAIT (tmpfs): plain reads */
 	int memfd;		/* shmem object of PAGER_SHARED, else -1 */
 	int uffd;		/* the conn's uffd this region is registered on */
 	bool async;		/* WP_ASYNC: dirtiness from PAGEMAP_SCAN */
