@@ -221,6 +221,7 @@ int bl_mmap(struct env *e, struct res *r, int shared, int cold, int random)
 
 struct mini {
 	int uffd, fd;
+	int null;		/* UFFDIO_ZEROPAGE, no read: the hand-off alone */
 	char *base;
 	uint64_t cpus;
 	volatile int stop;
@@ -245,6 +246,17 @@ static void *mini_handler(void *arg)
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		a = msg.arg.pagefault.address & ~(PAGE_SZ - 1);
+		if (m->null) {
+			struct uffdio_zeropage zp = {
+				.range = { .start = a, .len = PAGE_SZ },
+			};
+
+			ioctl(m->uffd, UFFDIO_ZEROPAGE, &zp);
+			cpu = cpu_now();
+			if (cpu >= 0 && cpu < 64)
+				m->cpus |= 1ULL << cpu;
+			continue;
+		}
 		if (pread(m->fd, page, PAGE_SZ, a - (uintptr_t)m->base) < 0)
 			memset(page, 0, PAGE_SZ);
 		cp.dst = a;
@@ -261,7 +273,7 @@ static void *mini_handler(void *arg)
 	return NULL;
 }
 
-int bl_uffd(struct env *e, struct res *r, int random, int threads)
+int bl_uffd(struct env *e, struct res *r, int random, int threads, int null)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
@@ -290,8 +302,10 @@ int bl_uffd(struct env *e, struct res *r, int random, int threads)
 	reg.range.len = e->len;
 	if (ioctl(m.uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
+	m.null = null;
 	pthread_create(&thr, NULL, mini_handler, &m);
-	snprintf(name, sizeof(name), "uffd-mini-%s-%dt", random ? "rnd" : "seq", threads);
+	snprintf(name, sizeof(name), "uffd-%s-%s-%dt", null ? "null" : "mini",
+		 random ? "rnd" : "seq", threads);
 	cdf_name(cdf, sizeof(cdf), e, name);
 	err = touch_pages(m.base, random ? e->rnd : e->seq, e->npages, threads, 0, r, cdf);
 	m.stop = 1;

@@ -43,12 +43,24 @@ static int pagerd_start(struct env *e, struct pagerd *d, size_t budget)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (thr)
-			execlp(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
-			      "--threads", thr, (char *)NULL);
-		else
-			execlp(e->pagerd, "pagerd", "--socket", d->sock, "--budget", b,
-			      (char *)NULL);
+		{
+			/* BENCH_PAGERD_ARGS: extra options, for experiments */
+			const char *argv[32] = { "pagerd", "--socket", d->sock,
+						 "--budget", b };
+			char *extra = getenv("BENCH_PAGERD_ARGS");
+			int n = 5;
+
+			if (thr) {
+				argv[n++] = "--threads";
+				argv[n++] = thr;
+			}
+			extra = extra ? strdup(extra) : NULL;
+			for (char *t = extra ? strtok(extra, " ") : NULL;
+			     t && n < 31; t = strtok(NULL, " "))
+				argv[n++] = t;
+			argv[n] = NULL;
+			execvp(e->pagerd, (char **)argv);
+		}
 		_exit(127);
 	}
 	for (i = 0; i < 500; i++) {

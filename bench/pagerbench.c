@@ -54,6 +54,8 @@ static struct job jobs[] = {
 	J("touch", "minimal uffd handler (pread+COPY), random", K_UFFD, 1, 0, 0, 1),
 	J("touch", "minimal uffd handler (pread+COPY), seq", K_UFFD, 0, 0, 0, 2),
 	J("touch", "minimal uffd handler (pread+COPY), random", K_UFFD, 1, 0, 0, 2),
+	/* the hand-off alone: what no handler design can go below */
+	J("touch", "null uffd handler (ZEROPAGE, no read), random", K_UFFD, 1, 1, 0, 1),
 	J("touch", "pagerd fill from file, seq", K_PAGER, 0, 0, PG_FILL_SEQ, 1),
 	J("touch", "pagerd fill from file, random", K_PAGER, 1, 0, PG_FILL_RND, 1),
 	J("touch", "pagerd fill from file, seq", K_PAGER, 0, 0, PG_FILL_SEQ, 2),
@@ -85,7 +87,7 @@ static int run_job(struct job *j)
 	case K_MMAP:
 		return bl_mmap(&env, r, j->b, j->c, j->a);
 	case K_UFFD:
-		return bl_uffd(&env, r, j->a, j->threads);
+		return bl_uffd(&env, r, j->a, j->threads, j->b);
 	case K_URING:
 		return bl_uring_write(&env, r);
 	case K_PAGER:
@@ -342,7 +344,15 @@ int main(int argc, char **argv)
 		env.seq[i] = env.rnd[i] = i;
 	shuffle_u32(env.rnd, env.npages, 99);
 	for (i = 0; i < NJOBS; i++) {
+		const char *only = getenv("BENCH_PAGER_ONLY");
+
 		jobs[i].r = &shared[i];
+		/* quick iterations: only the jobs whose name has this */
+		if (only && *only && !strstr(jobs[i].name, only)) {
+			snprintf(jobs[i].r->note, sizeof(jobs[i].r->note),
+				 "skipped (BENCH_PAGER_ONLY)");
+			continue;
+		}
 		run_isolated(&jobs[i], timeout);
 	}
 	report();

@@ -2,12 +2,14 @@
 /*
  * evict.c - replacement policy (CLOCK) and the global resident budget.
  *
- * Policy: CLOCK (second chance) over all regions' resident pages in one
- * circular order.  The reference bit is set by the events pagerd sees for a
- * page: the fault that brings it in, the first write to it (WP fault), an
- * explicit prefetch.  Readahead pages start unreferenced, so a wrong
- * readahead guess is the first to go.  The hand clears reference bits as it
- * passes; an unreferenced CLEAN or DIRTY page is a victim.  Victims are
+ * Policy: CLOCK over all regions' resident pages in one circular order,
+ * with refault counts (clock_filled()).  The reference bit is set by the
+ * events pagerd sees for a page: a fault that brings it in again after an
+ * eviction, the first write to it (WP fault), an explicit prefetch.
+ * First-time and readahead pages start unreferenced, so a wrong readahead
+ * guess or a one-off page is the first to go; refaulted pages also get
+ * extra laps.  The hand clears a reference bit, else uses up a lap, as it
+ * passes; an unreferenced CLEAN or DIRTY page without laps is a victim.  Victims are
  * evicted in batches: write-protected, written back when dirty, dropped from
  * the client (evict channel for private memory, hole punching in the memfd
  * for shared memory).
@@ -25,6 +27,38 @@ struct victim {
 	uint64_t idx;
 	bool dirty;
 };
+
+/*
+ * A page was installed (pd.lock held).  @demand: the faulting page itself,
+ * not readahead; @prefetch: asked for by the client.
+ *
+ * Userfaultfd never reports hits, so the only evidence that a page is hot
+ * is that it faults again after it was evicted.  Each demand fault raises
+ * the page's heat (0-3, kept in its flags while it is absent: no extra
+ * metadata).  A page faulting for the first time comes in on probation,
+ * like a readahead page: no reference bit, so it leaves at the hand's
+ * next pass unless it is written meanwhile; one-off pages (a scan, the
+ * long cold tail of a skewed workload) thus cannot push out pages that
+ * keep coming back.  A page that faults again comes in referenced and
+ * with heat - 1 extra laps of the hand; the laps run out unless it faults
+ * yet again, so the protection ages (2Q/CLOCK-Pro in spirit, with refault
+ * counts in place of ghost lists).
+ */
+void clock_filled(struct page *pg, bool demand, bool prefetch)
+{
+	unsigned int heat = (pg->flags & PGF_HEAT) >> PGF_HEAT_SHIFT;
+
+	pg->flags &= ~(PGF_REF | PGF_LAPS);
+	if (prefetch)
+		pg->flags |= PGF_REF;
+	if (!demand)
+		return;
+	if (heat < 3)
+		heat++;
+	pg->flags = (pg->flags & ~PGF_HEAT) | heat << PGF_HEAT_SHIFT;
+	if (heat > 1)
+		pg->flags |= PGF_REF | (heat - 1) << PGF_LAPS_SHIFT;
+}
 
 void clock_forget(struct region *r)
 {
@@ -84,6 +118,8 @@ static int clock_pick(struct victim *v, int want)
 					       now >= r->wb_fail_until))) {
 			if (pg->flags & PGF_REF) {
 				pg->flags &= ~PGF_REF;
+			} else if (pg->flags & PGF_LAPS) {
+				pg->flags -= 1 << PGF_LAPS_SHIFT;
 			} else {
 				v[n].r = r;
 				v[n].idx = i;
@@ -130,6 +166,56 @@ int evict_some(uint64_t want)
 }
 
 /*
+ * Eviction ahead of a stream.  A window fill that must first evict as
+ * many pages waits for their write-back and the drop round trip before it
+ * can copy anything, and the faulting thread waits for both.  So a fill
+ * of a window asks (evict_ahead()) for room for the next window, and a
+ * background thread makes it while the window is being copied and used:
+ * write-back overlaps filling on the other CPU.  The goal is dropped once
+ * met, so the headroom exists only while a stream runs and random faults
+ * keep the whole budget; the synchronous path in budget_reserve() stays.
+ */
+static pthread_cond_t evict_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t evict_goal;	/* free pages wanted, pd.lock */
+
+void evict_ahead(uint64_t n)
+{
+	if (n > evict_goal)
+		evict_goal = n;
+	if (pd.resident + evict_goal > pd.budget)
+		pthread_cond_signal(&evict_cond);
+}
+
+void *evict_worker(void *arg)
+{
+	(void)arg;
+	io_self();
+	pthread_mutex_lock(&pd.lock);
+	for (;;) {
+		uint64_t deficit;
+		int got;
+
+		if (pd.stopping || !evict_goal ||
+		    pd.resident + evict_goal <= pd.budget) {
+			evict_goal = 0;
+			pthread_cond_wait(&evict_cond, &pd.lock);
+			continue;
+		}
+		deficit = pd.resident + evict_goal - pd.budget;
+		/* the SIGTERM flush waits for active operations */
+		pd.active_ops++;
+		pthread_mutex_unlock(&pd.lock);
+		got = evict_some(MIN(MAX(deficit, 16), WB_BATCH));
+		pthread_mutex_lock(&pd.lock);
+		pd.active_ops--;
+		pthread_cond_broadcast(&pd.cond);
+		if (!got)
+			evict_goal = 0;	/* nothing evictable: faults decide */
+	}
+	return NULL;
+}
+
+/*
  * Make room for *n more resident pages.  pd.lock held; it is dropped while
  * evicting, in which case 1 is returned and the caller must revalidate
  * what it looked at.  If nothing can be evicted (every page busy, clients
@@ -146,6 +232,8 @@ int budget_reserve(struct region *r, uint64_t *n)
 		int got;
 
 		pthread_mutex_unlock(&pd.lock);
+		/* others may serve the uffd while this waits for a client */
+		fault_rearm();
 		got = evict_some(MAX(deficit, 16));
 		pthread_mutex_lock(&pd.lock);
 		if (got)

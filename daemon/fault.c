@@ -11,17 +11,34 @@
  * PGF_WAITERS and the busy operation wakes the range when it ends.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22	/* Linux 5.14 */
+#endif
 #include <linux/userfaultfd.h>
 
 #include "pagerd.h"
 
 #define FAULT_BATCH	64
 #define READ_CHUNK	16	/* pages per io_uring read: several in flight */
+#define RA_CHUNK	64	/* pages per UFFDIO_COPY step of a mapped fill */
 
 enum { FILL_OK, FILL_EXISTS, FILL_FAILED };
+
+/*
+ * A window fill installs with UFFDIO_COPY_MODE_DONTWAKE and wakes the
+ * window once its pages have their final state (fill_pages()): a thread
+ * woken early could write a page still FILLING and, say, read the stats
+ * before the page counts as dirty.  Set per thread around a window.
+ */
+static __thread bool fill_dontwake;
 
 /* Install pages [idx, idx+n) from buf; res[] gets per-page outcome. */
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
@@ -34,7 +51,8 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 			.dst = r->addr + ((idx + done) << PAGE_SHIFT),
 			.src = (uint64_t)(buf + (done << PAGE_SHIFT)),
 			.len = (n - done) << PAGE_SHIFT,
-			.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
+			.mode = (wp ? UFFDIO_COPY_MODE_WP : 0) |
+				(fill_dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0),
 		};
 		int err;
 
@@ -62,6 +80,239 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 }
 
 /*
+ * The backing file mapped read-only into pagerd, so that UFFDIO_COPY can
+ * take a whole run straight from the page cache: one copy per page instead
+ * of two (read into a buffer, copy from it) and one ioctl per run instead
+ * of a read per 16 pages.  Created on the first multi-page fill, unmapped
+ * with the region (region_release).  NULL: not mappable, use the buffer.
+ */
+static void *region_fmap(struct region *r)
+{
+	void *m = __atomic_load_n(&r->fmap, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (m)
+		return m == MAP_FAILED ? NULL : m;
+	m = mmap(NULL, r->len, PROT_READ, MAP_SHARED, r->fd, 0);
+	if (!__atomic_compare_exchange_n(&r->fmap, &none, m, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (m != MAP_FAILED)
+			munmap(m, r->len);
+		m = none;
+	}
+	return m == MAP_FAILED ? NULL : m;
+}
+
+void fault_region_exit(struct region *r)
+{
+	if (r->fmap && r->fmap != MAP_FAILED)
+		munmap(r->fmap, r->len);
+	r->fmap = NULL;
+}
+
+/* A read-only anonymous range: reads map the shared zero page, no RSS. */
+static const char *zero_src(void)
+{
+	static void *z;
+	void *m = __atomic_load_n(&z, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (m)
+		return m;
+	m = mmap(NULL, RA_CHUNK << PAGE_SHIFT, PROT_READ,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&z, &none, m, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		munmap(m, RA_CHUNK << PAGE_SHIFT);
+		m = none;
+	}
+	return m;
+}
+
+/* bytes read by this thread's fill, added to the stats under pd.lock */
+static __thread uint64_t fill_bytes;
+
+static bool page_has_data(struct region *r, uint64_t i)
+{
+	return (r->pages[i].flags & PGF_FILEDATA) &&
+	       (i << PAGE_SHIFT) < r->file_size;
+}
+
+/*
+ * Read pages [idx, idx+n) (n <= RA_MAX) into the worker's buffer: data
+ * runs with io_uring, several requests in flight; holes need no I/O.  A
+ * lone page is read with a plain pread: no ring round trip on the path
+ * of a random fault.  Returns 0 or -errno.
+ */
+static int read_pages(struct region *r, struct pager_io *io, uint64_t idx,
+		      uint64_t n)
+{
+	struct io_req reqs[RA_MAX];
+	uint64_t bytes = 0;
+	int nreq = 0, ret = 0;
+	char *buf = io->buf;
+
+	if (n == 1 && page_has_data(r, idx)) {
+		struct iovec iov = { .iov_base = buf, .iov_len = PAGE_SIZE };
+		off_t off = idx << PAGE_SHIFT;
+		ssize_t got, more;
+		bool plain;
+
+		/*
+		 * From the page cache without blocking if it is there; else
+		 * the read waits for the disk, and a polling worker first
+		 * lets the other workers serve this client's other faults.
+		 */
+		plain = __atomic_load_n(&r->no_nowait, __ATOMIC_RELAXED);
+		got = plain ? pread(r->fd, buf, PAGE_SIZE, off) :
+			preadv2(r->fd, &iov, 1, off, RWF_NOWAIT);
+		if (got < 0 && errno == EOPNOTSUPP && !plain) {
+			/* tmpfs: no disk to wait for, read plainly from now on */
+			__atomic_store_n(&r->no_nowait, true, __ATOMIC_RELAXED);
+			plain = true;
+			got = pread(r->fd, buf, PAGE_SIZE, off);
+		}
+		if (got < 0 && (plain || errno != EAGAIN))
+			return -errno;
+		if (got < 0)
+			got = 0;
+		if (got < (ssize_t)PAGE_SIZE) {
+			if (!plain)
+				fault_rearm();
+			more = pread(r->fd, buf + got, PAGE_SIZE - got,
+				     off + got);
+			if (more < 0)
+				return -errno;
+			got += more;
+		}
+		if (got < (ssize_t)PAGE_SIZE)	/* EOF */
+			memset(buf + got, 0, PAGE_SIZE - got);
+		fill_bytes += got;
+		return 0;
+	}
+	for (uint64_t k = 0; k < n; k++) {
+		char *p = buf + (k << PAGE_SHIFT);
+		uint64_t off = (idx + k) << PAGE_SHIFT;
+
+		if (!page_has_data(r, idx + k)) {
+			memset(p, 0, PAGE_SIZE);
+			continue;
+		}
+		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
+		    reqs[nreq - 1].len < READ_CHUNK * PAGE_SIZE) {
+			reqs[nreq - 1].len += PAGE_SIZE;
+			continue;
+		}
+		reqs[nreq++] = (struct io_req){ .op = IO_READ, .fd = r->fd,
+						 .buf = p, .len = PAGE_SIZE,
+						 .off = off };
+	}
+	if (nreq)
+		ret = io_run(io, reqs, nreq);
+	if (ret)
+		return ret;
+	for (int q = 0; q < nreq; q++) {
+		bytes += reqs[q].res;
+		if ((size_t)reqs[q].res < reqs[q].len)	/* EOF */
+			memset((char *)reqs[q].buf + reqs[q].res, 0,
+			       reqs[q].len - reqs[q].res);
+	}
+	fill_bytes += bytes;
+	return 0;
+}
+
+/*
+ * Install [idx, idx+n) through the buffer, RA_MAX pages at a time; the
+ * first @nwr pages go in writable.  Returns 0 or -errno (res[] is
+ * FILL_FAILED for what was not installed).
+ */
+static int fill_buffered(struct region *r, struct pager_io *io, uint64_t idx,
+			 uint64_t n, uint64_t nwr, uint8_t *res)
+{
+	for (uint64_t done = 0; done < n; ) {
+		uint64_t m = MIN(n - done, (uint64_t)RA_MAX);
+		uint64_t w = nwr > done ? MIN(nwr - done, m) : 0;
+		int ret = read_pages(r, io, idx + done, m);
+
+		if (ret) {
+			memset(res + done, FILL_FAILED, n - done);
+			return ret;
+		}
+		if (w)
+			copy_pages(r, idx + done, w, io->buf, false,
+				   res + done);
+		if (m > w)
+			copy_pages(r, idx + done + w, m - w,
+				   io->buf + (w << PAGE_SHIFT), true,
+				   res + done + w);
+		done += m;
+	}
+	return 0;
+}
+
+/*
+ * Install [idx, idx+n) straight from the file mapping, one UFFDIO_COPY per
+ * run of data pages or of zero pages (holes, past EOF), RA_CHUNK pages at
+ * a time; the first @nwr pages go in writable.  The
+ * page cache is asked to read the whole window ahead before the first
+ * copy so that disk reads overlap the copying.  Pages the mapping could
+ * not supply (file truncated behind pagerd's back: EFAULT) are left
+ * FILL_FAILED for the buffered path, which reads zeros past EOF.
+ */
+static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
+			uint64_t n, uint64_t nwr, uint8_t *res)
+{
+	const char *zero = zero_src();
+	uint64_t bytes = 0;
+
+	/* no-op for cached pages; starts the I/O of cold ones */
+	posix_fadvise(r->fd, idx << PAGE_SHIFT, n << PAGE_SHIFT,
+		      POSIX_FADV_WILLNEED);
+	for (uint64_t c = 0; c < n; c += RA_CHUNK) {
+		uint64_t ce = MIN(n, c + RA_CHUNK), de = c;
+
+		/*
+		 * Map the chunk's data in pagerd first, in one call: else
+		 * UFFDIO_COPY meets unmapped source pages, drops the
+		 * client's mmap lock and faults them in one by one.
+		 */
+		while (de < ce && page_has_data(r, idx + de))
+			de++;
+		if (de > c)
+			madvise((char *)fmap + ((idx + c) << PAGE_SHIFT),
+				(de - c) << PAGE_SHIFT, MADV_POPULATE_READ);
+
+		for (uint64_t k = c; k < ce; ) {
+			bool data = page_has_data(r, idx + k);
+			uint64_t e = k + 1;
+			const char *src;
+
+			/* runs end where writable pages end */
+			while (e < ce && page_has_data(r, idx + e) == data &&
+			       (e < nwr) == (k < nwr))
+				e++;
+			if (data) {
+				src = fmap + ((idx + k) << PAGE_SHIFT);
+				bytes += (e - k) << PAGE_SHIFT;
+			} else if (zero) {
+				src = zero;
+			} else {
+				memset(res + k, FILL_FAILED, e - k);
+				k = e;
+				continue;
+			}
+			copy_pages(r, idx + k, e - k, (char *)src, k >= nwr,
+				   res + k);
+			k = e;
+		}
+	}
+	/* pagerd's own PTEs of the window: not kept, they are not metadata */
+	madvise((char *)fmap + (idx << PAGE_SHIFT), n << PAGE_SHIFT,
+		MADV_DONTNEED);
+	fill_bytes += bytes;
+}
+
+/*
  * Fill up to @want absent pages from @idx on.  Returns the number of pages
  * handled, 0 if page @idx was not absent, or -errno.  The caller holds a
  * reference on r (r->ops).
@@ -70,26 +321,52 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch)
 {
 	struct pager_io *io = io_self();
-	struct io_req reqs[RA_MAX];
-	uint8_t res[RA_MAX];
-	uint64_t wake[RA_MAX];
+	uint8_t res[RA_MAX_MAP];
+	uint64_t wake[RA_MAX_MAP];
+	const char *fmap = NULL;
+	bool wfirst = write && !prefetch;
+	uint64_t nwr;
+	unsigned int max = RA_MAX, stream = 0;
 	uint64_t n;
-	int nreq = 0, nwake = 0, ret = 0;
-	char *buf;
+	int nwake = 0, ret = 0;
 
 	if (!io)
 		return -ENOMEM;
-	buf = io->buf;
-	want = MIN(want, RA_MAX);
+	/* big windows only where no buffer is needed for them */
+	if (want > 1)
+		fmap = region_fmap(r);
+	if (fmap)
+		max = RA_MAX_MAP;
+	want = MIN(want, max);
 	pthread_mutex_lock(&pd.lock);
 	if (!prefetch) {
-		/* sequential faults double the readahead window */
-		if (idx == r->ra_next && idx)
-			r->ra_win = MIN(r->ra_win * 2, RA_MAX);
-		else
-			r->ra_win = 1;
-		want = r->ra_win;
+		/*
+		 * Sequential faults double the readahead window: up to
+		 * RA_MAX_MAP pages (4 MiB) once a stream is established, so
+		 * that the fault round trip is paid once per window.  Up to
+		 * RA_STREAMS streams per region are followed (threads
+		 * reading different parts, a stream with random faults in
+		 * between); a fault that continues none starts a new one in
+		 * the next slot, round robin.
+		 */
+		for (stream = 0; stream < RA_STREAMS; stream++)
+			if (idx && r->ra_next[stream] == idx)
+				break;
+		if (stream < RA_STREAMS) {
+			r->ra_win[stream] = MIN(MAX(r->ra_win[stream], 1U) * 2,
+						max);
+		} else {
+			stream = r->ra_clock++ % RA_STREAMS;
+			r->ra_win[stream] = 1;
+		}
+		want = MIN(r->ra_win[stream], want);
 	}
+	/*
+	 * A window is at most a quarter of the budget: one that does not
+	 * fit would evict the whole cache and still not fit (then a single
+	 * page is filled), and it would crowd out everything else.
+	 */
+	want = MIN(want, MAX(pd.budget / 4, 1));
 	for (;;) {
 		if (r->dying || r->pages[idx].state != PG_ABSENT) {
 			pthread_mutex_unlock(&pd.lock);
@@ -106,64 +383,56 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		pg_set(r, idx + k, PG_FILLING);
 	r->ops++;
 	if (!prefetch)
-		r->ra_next = idx + n;
+		r->ra_next[stream] = idx + n;
+	/*
+	 * The faulting page of a write fault goes in writable and DIRTY.  So
+	 * does the whole window of a sequential write stream under
+	 * synchronous WP: the writer is about to write every page of it, and
+	 * a write-protected page would cost it a WP fault round trip per page
+	 * (the stream would run at the WP fault rate).  DIRTY is the safe
+	 * side: at worst an unwritten page is written back (zero pages over
+	 * holes are skipped there).  Asynchronous WP tracks writes for free.
+	 */
+	nwr = !wfirst ? 0 : n > 1 && !r->async ? n : 1;
+	/* a stream: make room for its next window meanwhile (evict.c) */
+	if (!prefetch && n > 1)
+		evict_ahead(n);
 	pthread_mutex_unlock(&pd.lock);
 
-	/* read data runs, several requests in flight; holes need no I/O */
-	for (uint64_t k = 0; k < n; k++) {
-		char *p = buf + (k << PAGE_SHIFT);
-		uint64_t off = (idx + k) << PAGE_SHIFT;
+	if (n > 1)
+		fault_rearm();	/* a window takes a while: let others serve */
+	fill_dontwake = n > 1;
+	if (n > 1 && fmap) {
+		fill_mapped(r, fmap, idx, n, nwr, res);
+		/* what the mapping could not supply goes through a read */
+		for (uint64_t k = 0; k < n && !ret; ) {
+			uint64_t e = k + 1;
 
-		if (!(r->pages[idx + k].flags & PGF_FILEDATA) ||
-		    off >= r->file_size) {
-			memset(p, 0, PAGE_SIZE);
-			continue;
+			if (res[k] != FILL_FAILED) {
+				k++;
+				continue;
+			}
+			while (e < n && res[e] == FILL_FAILED)
+				e++;
+			ret = fill_buffered(r, io, idx + k, e - k,
+					    nwr > k ? nwr - k : 0, res + k);
+			k = e;
 		}
-		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
-		    reqs[nreq - 1].len < READ_CHUNK * PAGE_SIZE) {
-			reqs[nreq - 1].len += PAGE_SIZE;
-			continue;
-		}
-		reqs[nreq++] = (struct io_req){ .op = IO_READ, .fd = r->fd,
-						 .buf = p, .len = PAGE_SIZE,
-						 .off = off };
-	}
-	if (nreq)
-		ret = io_run(io, reqs, nreq);
-	if (ret) {
-		for (uint64_t k = 0; k < n; k++)
-			res[k] = FILL_FAILED;
 	} else {
-		uint64_t bytes = 0;
-
-		for (int q = 0; q < nreq; q++) {
-			bytes += reqs[q].res;
-			if ((size_t)reqs[q].res < reqs[q].len)	/* EOF */
-				memset((char *)reqs[q].buf + reqs[q].res, 0,
-				       reqs[q].len - reqs[q].res);
-		}
-		STAT_ADD(r, bytes_in, bytes);
-		if (write && !prefetch) {
-			/* the faulting page goes in writable: it is dirty */
-			copy_pages(r, idx, 1, buf, false, res);
-			if (n > 1)
-				copy_pages(r, idx + 1, n - 1, buf + PAGE_SIZE,
-					   true, res + 1);
-		} else {
-			copy_pages(r, idx, n, buf, true, res);
-		}
+		ret = fill_buffered(r, io, idx, n, nwr, res);
 	}
 
+	fill_dontwake = false;
 	pthread_mutex_lock(&pd.lock);
+	STAT_ADD(r, bytes_in, fill_bytes);
+	fill_bytes = 0;
 	for (uint64_t k = 0; k < n; k++) {
 		struct page *pg = &r->pages[idx + k];
-		bool data = (pg->flags & PGF_FILEDATA) &&
-			    ((idx + k) << PAGE_SHIFT) < r->file_size;
+		bool data = page_has_data(r, idx + k);
 
 		if (res[k] == FILL_FAILED) {
 			pg_set(r, idx + k, PG_ABSENT);
-		} else if (res[k] == FILL_EXISTS || (k == 0 && write &&
-						      !prefetch)) {
+		} else if (res[k] == FILL_EXISTS || k < nwr) {
 			pg_set(r, idx + k, PG_DIRTY);
 		} else if (pg->flags & PGF_REDIRTY) {
 			/* a scan saw it written while it was being filled */
@@ -180,18 +449,39 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 			if (k)
 				STAT_ADD(r, readahead, 1);
 		}
-		if (k == 0 || prefetch)
-			pg->flags |= PGF_REF;
-		if (pg->flags & PGF_WAITERS) {
+		if (res[k] != FILL_FAILED)
+			clock_filled(pg, k == 0 && !prefetch, prefetch);
+		/* a window's installed pages are woken below anyway */
+		if ((pg->flags & PGF_WAITERS) &&
+		    (n == 1 || res[k] == FILL_FAILED)) {
 			pg->flags &= ~PGF_WAITERS;
 			wake[nwake++] = idx + k;
 		}
+		if (n > 1)
+			pg->flags &= ~PGF_WAITERS;
 	}
 	r->ops--;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 	for (int k = 0; k < nwake; k++)
 		uffd_wake(r, wake[k], 1);
+	/*
+	 * A window was installed without waking anyone: wake its installed
+	 * runs now that their states are final (not a page whose fill
+	 * failed: its thread stays blocked, as for a failed single page).
+	 */
+	for (uint64_t k = 0; n > 1 && k < n; ) {
+		uint64_t e = k + 1;
+
+		if (res[k] == FILL_FAILED) {
+			k++;
+			continue;
+		}
+		while (e < n && res[e] != FILL_FAILED)
+			e++;
+		uffd_wake(r, idx + k, e - k);
+		k = e;
+	}
 	if (ret) {
 		pr_err("fill of region %llu page %llu failed: %s",
 		       (unsigned long long)r->id, (unsigned long long)idx,
@@ -272,7 +562,7 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 		switch (pg->state) {
 		case PG_ABSENT:
 			pthread_mutex_unlock(&pd.lock);
-			fill_pages(r, idx, RA_MAX,
+			fill_pages(r, idx, RA_MAX_MAP,
 				   flags & UFFD_PAGEFAULT_FLAG_WRITE, false);
 			pthread_mutex_lock(&pd.lock);
 			break;
@@ -316,21 +606,91 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 	pthread_mutex_unlock(&pd.lock);
 }
 
-/* A client's uffd is readable: handle one batch of messages. */
-void fault_event(struct conn *c, int uffd)
+/*
+ * The uffd a polling worker holds unarmed in epoll (see fault_event()):
+ * re-armed before anything that may take long, so that other workers
+ * serve the client's other faults meanwhile.
+ */
+static __thread struct {
+	int uffd;
+	struct evsrc *es;
+} unarmed = { -1, NULL };
+
+void fault_rearm(void)
+{
+	if (unarmed.es) {
+		server_rearm(unarmed.uffd, unarmed.es);
+		unarmed.es = NULL;
+	}
+}
+
+/*
+ * A client's uffd is readable: handle its messages.  A fault handed to a
+ * worker asleep in epoll costs a wake-up, tens of microseconds when it
+ * sleeps on the other CPU, which is more than resolving a cached page
+ * takes.  So while faults keep coming, one worker per connection keeps
+ * polling the uffd for --spin-us (50 us) after the last message before it
+ * goes back to sleep, yielding the CPU between polls so that a faulting
+ * thread woken on the same CPU runs at once.  A poll that found nothing
+ * makes the next one short (an eighth), so an idle or slow client costs
+ * little CPU.
+ *
+ * The polling worker leaves the uffd unarmed in epoll (it is one-shot),
+ * else every fault would also wake a sleeping worker, which is the very
+ * cost polling avoids.  It re-arms it when it stops, when a batch holds
+ * several faults (several threads fault: serve them in parallel), and
+ * before a fill that reads a window or has to evict (fault_rearm()).
+ */
+void fault_event(struct conn *c, int uffd, struct evsrc *es)
 {
 	struct uffd_msg msgs[FAULT_BATCH];
-	uint64_t t0 = now_ns();
-	ssize_t got;
+	bool spinner = pd.spin_ns &&
+		!__atomic_exchange_n(&c->spinning, 1, __ATOMIC_ACQUIRE);
+	uint64_t limit = pd.spin_ns, last = now_ns();
+	bool handled = false;
 
-	got = read(uffd, msgs, sizeof(msgs));
-	if (got <= 0)
-		return;
-	for (ssize_t i = 0; i < got / (ssize_t)sizeof(msgs[0]); i++) {
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+	if (!spinner) {
+		server_rearm(uffd, es);
+		limit = 0;
+	} else {
+		unarmed.uffd = uffd;
+		unarmed.es = es;
+		if (c->spin_missed)
+			limit /= 8;
+	}
+	for (;;) {
+		uint64_t t0 = now_ns();
+		ssize_t got = read(uffd, msgs, sizeof(msgs));
+		ssize_t nmsg;
+
+		if (got <= 0) {
+			if (!spinner || !handled || errno != EAGAIN ||
+			    t0 - last > limit)
+				break;
+			sched_yield();
 			continue;
-		handle_fault(c, msgs[i].arg.pagefault.address &
-				~(PAGE_SIZE - 1),
-			     msgs[i].arg.pagefault.flags, t0);
+		}
+		nmsg = got / (ssize_t)sizeof(msgs[0]);
+		if (nmsg > 1)
+			fault_rearm();
+		if (handled && spinner)
+			c->spin_missed = false;	/* the poll paid off */
+		for (ssize_t i = 0; i < nmsg; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			handle_fault(c, msgs[i].arg.pagefault.address &
+					~(PAGE_SIZE - 1),
+				     msgs[i].arg.pagefault.flags, t0);
+		}
+		handled = true;
+		last = now_ns();
+		if (!spinner)
+			break;
+	}
+	if (spinner) {
+		fault_rearm();
+		if (handled && now_ns() - last > limit)
+			c->spin_missed = true;
+		__atomic_store_n(&c->spinning, 0, __ATOMIC_RELEASE);
 	}
 }

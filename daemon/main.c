@@ -197,7 +197,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
-		"              [--oom-score-adj N|keep] [--fail-fsync PATH] [-v]\n"
+		"              [--oom-score-adj N|keep] [--fail-fsync PATH]"
+		" [--spin-us US] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
 		{ "wp-mode", required_argument, NULL, 'W' },
 		{ "oom-score-adj", required_argument, NULL, 'O' },
 		{ "fail-fsync", required_argument, NULL, 'F' },
+		{ "spin-us", required_argument, NULL, 'P' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -227,7 +229,9 @@ int main(int argc, char **argv)
 	sigset_t set;
 
 	pd.client_timeout_ms = 10000;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:Sjvh", opts, NULL)) != -1) {
+	/* polling only pays where the faulting thread runs elsewhere */
+	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -245,6 +249,11 @@ int main(int argc, char **argv)
 			pd.client_timeout_ms = atoi(optarg);
 			if (pd.client_timeout_ms < 1)
 				usage();
+			break;
+		case 'P':
+			if (atoi(optarg) < 0 || atoi(optarg) > 10000)
+				usage();
+			pd.spin_ns = atoi(optarg) * 1000ULL;
 			break;
 		case 'W':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "async") &&
@@ -329,6 +338,14 @@ int main(int argc, char **argv)
 
 		if (pthread_create(&t, NULL, server_worker, NULL)) {
 			pr_err("cannot start worker threads");
+			return 1;
+		}
+	}
+	{
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, evict_worker, NULL)) {
+			pr_err("cannot start the eviction thread");
 			return 1;
 		}
 	}

@@ -25,7 +25,9 @@
 
 #define PAGE_SHIFT	12
 #define PAGE_SIZE	(1UL << PAGE_SHIFT)
-#define RA_MAX		64	/* readahead window limit, pages */
+#define RA_MAX		64	/* readahead window through a buffer, pages */
+#define RA_MAX_MAP	1024	/* window copied from the file mapping */
+#define RA_STREAMS	4	/* sequential streams tracked per region */
 #define WB_BATCH	256	/* pages per write-back round */
 #define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
@@ -62,10 +64,16 @@ enum pg_state {
 #define PGF_SYNCFAIL	0x40
 /* EVICTING, in a drop request the client's helper has not answered yet */
 #define PGF_DROPWAIT	0x80
+/* evict.c: demand faults of the page so far, 0-3, kept while absent */
+#define PGF_HEAT_SHIFT	8
+#define PGF_HEAT	(3 << PGF_HEAT_SHIFT)
+/* evict.c: laps of the CLOCK hand the page survives beyond PGF_REF */
+#define PGF_LAPS_SHIFT	10
+#define PGF_LAPS	(3 << PGF_LAPS_SHIFT)
 
 struct page {
 	uint8_t state;
-	uint8_t flags;
+	uint16_t flags;		/* PGF_* */
 };
 
 struct list {
@@ -82,14 +90,18 @@ struct region {
 	uint64_t addr, len, npages;
 	uint32_t flags;		/* PAGER_SHARED, PAGER_TEMPORARY */
 	int fd;			/* backing file */
+	void *fmap;		/* fd mapped read-only, fault.c (lazily) */
+	bool no_nowait;		/* fd refuses RWF_NOWAIT (tmpfs): plain reads */
 	int memfd;		/* shmem object of PAGER_SHARED, else -1 */
 	int uffd;		/* the conn's uffd this region is registered on */
 	bool async;		/* WP_ASYNC: dirtiness from PAGEMAP_SCAN */
 	uint64_t file_size;	/* size when mapped, grown by write-back */
 	struct page *pages;
 	uint64_t resident, dirty;
-	uint64_t ra_next;	/* expected next fault for readahead */
-	unsigned int ra_win;
+	/* readahead: sequential streams (fault.c), e.g. one per thread */
+	uint64_t ra_next[RA_STREAMS];	/* expected next fault */
+	unsigned int ra_win[RA_STREAMS];	/* window, pages (0: 1) */
+	unsigned int ra_clock;		/* slot a new stream takes */
 	int ops;		/* operations in progress, release waits */
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
 	uint64_t unsynced;	/* pages with PGF_UNSYNCED or PGF_INFSYNC */
@@ -125,6 +137,8 @@ struct conn {
 	bool hello;
 	bool unresponsive;	/* did not answer a drop request */
 	bool sock_armed;
+	int spinning;		/* a worker polls the uffd (fault.c) */
+	bool spin_missed;	/* the last poll found nothing: probe briefly */
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	/*
@@ -167,6 +181,7 @@ struct pagerd {
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
 	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
+	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
@@ -262,16 +277,21 @@ void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 
 /* fault.c: fault loop */
-void fault_event(struct conn *c, int uffd);
+void fault_event(struct conn *c, int uffd, struct evsrc *es);
+void fault_rearm(void);
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch);
+void fault_region_exit(struct region *r);
 
 /* evict.c: replacement policy and budget */
 int evict_some(uint64_t want);
+void evict_ahead(uint64_t n);
+void *evict_worker(void *arg);
 int budget_reserve(struct region *r, uint64_t *n);
 void clock_forget(struct region *r);
+void clock_filled(struct page *pg, bool demand, bool prefetch);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
@@ -283,6 +303,7 @@ void drop_abandon(struct conn *c);
 /* server.c: client protocol */
 int server_init(const char *path);
 void *server_worker(void *arg);
+void server_rearm(int fd, struct evsrc *s);
 void server_flush_all(void);
 
 /* stats.c */

@@ -245,7 +245,6 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	r->async = c->wp_async && memfd < 0;
 	r->uffd = memfd >= 0 && c->uffd_sync >= 0 ? c->uffd_sync : c->uffd;
 	r->file_size = st.st_size;
-	r->ra_win = 1;
 	pthread_mutex_init(&r->sync_lock, NULL);
 	list_init(&r->node);
 	list_init(&r->cnode);
@@ -309,6 +308,7 @@ int region_release(struct region *r, bool writeback)
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 
+	fault_region_exit(r);
 	close(r->fd);
 	if (r->memfd >= 0)
 		close(r->memfd);
@@ -463,13 +463,13 @@ static bool client_has_page(struct region *r, uint64_t i)
  */
 
 /* Set and clear sync flags of page @i, keeping r->unsynced.  pd.lock held. */
-static void pg_sync_flags(struct region *r, uint64_t i, uint8_t set,
-			  uint8_t clear)
+static void pg_sync_flags(struct region *r, uint64_t i, uint16_t set,
+			  uint16_t clear)
 {
 	struct page *pg = &r->pages[i];
 	bool was = pg->flags & (PGF_UNSYNCED | PGF_INFSYNC), now;
 
-	pg->flags = (pg->flags | set) & (uint8_t)~clear;
+	pg->flags = (pg->flags | set) & (uint16_t)~clear;
 	now = pg->flags & (PGF_UNSYNCED | PGF_INFSYNC);
 	if (was && !now)
 		r->unsynced--;
@@ -574,7 +574,7 @@ static int region_fsync(struct region *r, bool datasync, const uint64_t *done,
  */
 static int wb_durable(struct region *r, const uint64_t *idx, int n, bool *cand)
 {
-	const uint8_t f = PGF_UNSYNCED | PGF_INFSYNC | PGF_SYNCFAIL;
+	const uint16_t f = PGF_UNSYNCED | PGF_INFSYNC | PGF_SYNCFAIL;
 	bool need = false, kept = false;
 	int ret;
 
@@ -820,6 +820,27 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 }
 
 /*
+ * Snapshot one private page for write-back.  Reading a page the client no
+ * longer has faults into its uffd, which fails the remote access (EIO):
+ * the client dropped it itself (MADV_DONTNEED).  That is not an I/O error;
+ * like a vanished page it is ABSENT now (*gone) and refilled from the file.
+ */
+static int wb_snap_page(struct region *r, uint64_t i, char *buf, bool *gone)
+{
+	ssize_t got = pread(r->conn->memfd, buf, PAGE_SIZE,
+			    r->addr + (i << PAGE_SHIFT));
+	int err = got < 0 ? -errno : -EIO;
+
+	if (got == (ssize_t)PAGE_SIZE)
+		return 0;
+	if (!client_has_page(r, i)) {
+		*gone = true;
+		return 0;
+	}
+	return err;
+}
+
+/*
  * Write back (and with @evict, drop) @n pages of @r, which the caller moved
  * to WRITEBACK or EVICTING; dirty[k] says whether page idx[k] needs writing.
  * idx[] is ascending, n <= WB_BATCH.  Ends the busy state of every page.
@@ -866,35 +887,44 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		k = e + 1;
 	}
 
-	/* 2: snapshot, 3: write runs of non-trivial pages */
-	for (int k = 0; k < n && !ret; k++) {
-		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
-		uint64_t off = idx[k] << PAGE_SHIFT;
+	/* 2: snapshot, one pread per run of adjacent dirty pages */
+	for (int k = 0, e; k < n && !ret; k = e) {
+		size_t len;
 		ssize_t got;
 
-		write[k] = false;
+		for (e = k + 1; dirty[k] && e < n && dirty[e] &&
+		     idx[e] == idx[e - 1] + 1; e++)
+			;
 		if (!dirty[k])
 			continue;
+		len = (size_t)(e - k) << PAGE_SHIFT;
 		if (r->memfd >= 0)
-			got = pread(r->memfd, buf, PAGE_SIZE, off);
+			got = pread(r->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+				    len, idx[k] << PAGE_SHIFT);
 		else
-			got = pread(c->memfd, buf, PAGE_SIZE, r->addr + off);
-		if (got != (ssize_t)PAGE_SIZE && r->memfd < 0 &&
-		    !client_has_page(r, idx[k])) {
-			/*
-			 * Reading a page the client no longer has faults into
-			 * its uffd, which fails a remote access (EIO).  The
-			 * client dropped it itself (MADV_DONTNEED): not an I/O
-			 * error; like a vanished page, it is ABSENT now and
-			 * refilled from the file.
-			 */
-			gone[k] = true;
+			got = pread(c->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+				    len, r->addr + (idx[k] << PAGE_SHIFT));
+		if (got == (ssize_t)len)
 			continue;
-		}
-		if (got != (ssize_t)PAGE_SIZE) {
+		if (r->memfd >= 0) {
 			ret = got < 0 ? -errno : -EIO;
 			break;
 		}
+		/* which page of the run failed, and why: one at a time */
+		for (int j = k; j < e && !ret; j++)
+			ret = wb_snap_page(r, idx[j],
+					   io->buf + ((size_t)j << PAGE_SHIFT),
+					   &gone[j]);
+	}
+
+	/* 3: write runs of non-trivial pages */
+	for (int k = 0; k < n && !ret; k++) {
+		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
+		uint64_t off = idx[k] << PAGE_SHIFT;
+
+		write[k] = false;
+		if (!dirty[k] || gone[k])
+			continue;
 		/* a zero page over a hole or past EOF needs no block */
 		if (!(r->pages[idx[k]].flags & PGF_FILEDATA) && page_is_zero(buf))
 			continue;

@@ -53,6 +53,12 @@ static void arm(int fd, struct evsrc *s, int op)
 	epoll_ctl(pd.epfd, op, fd, &ev);
 }
 
+/* Re-enable a one-shot source (fault.c decides when for a uffd). */
+void server_rearm(int fd, struct evsrc *s)
+{
+	arm(fd, s, EPOLL_CTL_MOD);
+}
+
 int server_init(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -670,15 +676,14 @@ void *server_worker(void *arg)
 		case SRC_UFFD:
 			if (!conn_get_user(c))
 				break;
-			arm(c->uffd, &c->es_uffd, EPOLL_CTL_MOD);
-			fault_event(c, c->uffd);
+			/* fault_event() re-arms it (maybe after polling) */
+			fault_event(c, c->uffd, &c->es_uffd);
 			conn_put_user(c);
 			break;
 		case SRC_UFFD_SYNC:
 			if (!conn_get_user(c))
 				break;
-			arm(c->uffd_sync, &c->es_uffd_sync, EPOLL_CTL_MOD);
-			fault_event(c, c->uffd_sync);
+			fault_event(c, c->uffd_sync, &c->es_uffd_sync);
 			conn_put_user(c);
 			break;
 		}

@@ -157,10 +157,11 @@ int stats_format(char *buf, size_t len, bool json)
 	return snprintf(buf, len, json ? "{}" : "stats\n");
 }
 
-void fault_event(struct conn *c, int uffd)
+void fault_event(struct conn *c, int uffd, struct evsrc *es)
 {
 	(void)c;
 	(void)uffd;
+	(void)es;
 }
 
 void region_stats_prepare(struct region *r)
