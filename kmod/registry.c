@@ -111,6 +111,13 @@ void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 	unsigned long i, end = min(first + nr, t->npages);
 	bool overflowed = false;
 
+	if (first >= end)
+		return;
+	/* nothing to log or count: every writer of the bitmap holds t->lock */
+	if (!conservative && (!ep->log || ep->overflow)) {
+		bitmap_set(ep->bitmap, first, end - first);
+		return;
+	}
 	for (i = first; i < end; i++) {
 		if (test_and_set_bit(i, ep->bitmap))
 			continue;
@@ -134,6 +141,17 @@ void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		atomic_set(&t->overflow_event, 1);
 		dtrack_queue_events();
 	}
+}
+
+/* Mark [start, end) (addresses, clamped to t's range) in @ep; t->lock held. */
+void dtrack_mark_span(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		      unsigned long start, unsigned long end, bool conservative)
+{
+	start = max(start, t->start);
+	end = min(end, t->end);
+	if (start < end)
+		dtrack_mark(t, ep, (start - t->start) >> PAGE_SHIFT,
+			    (end - start) >> PAGE_SHIFT, conservative);
 }
 
 /* Mark [start, end) (addresses, clamped to t's range) in the live epochs. */
