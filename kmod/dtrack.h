@@ -231,6 +231,9 @@ void dtrack_tracker_put(struct dtrack_tracker *t);
 struct dtrack_tracker *dtrack_tracker_next(u32 *id);
 void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		 unsigned long first, unsigned long nr, bool conservative);
+void dtrack_mark_bits(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		      unsigned long base, const unsigned long *bits,
+		      unsigned int n);
 void dtrack_mark_span(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		      unsigned long start, unsigned long end, bool conservative);
 void dtrack_mark_addr(struct dtrack_tracker *t, unsigned long start,

@@ -51,9 +51,7 @@ static void dtrack_hw_hand_bits(struct dtrack_hw_ctx *c, unsigned long base,
 	unsigned int s, e;
 
 	spin_lock(&t->lock);
-	for_each_set_bitrange(s, e, bits, n)
-		dtrack_mark_span(t, c->into, base + ((unsigned long)s << PAGE_SHIFT),
-				 base + ((unsigned long)e << PAGE_SHIFT), false);
+	dtrack_mark_bits(t, c->into, base, bits, n);
 	spin_unlock(&t->lock);
 	if (!c->clear)
 		return;

@@ -143,6 +143,42 @@ void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 	}
 }
 
+/*
+ * Mark the pages of @bits (bit i: page @base + i pages, @n bits, bits past
+ * @n clear) in @ep, t->lock held: a shifted word-wise OR when there is
+ * nothing to log, else run by run.  Not conservative.
+ */
+void dtrack_mark_bits(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		      unsigned long base, const unsigned long *bits,
+		      unsigned int n)
+{
+	unsigned long first, *dst, v, hi;
+	unsigned int i, sh, s, e;
+
+	if ((ep->log && !ep->overflow) || base < t->start ||
+	    base + ((unsigned long)n << PAGE_SHIFT) > t->end) {
+		for_each_set_bitrange(s, e, bits, n)
+			dtrack_mark_span(t, ep,
+					 base + ((unsigned long)s << PAGE_SHIFT),
+					 base + ((unsigned long)e << PAGE_SHIFT),
+					 false);
+		return;
+	}
+	first = (base - t->start) >> PAGE_SHIFT;
+	dst = ep->bitmap + first / BITS_PER_LONG;
+	sh = first % BITS_PER_LONG;
+	for (i = 0; i < BITS_TO_LONGS(n); i++) {
+		v = bits[i];
+		if (!v)
+			continue;
+		dst[i] |= v << sh;
+		/* never touch a word past the last page's */
+		hi = sh ? v >> (BITS_PER_LONG - sh) : 0;
+		if (hi)
+			dst[i + 1] |= hi;
+	}
+}
+
 /* Mark [start, end) (addresses, clamped to t's range) in @ep; t->lock held. */
 void dtrack_mark_span(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		      unsigned long start, unsigned long end, bool conservative)
