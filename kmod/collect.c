@@ -85,6 +85,8 @@ static struct dtrack_epoch *dtrack_switch_epoch(struct dtrack_tracker *t)
 	struct dtrack_epoch *snap;
 
 	spin_lock(&t->lock);
+	if (t->method == DTRACK_METHOD_WPFAULT)
+		dtrack_wpfault_epoch_switch();
 	snap = t->cur;
 	t->cur = dtrack_spare(t);
 	t->snap = snap;
