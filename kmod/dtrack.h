@@ -34,7 +34,7 @@ enum dtrack_class {
 struct dtrack_log_entry {
 	u32 idx;			/* page index in the tracked range */
 	u32 cpu;
-	u64 ns;				/* ktime_get_ns() of the fault */
+	u64 ns;				/* local_clock() of the fault */
 };
 
 /* Dirty set of one epoch (current, or the one being collected). */
