@@ -787,9 +787,14 @@ static void report(const struct result *res, int thp)
 		printf("@md\n@md hwdirty baseline with the same TLB flush: a write to an already-dirty page right after a full flush of the mm (MADV_DONTNEED of %d scratch pages, as the reset's flush_tlb_mm_range over the range) costs %s per page at fraction 1 (first write after reset: %s, later write: %s).\n",
 		       FLUSH_PAGES, fmt_ns(hw->flushed_ns[NFRAC - 1]),
 		       fmt_ns(hw->first_ns[NFRAC - 1]), fmt_ns(hw->later_ns[NFRAC - 1]));
-	if (thp)
-		printf("@md\n@md AnonHugePages after populate: %ld kB of %zu MiB.\n",
-		       res[0].thp_kb, region_mb);
+	if (thp) {
+		/* per method: a method whose range ended up less huge pays 4 KiB faults */
+		printf("@md\n@md AnonHugePages after populate (of %zu MiB):", region_mb);
+		for (i = 0; i < NMETHODS; i++)
+			if (res[i].ok)
+				printf(" %s %ld kB;", methods[i].name, res[i].thp_kb);
+		printf("\n");
+	}
 	/* how much of dtrack's figure is netlink: the module's own clock */
 	for (i = 0; i < NMETHODS; i++)
 		if (res[i].ok && methods[i].dt_method && res[i].module_ns[0])
