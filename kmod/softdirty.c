@@ -113,28 +113,39 @@ static pteval_t dtrack_sd_mask(bool clear)
 /*
  * The fast path of a pass over a PTE table: true if every entry is present
  * with none of @mask set, so that there is nothing to do (after a reset,
- * almost every table of a mostly clean range).  One load, one XOR and one
- * OR per entry, no branch: PTE bits other than hardware A/D cannot change
- * under the PTE lock.
+ * almost every table of a mostly clean range).  No branch per entry: an OR
+ * of the entries for @mask, an AND of the present bits, where a NUMA
+ * hinting (PROT_NONE) entry counts as present as for pte_present(): NUMA
+ * balancing leaves whole tables so.  PTE bits other than hardware A/D
+ * cannot change under the PTE lock.
  */
+#define DTRACK_PROTNONE_SHIFT	(_PAGE_BIT_PROTNONE - _PAGE_BIT_PRESENT)
+
+static __always_inline void dtrack_quiet_one(pte_t pte, pteval_t *any,
+					     pteval_t *all)
+{
+	pteval_t v = pte_val(pte);
+
+	*any |= v;
+	*all &= v | (v >> DTRACK_PROTNONE_SHIFT);
+}
+
 static bool dtrack_ptes_quiet(const pte_t *pte, unsigned long n,
 			      pteval_t mask)
 {
-	pteval_t acc = 0, want = mask | _PAGE_PRESENT;
+	pteval_t any = 0, all = _PAGE_PRESENT;
 	unsigned long i = 0;
 
-	for (; i + 8 <= n; i += 8)
-		acc |= (pte_val(pte[i]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 1]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 2]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 3]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 4]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 5]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 6]) ^ _PAGE_PRESENT) |
-		       (pte_val(pte[i + 7]) ^ _PAGE_PRESENT);
+	/* unrolled: under emulation every loop branch has a price */
+	for (; i + 4 <= n; i += 4) {
+		dtrack_quiet_one(pte[i], &any, &all);
+		dtrack_quiet_one(pte[i + 1], &any, &all);
+		dtrack_quiet_one(pte[i + 2], &any, &all);
+		dtrack_quiet_one(pte[i + 3], &any, &all);
+	}
 	for (; i < n; i++)
-		acc |= pte_val(pte[i]) ^ _PAGE_PRESENT;
-	return !(acc & want);
+		dtrack_quiet_one(pte[i], &any, &all);
+	return !(any & mask) && (all & _PAGE_PRESENT);
 }
 
 /*
