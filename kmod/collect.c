@@ -12,7 +12,6 @@
  */
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
-#include <linux/sort.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/vmalloc.h>
 #include "dtrack.h"
@@ -86,6 +85,8 @@ static struct dtrack_epoch *dtrack_switch_epoch(struct dtrack_tracker *t)
 	struct dtrack_epoch *snap;
 
 	spin_lock(&t->lock);
+	if (t->method == DTRACK_METHOD_WPFAULT)
+		dtrack_wpfault_epoch_switch();
 	snap = t->cur;
 	t->cur = dtrack_spare(t);
 	t->snap = snap;
@@ -258,14 +259,45 @@ int dtrack_tracker_start(struct dtrack_tracker *t)
 	return 0;
 }
 
-static int dtrack_cmp_u32(const void *a, const void *b)
+/*
+ * Heapsort of page indexes: the comparison is inline (sort() would make an
+ * indirect call per comparison, the bulk of a collect under retpolines).
+ */
+static void dtrack_sift_u32(u32 *a, u32 root, u32 n)
 {
-	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+	u32 v = a[root], child;
 
-	return x < y ? -1 : x > y;
+	while ((child = 2 * root + 1) < n) {
+		if (child + 1 < n && a[child + 1] > a[child])
+			child++;
+		if (v >= a[child])
+			break;
+		a[root] = a[child];
+		root = child;
+	}
+	a[root] = v;
 }
 
-/* Runs of an epoch whose log is complete: O(d log d) in its d pages. */
+static void dtrack_sort_u32(u32 *a, u32 n)
+{
+	u32 i;
+
+	for (i = n / 2; i-- > 0;)
+		dtrack_sift_u32(a, i, n);
+	for (i = n; i-- > 1;) {
+		swap(a[0], a[i]);
+		dtrack_sift_u32(a, 0, i);
+	}
+}
+
+static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
+				   struct dtrack_epoch *ep,
+				   struct dtrack_result *res);
+
+/*
+ * Runs of an epoch whose log is complete: O(d log d) in its d pages, or a
+ * scan of its bitmap (O(range / BITS_PER_LONG + d)) when that is less.
+ */
 static int dtrack_runs_from_log(struct dtrack_tracker *t,
 				struct dtrack_epoch *ep,
 				struct dtrack_result *res)
@@ -273,6 +305,9 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 	u32 i, n = ep->log_len, *idx;
 	struct dtrack_run *run = NULL;
 
+	/* the log lists exactly the bits set: scan them when that is cheaper */
+	if ((u64)n * ilog2(n | 1) > BITS_TO_LONGS(t->npages))
+		return dtrack_runs_from_bitmap(t, ep, res);
 	res->nr_dirty = n;
 	if (!n)
 		return 0;
@@ -285,7 +320,7 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 	}
 	for (i = 0; i < n; i++)
 		idx[i] = ep->log[i].idx;
-	sort(idx, n, sizeof(*idx), dtrack_cmp_u32, NULL);
+	dtrack_sort_u32(idx, n);
 	for (i = 0; i < n; i++) {
 		u64 addr = t->start + ((u64)idx[i] << PAGE_SHIFT);
 
@@ -301,32 +336,65 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 	return 0;
 }
 
+/*
+ * Runs of set bits of @bm (@nbits), as runs of pages from @base: counted
+ * only when @runs is NULL.  Word by word with inline bit scans (one
+ * find_next_bit() call per run edge made large answers call-bound).
+ * Returns the number of runs, *pages the number of set bits.
+ */
+static size_t dtrack_bitmap_runs(const unsigned long *bm, unsigned long nbits,
+				 u64 base, struct dtrack_run *runs, u64 *pages)
+{
+	unsigned long i, nw = BITS_TO_LONGS(nbits), end = ULONG_MAX;
+	size_t nr = 0;
+	u64 total = 0;
+
+	for (i = 0; i < nw; i++) {
+		unsigned long w = bm[i];
+
+		if (i == nw - 1 && nbits % BITS_PER_LONG)
+			w &= BITMAP_LAST_WORD_MASK(nbits);
+		while (w) {
+			unsigned long b = __ffs(w), ones = ~(w >> b), len;
+			unsigned long s = i * BITS_PER_LONG + b;
+
+			len = ones ? __ffs(ones) : BITS_PER_LONG - b;
+			w = b + len >= BITS_PER_LONG ? 0 :
+			    w & ~(((1UL << len) - 1) << b);
+			total += len;
+			if (s == end) {
+				/* continues the run of the previous word */
+				if (runs)
+					runs[nr - 1].pages += len;
+			} else {
+				if (runs) {
+					runs[nr].addr = base + ((u64)s << PAGE_SHIFT);
+					runs[nr].pages = len;
+				}
+				nr++;
+			}
+			end = s + len;
+		}
+	}
+	*pages = total;
+	return nr;
+}
+
 static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
 				   struct dtrack_epoch *ep,
 				   struct dtrack_result *res)
 {
-	unsigned long s, e, n = 0;
+	size_t n = dtrack_bitmap_runs(ep->bitmap, t->npages, t->start, NULL,
+				      &res->nr_dirty);
 
-	for (s = find_first_bit(ep->bitmap, t->npages); s < t->npages;
-	     s = find_next_bit(ep->bitmap, t->npages, e)) {
-		e = find_next_zero_bit(ep->bitmap, t->npages, s);
-		n++;
-	}
-	res->nr_dirty = bitmap_weight(ep->bitmap, t->npages);
 	if (!n)
 		return 0;
 	res->runs = kvmalloc_array(n, sizeof(*res->runs),
 				   GFP_KERNEL | __GFP_NOWARN);
 	if (!res->runs)
 		return -ENOMEM;
-	for (s = find_first_bit(ep->bitmap, t->npages); s < t->npages;
-	     s = find_next_bit(ep->bitmap, t->npages, e)) {
-		struct dtrack_run *run = &res->runs[res->nr_runs++];
-
-		e = find_next_zero_bit(ep->bitmap, t->npages, s);
-		run->addr = t->start + ((u64)s << PAGE_SHIFT);
-		run->pages = e - s;
-	}
+	res->nr_runs = dtrack_bitmap_runs(ep->bitmap, t->npages, t->start,
+					  res->runs, &res->nr_dirty);
 	return 0;
 }
 

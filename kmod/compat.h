@@ -35,4 +35,11 @@ static inline void dtrack_call_mn_end(void *fn, struct mmu_notifier_range *r)
 }
 #endif
 
+/* The PTE bits pte_dirty() tests (6.6+: also the shadow-stack SavedDirty). */
+#ifdef _PAGE_SAVED_DIRTY
+#define DTRACK_PTE_DIRTY_BITS	(_PAGE_DIRTY | _PAGE_SAVED_DIRTY)
+#else
+#define DTRACK_PTE_DIRTY_BITS	_PAGE_DIRTY
+#endif
+
 #endif /* _DTRACK_COMPAT_H */

@@ -34,7 +34,7 @@ enum dtrack_class {
 struct dtrack_log_entry {
 	u32 idx;			/* page index in the tracked range */
 	u32 cpu;
-	u64 ns;				/* ktime_get_ns() of the fault */
+	u64 ns;				/* local_clock() of the fault */
 };
 
 /* Dirty set of one epoch (current, or the one being collected). */
@@ -147,29 +147,48 @@ int dtrack_symbols_init(void);
 
 /* pgwalk.c */
 struct dtrack_walk;
-typedef void (*dtrack_pte_fn)(struct dtrack_walk *w, unsigned long addr,
-			      pte_t *ptep);
+/* [addr, end) inside one PTE table, @pte maps addr; PTE lock held */
+typedef void (*dtrack_ptes_fn)(struct dtrack_walk *w, unsigned long addr,
+			       unsigned long end, pte_t *pte);
 typedef void (*dtrack_pmd_fn)(struct dtrack_walk *w, unsigned long addr,
 			      unsigned long end, pmd_t *pmdp);
 struct dtrack_walk {
 	struct mm_struct *mm;
 	struct vm_area_struct *vma;
-	dtrack_pte_fn pte;		/* under the PTE lock */
+	dtrack_ptes_fn ptes;		/* under the PTE lock, once per table */
 	dtrack_pmd_fn pmd;		/* huge or migration pmd, pmd lock held */
 	/* [start, end) could not be walked (its pmd kept changing) */
 	void (*skip)(struct dtrack_walk *w, unsigned long start,
 		     unsigned long end);
 	void *priv;
-	bool changed;			/* a callback changed an entry */
+	/* entries changed by callbacks: the TLB range to flush (end 0: none) */
+	unsigned long flush_start, flush_end;
 };
+
+static inline void dtrack_walk_changed(struct dtrack_walk *w,
+				       unsigned long start, unsigned long end)
+{
+	if (!w->flush_end || start < w->flush_start)
+		w->flush_start = start;
+	if (end > w->flush_end)
+		w->flush_end = end;
+}
+
+static inline unsigned long dtrack_run_end(const struct dtrack_run *run)
+{
+	return run->addr + (run->pages << PAGE_SHIFT);
+}
+
 void dtrack_walk_range(struct dtrack_walk *w, unsigned long start,
 		       unsigned long end);
+void dtrack_walk_runs(struct dtrack_walk *w, const struct dtrack_run *runs,
+		      size_t nr);
 bool dtrack_vma_walkable(struct vm_area_struct *vma);
 struct folio *dtrack_pte_folio(struct vm_area_struct *vma, pte_t pte);
 void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
 			unsigned long start, unsigned long end, bool notify);
 void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
-		      bool flush, bool notify);
+		      const struct dtrack_walk *w, bool notify);
 
 /*
  * Atomic read-modify-write of a PTE/PMD that hardware may update (A/D bits)
@@ -212,6 +231,11 @@ void dtrack_tracker_put(struct dtrack_tracker *t);
 struct dtrack_tracker *dtrack_tracker_next(u32 *id);
 void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		 unsigned long first, unsigned long nr, bool conservative);
+void dtrack_mark_bits(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		      unsigned long base, const unsigned long *bits,
+		      unsigned int n);
+void dtrack_mark_span(struct dtrack_tracker *t, struct dtrack_epoch *ep,
+		      unsigned long start, unsigned long end, bool conservative);
 void dtrack_mark_addr(struct dtrack_tracker *t, unsigned long start,
 		      unsigned long end, bool conservative);
 void dtrack_queue_events(void);
@@ -244,6 +268,7 @@ void dtrack_wpfault_exit(void);
 bool dtrack_wpfault_available(void);
 unsigned long dtrack_wpfault_missed(void);
 void dtrack_wpfault_users(int delta);
+void dtrack_wpfault_epoch_switch(void);
 
 /* netlink.c */
 int dtrack_netlink_init(void);

@@ -21,6 +21,7 @@ struct dtrack_hw_ctx {
 	struct dtrack_epoch *into;
 	enum dtrack_class class;
 	bool clear;
+	pteval_t mask;			/* the PTE bits pte_dirty/young test */
 };
 
 static void dtrack_hw_hand(struct dtrack_hw_ctx *c, unsigned long start,
@@ -42,33 +43,88 @@ static void dtrack_hw_hand(struct dtrack_hw_ctx *c, unsigned long start,
 			dtrack_mark_addr(u, start, end, false);
 }
 
-static void dtrack_hw_pte(struct dtrack_walk *w, unsigned long addr,
-			  pte_t *ptep)
+/* dtrack_sd_hand_bits() for the hardware bits: each lock taken once. */
+static void dtrack_hw_hand_bits(struct dtrack_hw_ctx *c, unsigned long base,
+				const unsigned long *bits, unsigned int n)
+{
+	struct dtrack_tracker *t = c->self, *u;
+	unsigned int s, e;
+
+	spin_lock(&t->lock);
+	dtrack_mark_bits(t, c->into, base, bits, n);
+	spin_unlock(&t->lock);
+	if (!c->clear)
+		return;
+	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
+		if (u == t || dtrack_method_class(u->method) != c->class)
+			continue;
+		for_each_set_bitrange(s, e, bits, n)
+			dtrack_mark_addr(u, base + ((unsigned long)s << PAGE_SHIFT),
+					 base + ((unsigned long)e << PAGE_SHIFT),
+					 false);
+	}
+}
+
+/*
+ * One PTE table (PTE lock held): a branch-free OR over the entries first
+ * (no entry with the bit: nothing to do, the common case of a clean
+ * table), then an inline loop; pages are handed over once per table and
+ * only the entries cleared are flushed.
+ */
+static void dtrack_hw_ptes(struct dtrack_walk *w, unsigned long addr,
+			   unsigned long end, pte_t *ptep)
 {
 	struct dtrack_hw_ctx *c = w->priv;
-	pte_t pte = ptep_get(ptep);
-	struct folio *folio;
 	bool dirty = c->class == DTRACK_CLASS_HWDIRTY;
+	unsigned long n = (end - addr) >> PAGE_SHIFT, i;
+	unsigned long hand[BITS_TO_LONGS(PTRS_PER_PTE)];
+	unsigned long fs = 0, fe = 0;
+	pteval_t acc = 0;
+	bool any = false;
 
-	if (!pte_present(pte) || !(dirty ? pte_dirty(pte) : pte_young(pte)))
+	for (i = 0; i + 8 <= n; i += 8)
+		acc |= pte_val(ptep[i]) | pte_val(ptep[i + 1]) |
+		       pte_val(ptep[i + 2]) | pte_val(ptep[i + 3]) |
+		       pte_val(ptep[i + 4]) | pte_val(ptep[i + 5]) |
+		       pte_val(ptep[i + 6]) | pte_val(ptep[i + 7]);
+	for (; i < n; i++)
+		acc |= pte_val(ptep[i]);
+	if (!(acc & c->mask))
 		return;
-	/*
-	 * Without a normal folio to carry it (PFN/mixed maps), the bit stays:
-	 * the page is then reported in every epoch.
-	 */
-	folio = c->clear ? dtrack_pte_folio(w->vma, pte) : NULL;
-	if (folio) {
+	bitmap_zero(hand, n);
+	for (i = 0; i < n; i++) {
+		unsigned long a = addr + (i << PAGE_SHIFT);
+		pte_t pte = ptep_get(ptep + i);
+		struct folio *folio;
+
+		if (!(pte_val(pte) & c->mask) || !pte_present(pte) ||
+		    !(dirty ? pte_dirty(pte) : pte_young(pte)))
+			continue;
+		__set_bit(i, hand);
+		any = true;
+		/*
+		 * Without a normal folio to carry it (PFN/mixed maps), the bit
+		 * stays: the page is then reported in every epoch.
+		 */
+		folio = c->clear ? dtrack_pte_folio(w->vma, pte) : NULL;
+		if (!folio)
+			continue;
 		/* the folio first: writeback and reclaim never see neither */
 		if (dirty) {
 			folio_mark_dirty(folio);
-			DTRACK_PTE_UPDATE(ptep, o, pte_mkclean(o));
+			DTRACK_PTE_UPDATE(ptep + i, o, pte_mkclean(o));
 		} else {
 			folio_set_young(folio);
-			DTRACK_PTE_UPDATE(ptep, o, pte_mkold(o));
+			DTRACK_PTE_UPDATE(ptep + i, o, pte_mkold(o));
 		}
-		w->changed = true;
+		if (!fe)
+			fs = a;
+		fe = a + PAGE_SIZE;
 	}
-	dtrack_hw_hand(c, addr, addr + PAGE_SIZE);
+	if (any)
+		dtrack_hw_hand_bits(c, addr, hand, n);
+	if (fe)
+		dtrack_walk_changed(w, fs, fe);
 }
 
 static void dtrack_hw_pmd(struct dtrack_walk *w, unsigned long addr,
@@ -87,7 +143,7 @@ static void dtrack_hw_pmd(struct dtrack_walk *w, unsigned long addr,
 			old = DTRACK_PMD_UPDATE(pmdp, o, pmd_mkclean(o));
 		else
 			old = DTRACK_PMD_UPDATE(pmdp, o, pmd_mkold(o));
-		w->changed = true;
+		dtrack_walk_changed(w, haddr, haddr + HPAGE_PMD_SIZE);
 		folio = page_folio(pmd_page(old));
 		if (dirty)
 			folio_mark_dirty(folio);
@@ -116,11 +172,13 @@ static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 		.class = dtrack_method_class(t->method),
 	};
 	struct dtrack_walk w = {
-		.mm = t->dmm->mm, .pte = dtrack_hw_pte, .pmd = dtrack_hw_pmd,
+		.mm = t->dmm->mm, .ptes = dtrack_hw_ptes, .pmd = dtrack_hw_pmd,
 		.skip = dtrack_hw_skip, .priv = &c,
 	};
 	struct mmu_notifier_range range;
 
+	c.mask = c.class == DTRACK_CLASS_HWDIRTY ? DTRACK_PTE_DIRTY_BITS :
+						   _PAGE_ACCESSED;
 	if (!clear) {
 		dtrack_walk_range(&w, t->start, t->end);
 		return;
@@ -128,7 +186,7 @@ static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 	/* no notifier: secondary MMUs keep their own dirty/young state */
 	dtrack_flush_begin(w.mm, &range, t->start, t->end, false);
 	dtrack_walk_range(&w, t->start, t->end);
-	dtrack_flush_end(w.mm, &range, w.changed, false);
+	dtrack_flush_end(w.mm, &range, &w, false);
 }
 
 void dtrack_hw_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)

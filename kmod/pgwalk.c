@@ -71,54 +71,75 @@ static void dtrack_pte_unmap(spinlock_t *ptl)
 	rcu_read_unlock();
 }
 
+/*
+ * One PMD entry, for [addr, next) of it: a huge (or migration) PMD goes to
+ * w->pmd under the PMD lock, a PTE table to w->ptes under the PTE lock -
+ * the whole of [addr, next), or only its parts in @runs (sorted) if given.
+ */
+static void dtrack_walk_one_pmd(struct dtrack_walk *w, pmd_t *pmd,
+				unsigned long addr, unsigned long next,
+				const struct dtrack_run *runs, size_t nr)
+{
+	int retries = 0;
+	spinlock_t *ptl;
+	pmd_t val;
+	pte_t *pte;
+
+again:
+	val = READ_ONCE(*pmd);
+	if (pmd_none(val))
+		return;
+	if (pmd_trans_huge(val) || pmd_devmap(val) || !pmd_present(val)) {
+		ptl = pmd_lock(w->mm, pmd);
+		val = *pmd;
+		if (pmd_trans_huge(val) ||
+		    (!pmd_none(val) && !pmd_present(val))) {
+			if (w->pmd && !pmd_devmap(val))
+				w->pmd(w, addr, next, pmd);
+			spin_unlock(ptl);
+			return;
+		}
+		spin_unlock(ptl);
+		if (pmd_none(val) || pmd_devmap(val))
+			return;
+	}
+	if (!w->ptes)
+		return;
+	pte = dtrack_pte_map(w->mm, pmd, addr, &ptl);
+	if (!pte) {
+		/* pmd changed under us (THP collapse/split, zap) */
+		if (++retries < 8)
+			goto again;
+		if (w->skip)
+			w->skip(w, addr, next);
+		return;
+	}
+	if (!runs) {
+		w->ptes(w, addr, next, pte);
+	} else {
+		for (; nr; runs++, nr--) {
+			unsigned long s = max_t(unsigned long, addr, runs->addr);
+			unsigned long e = min(next, dtrack_run_end(runs));
+
+			if (s < e)
+				w->ptes(w, s, e, pte + ((s - addr) >> PAGE_SHIFT));
+		}
+	}
+	dtrack_pte_unmap(ptl);
+}
+
 static void dtrack_walk_pmd(struct dtrack_walk *w, pud_t *pud,
 			    unsigned long addr, unsigned long end)
 {
-	unsigned long next, a;
-	spinlock_t *ptl;
-	pmd_t *pmd, val;
-	pte_t *pte;
-	int retries;
+	unsigned long next;
+	pmd_t *pmd;
 
 	pmd = pmd_offset(pud, addr);
 	do {
 		next = pmd_addr_end(addr, end);
-		retries = 0;
-again:
-		val = READ_ONCE(*pmd);
-		if (pmd_none(val))
-			continue;
-		if (pmd_trans_huge(val) || pmd_devmap(val) ||
-		    !pmd_present(val)) {
-			ptl = pmd_lock(w->mm, pmd);
-			val = *pmd;
-			if (pmd_trans_huge(val) ||
-			    (!pmd_none(val) && !pmd_present(val))) {
-				if (w->pmd && !pmd_devmap(val))
-					w->pmd(w, addr, next, pmd);
-				spin_unlock(ptl);
-				continue;
-			}
-			spin_unlock(ptl);
-			if (pmd_none(val) || pmd_devmap(val))
-				continue;
-		}
-		if (!w->pte)
-			continue;
-		pte = dtrack_pte_map(w->mm, pmd, addr, &ptl);
-		if (!pte) {
-			/* pmd changed under us (THP collapse/split, zap) */
-			if (++retries < 8)
-				goto again;
-			if (w->skip)
-				w->skip(w, addr, next);
-			continue;
-		}
-		for (a = addr; a < next; a += PAGE_SIZE, pte++) {
-			if (!pte_none(ptep_get(pte)))
-				w->pte(w, a, pte);
-		}
-		dtrack_pte_unmap(ptl);
+		/* empty slots are the common case of a sparse range */
+		if (!pmd_none(READ_ONCE(*pmd)))
+			dtrack_walk_one_pmd(w, pmd, addr, next, NULL, 0);
 	} while (pmd++, addr = next, addr != end);
 }
 
@@ -187,6 +208,75 @@ void dtrack_walk_range(struct dtrack_walk *w, unsigned long start,
 	w->vma = NULL;
 }
 
+/* The PMD slot of @addr, or NULL if an upper level is empty (or a leaf). */
+static pmd_t *dtrack_pmd_find(struct mm_struct *mm, unsigned long addr)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud, val;
+
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return NULL;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return NULL;
+	pud = pud_offset(p4d, addr);
+	val = READ_ONCE(*pud);
+	if (pud_none(val) || !pud_present(val) || pud_bad(val))
+		return NULL;
+	return pmd_offset(pud, addr);
+}
+
+/*
+ * Walk the pages of @runs only (sorted by address, disjoint), visiting each
+ * page table once for all the runs it maps: O(pages in runs + tables they
+ * touch), not O(range).  mmap_lock must be held.
+ */
+void dtrack_walk_runs(struct dtrack_walk *w, const struct dtrack_run *runs,
+		      size_t nr)
+{
+	struct vm_area_struct *vma = NULL;
+	unsigned long addr = 0;
+	size_t i = 0, j;
+
+	mmap_assert_locked(w->mm);
+	while (i < nr) {
+		unsigned long next, end;
+		pmd_t *pmd;
+
+		addr = max_t(unsigned long, addr, runs[i].addr);
+		if (addr >= dtrack_run_end(&runs[i])) {
+			i++;
+			continue;
+		}
+		if (!vma || addr >= vma->vm_end) {
+			vma = find_vma(w->mm, addr);
+			if (!vma)
+				break;
+			addr = max(addr, vma->vm_start);
+			w->vma = vma;
+			continue;
+		}
+		if (!dtrack_vma_walkable(vma)) {
+			addr = vma->vm_end;
+			continue;
+		}
+		/* the runs starting in this PMD (and VMA) share its table */
+		next = pmd_addr_end(addr, vma->vm_end);
+		for (j = i + 1; j < nr && runs[j].addr < next; j++)
+			;
+		end = min(next, dtrack_run_end(&runs[j - 1]));
+		pmd = dtrack_pmd_find(w->mm, addr);
+		if (pmd)
+			dtrack_walk_one_pmd(w, pmd, addr, end, runs + i, j - i);
+		addr = end;
+		while (i < nr && dtrack_run_end(&runs[i]) <= addr)
+			i++;
+		cond_resched();
+	}
+	w->vma = NULL;
+}
+
 /*
  * The dance of clear_refs around PTE updates that remove permissions or
  * clear bits the hardware sets: announce a pending flush (so that reclaim
@@ -211,13 +301,18 @@ static void dtrack_flush_local(void *unused)
 	__flush_tlb_all();
 }
 
+/*
+ * Flush the TLB for what the walk @w changed (one range: [first, last]
+ * changed entry, nothing when no entry changed), end the notifier range.
+ */
 void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
-		      bool flush, bool notify)
+		      const struct dtrack_walk *w, bool notify)
 {
-	if (flush) {
+	if (w->flush_end) {
 		if (dtrack_sym.flush_tlb_mm_range)
-			dtrack_sym.flush_tlb_mm_range(mm, r->start, r->end,
-						      PAGE_SHIFT, false);
+			dtrack_sym.flush_tlb_mm_range(mm, w->flush_start,
+						      w->flush_end, PAGE_SHIFT,
+						      false);
 		else
 			on_each_cpu(dtrack_flush_local, NULL, 1);
 	}

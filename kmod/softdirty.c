@@ -22,6 +22,8 @@ struct dtrack_sd_ctx {
 	struct dtrack_tracker *self;
 	struct dtrack_epoch *into;	/* self's epoch to mark */
 	bool clear;			/* reset (else read-only scan) */
+	pteval_t mask;			/* dtrack_sd_mask(clear) */
+	bool into_has;			/* the pages walked are in @into already */
 };
 
 /*
@@ -62,35 +64,152 @@ static bool dtrack_pte_pinned(struct vm_area_struct *vma, pte_t pte)
 	return folio && folio_maybe_dma_pinned(folio);
 }
 
-static void dtrack_sd_pte(struct dtrack_walk *w, unsigned long addr,
-			  pte_t *ptep)
+/*
+ * Hand the pages of @bits (bit i = page at @base + i pages) over like
+ * dtrack_sd_hand(), taking each tracker's lock once for all of them.
+ */
+static void dtrack_sd_hand_bits(struct dtrack_sd_ctx *c, unsigned long base,
+				const unsigned long *bits, unsigned int n)
+{
+	struct dtrack_tracker *t = c->self, *u;
+	unsigned int s, e;
+
+	if (!c->into_has) {
+		spin_lock(&t->lock);
+		dtrack_mark_bits(t, c->into, base, bits, n);
+		spin_unlock(&t->lock);
+	}
+	if (!c->clear)
+		return;
+	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
+		if (u == t || dtrack_method_class(u->method) !=
+			      DTRACK_CLASS_SOFTDIRTY)
+			continue;
+		for_each_set_bitrange(s, e, bits, n)
+			dtrack_mark_addr(u, base + ((unsigned long)s << PAGE_SHIFT),
+					 base + ((unsigned long)e << PAGE_SHIFT),
+					 false);
+	}
+}
+
+/*
+ * Bits of a present PTE that make a soft-dirty pass act on it: soft-dirty,
+ * and for a reset write permission.  pte_write() also counts a shadow-stack
+ * PTE (Write=0, Dirty=1) as writable where the kernel has shadow stacks:
+ * then Dirty counts as well (write-protected PTEs keep theirs in SavedDirty).
+ */
+static pteval_t dtrack_sd_mask(bool clear)
+{
+	pteval_t m = _PAGE_SOFT_DIRTY;
+
+	if (clear) {
+		m |= _PAGE_RW;
+		if (pte_write(__pte(_PAGE_PRESENT | _PAGE_DIRTY)))
+			m |= _PAGE_DIRTY;
+	}
+	return m;
+}
+
+/*
+ * The fast path of a pass over a PTE table: true if every entry is present
+ * with none of @mask set, so that there is nothing to do (after a reset,
+ * almost every table of a mostly clean range).  No branch per entry: an OR
+ * of the entries for @mask, an AND of the present bits, where a NUMA
+ * hinting (PROT_NONE) entry counts as present as for pte_present(): NUMA
+ * balancing leaves whole tables so.  PTE bits other than hardware A/D
+ * cannot change under the PTE lock.
+ */
+#define DTRACK_PROTNONE_SHIFT	(_PAGE_BIT_PROTNONE - _PAGE_BIT_PRESENT)
+
+static __always_inline void dtrack_quiet_one(pte_t pte, pteval_t *any,
+					     pteval_t *all)
+{
+	pteval_t v = pte_val(pte);
+
+	*any |= v;
+	*all &= v | (v >> DTRACK_PROTNONE_SHIFT);
+}
+
+static bool dtrack_ptes_quiet(const pte_t *pte, unsigned long n,
+			      pteval_t mask)
+{
+	pteval_t any = 0, all = _PAGE_PRESENT;
+	unsigned long i = 0;
+
+	/* unrolled: under emulation every loop branch has a price */
+	for (; i + 4 <= n; i += 4) {
+		dtrack_quiet_one(pte[i], &any, &all);
+		dtrack_quiet_one(pte[i + 1], &any, &all);
+		dtrack_quiet_one(pte[i + 2], &any, &all);
+		dtrack_quiet_one(pte[i + 3], &any, &all);
+	}
+	for (; i < n; i++)
+		dtrack_quiet_one(pte[i], &any, &all);
+	return !(any & mask) && (all & _PAGE_PRESENT);
+}
+
+/*
+ * Soft-dirty pass over [addr, end) of one PTE table (PTE lock held): an
+ * inline loop, whose soft-dirty pages are handed over once per table.
+ */
+static void dtrack_sd_ptes(struct dtrack_walk *w, unsigned long addr,
+			   unsigned long end, pte_t *ptep)
 {
 	struct dtrack_sd_ctx *c = w->priv;
-	pte_t pte = ptep_get(ptep), old;
+	unsigned long n = (end - addr) >> PAGE_SHIFT, i;
+	unsigned long hand[BITS_TO_LONGS(PTRS_PER_PTE)];
+	unsigned long fs = 0, fe = 0;
+	bool any = false;
 
-	if (pte_present(pte)) {
-		if (!c->clear || dtrack_pte_pinned(w->vma, pte)) {
-			/* a pinned page keeps its bit: reported every epoch */
-			if (pte_soft_dirty(pte) || c->clear)
-				dtrack_sd_hand(c, addr, addr + PAGE_SIZE,
+	if (dtrack_ptes_quiet(ptep, n, c->mask))
+		return;
+	bitmap_zero(hand, n);
+	for (i = 0; i < n; i++) {
+		unsigned long a = addr + (i << PAGE_SHIFT);
+		pte_t pte = ptep_get(ptep + i), old;
+
+		if (pte_none(pte))
+			continue;
+		if (pte_present(pte)) {
+			if (!(pte_val(pte) & c->mask))
+				continue;
+			if (!c->clear) {
+				/* scan: soft-dirty */
+				__set_bit(i, hand);
+				any = true;
+				continue;
+			}
+			if (dtrack_pte_pinned(w->vma, pte)) {
+				/* a pinned page keeps its bit: every epoch */
+				dtrack_sd_hand(c, a, a + PAGE_SIZE,
 					       !pte_soft_dirty(pte));
+				dtrack_mark_addr(c->self, a, a + PAGE_SIZE,
+						 true);
+				continue;
+			}
+			old = DTRACK_PTE_UPDATE(ptep + i, o,
+						pte_clear_soft_dirty(pte_wrprotect(o)));
+			if (pte_soft_dirty(old)) {
+				__set_bit(i, hand);
+				any = true;
+			}
+			if (pte_write(old) || pte_soft_dirty(old)) {
+				if (!fe)
+					fs = a;
+				fe = a + PAGE_SIZE;
+			}
+		} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
+			__set_bit(i, hand);
+			any = true;
 			if (c->clear)
-				dtrack_mark_addr(c->self, addr,
-						 addr + PAGE_SIZE, true);
-			return;
+				set_pte_at(w->mm, a, ptep + i,
+					   pte_swp_clear_soft_dirty(pte));
 		}
-		old = DTRACK_PTE_UPDATE(ptep, o,
-					pte_clear_soft_dirty(pte_wrprotect(o)));
-		if (pte_soft_dirty(old))
-			dtrack_sd_hand(c, addr, addr + PAGE_SIZE, false);
-		if (pte_write(old) || pte_soft_dirty(old))
-			w->changed = true;
-	} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
-		dtrack_sd_hand(c, addr, addr + PAGE_SIZE, false);
-		if (c->clear)
-			set_pte_at(w->mm, addr, ptep,
-				   pte_swp_clear_soft_dirty(pte));
 	}
+	if (any)
+		dtrack_sd_hand_bits(c, addr, hand, n);
+	if (fe)
+		dtrack_walk_changed(w, fs, fe);
 }
 
 /* Huge PMD (never split): the whole huge page is handed over. */
@@ -113,7 +232,7 @@ static void dtrack_sd_pmd(struct dtrack_walk *w, unsigned long addr,
 		if (pmd_soft_dirty(old))
 			dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
 		if (pmd_write(old) || pmd_soft_dirty(old))
-			w->changed = true;
+			dtrack_walk_changed(w, haddr, haddr + HPAGE_PMD_SIZE);
 	} else if (is_pmd_migration_entry(pmd) && pmd_swp_soft_dirty(pmd)) {
 		dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
 		if (c->clear)
@@ -139,9 +258,11 @@ static void dtrack_sd_skip(struct dtrack_walk *w, unsigned long start,
 /* Read-only scan: soft-dirty pages of t's range into @into. */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
 {
-	struct dtrack_sd_ctx c = { .self = t, .into = into };
+	struct dtrack_sd_ctx c = {
+		.self = t, .into = into, .mask = dtrack_sd_mask(false),
+	};
 	struct dtrack_walk w = {
-		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.mm = t->dmm->mm, .ptes = dtrack_sd_ptes, .pmd = dtrack_sd_pmd,
 		.skip = dtrack_sd_skip, .priv = &c,
 	};
 
@@ -151,39 +272,44 @@ void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
 /* Reset: hand soft-dirty pages to @snap and the other trackers, clear. */
 void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
 {
-	struct dtrack_sd_ctx c = { .self = t, .into = snap, .clear = true };
+	struct dtrack_sd_ctx c = {
+		.self = t, .into = snap, .clear = true,
+		.mask = dtrack_sd_mask(true),
+	};
 	struct dtrack_walk w = {
-		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.mm = t->dmm->mm, .ptes = dtrack_sd_ptes, .pmd = dtrack_sd_pmd,
 		.skip = dtrack_sd_skip, .priv = &c,
 	};
 	struct mmu_notifier_range range;
 
 	dtrack_flush_begin(w.mm, &range, t->start, t->end, true);
 	dtrack_walk_range(&w, t->start, t->end);
-	dtrack_flush_end(w.mm, &range, w.changed, true);
+	dtrack_flush_end(w.mm, &range, &w, true);
 }
 
 /*
  * wpfault reset in O(dirty): only the runs written in the ending epoch can
  * hold writable or soft-dirty PTEs (see wpfault.c), so only they are
- * visited; the flush covers the range.
+ * visited (each page table once); they come from @snap's log, so they are
+ * only handed to the other trackers.  Only changed entries are flushed.
  */
 void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 			  const struct dtrack_run *runs, size_t nr_runs)
 {
-	struct dtrack_sd_ctx c = { .self = t, .into = snap, .clear = true };
+	struct dtrack_sd_ctx c = {
+		.self = t, .into = snap, .clear = true,
+		.mask = dtrack_sd_mask(true),
+		.into_has = true,
+	};
 	struct dtrack_walk w = {
-		.mm = t->dmm->mm, .pte = dtrack_sd_pte, .pmd = dtrack_sd_pmd,
+		.mm = t->dmm->mm, .ptes = dtrack_sd_ptes, .pmd = dtrack_sd_pmd,
 		.skip = dtrack_sd_skip, .priv = &c,
 	};
 	struct mmu_notifier_range range;
-	size_t i;
 
 	dtrack_flush_begin(w.mm, &range, t->start, t->end, true);
-	for (i = 0; i < nr_runs; i++)
-		dtrack_walk_range(&w, runs[i].addr,
-				  runs[i].addr + (runs[i].pages << PAGE_SHIFT));
-	dtrack_flush_end(w.mm, &range, w.changed, true);
+	dtrack_walk_runs(&w, runs, nr_runs);
+	dtrack_flush_end(w.mm, &range, &w, true);
 }
 
 bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t)

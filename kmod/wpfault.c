@@ -24,13 +24,34 @@
 #include <linux/ptrace.h>
 #include "dtrack.h"
 
+/*
+ * wpfault trackers in existence: until there is one, every page fault of
+ * the system leaves the probe's entry handler after this one load.  Not a
+ * static key: patching the branch while other CPUs fault through it (the
+ * netlink fuzzer creating and destroying trackers) oopsed 6.12 guests with
+ * a stray int3 in the handler, as re-registering the probe did.
+ */
 static atomic_t dtrack_wp_users = ATOMIC_INIT(0);
 static bool dtrack_rp_registered;
+/*
+ * Bumped by every wpfault epoch switch, under the tracker's lock; read on
+ * entry under the same lock as the mark: a fault that finds the same value
+ * on return was recorded in an epoch that is still running.
+ */
+static atomic_t dtrack_wp_gen = ATOMIC_INIT(0);
 
 struct dtrack_rp_data {
 	struct mm_struct *mm;
 	unsigned long addr;
+	int gen;
+	bool maybe_huge;		/* the fault may install a huge PMD */
 };
+
+/* A wpfault tracker switches epochs (t->lock held, before its walk). */
+void dtrack_wpfault_epoch_switch(void)
+{
+	atomic_inc(&dtrack_wp_gen);
+}
 
 void dtrack_wpfault_users(int delta)
 {
@@ -65,13 +86,16 @@ out:
 	return huge;
 }
 
-/* Record a write fault at @addr of @mm; true if a tracker covers it. */
+/*
+ * Record a write fault at @addr of @mm; true if a tracker covers it.  On
+ * entry (@gen not NULL) the generation is read along with the first mark.
+ */
 static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
-			     bool entry)
+			     int *gen)
 {
+	bool entry = gen, found = false, huge = false, gen_read = false;
 	struct dtrack_tracker *t;
 	struct dtrack_mm *dmm;
-	bool found = false, huge = false;
 
 	rcu_read_lock();
 	dmm = dtrack_mm_find(mm);
@@ -94,6 +118,10 @@ static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
 		dtrack_mark(t, t->cur, (max(s, t->start) - t->start) >> PAGE_SHIFT,
 			    (min(e, t->end) - max(s, t->start)) >> PAGE_SHIFT,
 			    false);
+		if (gen && !gen_read) {
+			*gen = atomic_read(&dtrack_wp_gen);
+			gen_read = true;
+		}
 		spin_unlock(&t->lock);
 		if (entry)
 			atomic64_inc(&t->faults);
@@ -106,22 +134,34 @@ out:
 static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	struct dtrack_rp_data *d = (struct dtrack_rp_data *)ri->data;
-	unsigned int flags = regs_get_kernel_argument(regs, 2);
 	struct vm_area_struct *vma;
 
-	if (!(flags & FAULT_FLAG_WRITE) || !atomic_read(&dtrack_wp_users))
+	if (likely(!atomic_read(&dtrack_wp_users)) ||
+	    !(regs_get_kernel_argument(regs, 2) & FAULT_FLAG_WRITE))
 		return 1;
 	vma = (struct vm_area_struct *)regs_get_kernel_argument(regs, 0);
 	d->mm = vma->vm_mm;
 	d->addr = regs_get_kernel_argument(regs, 1);
-	return dtrack_wp_record(d->mm, d->addr, true) ? 0 : 1;
+	d->maybe_huge = !(vma->vm_flags & VM_NOHUGEPAGE);
+	return dtrack_wp_record(d->mm, d->addr, &d->gen) ? 0 : 1;
 }
 
+/*
+ * On return, only two things can need a mark: a huge PMD the fault made
+ * writable, and a reset that switched epochs while the fault ran (its PTE
+ * may have become writable after the reset's walk).  A reset bumps the
+ * generation before its walk takes the PTE lock, which the fault takes
+ * after it to update the PTE: an unchanged generation here means the
+ * epochs marked on entry are still running (one generation read with the
+ * first mark covers every tracker marked after it).
+ */
 static int dtrack_rp_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	struct dtrack_rp_data *d = (struct dtrack_rp_data *)ri->data;
 
-	dtrack_wp_record(d->mm, d->addr, false);
+	if (!d->maybe_huge && atomic_read(&dtrack_wp_gen) == d->gen)
+		return 0;
+	dtrack_wp_record(d->mm, d->addr, NULL);
 	return 0;
 }
 
