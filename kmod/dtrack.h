@@ -238,6 +238,11 @@ void dtrack_mark_span(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 		      unsigned long start, unsigned long end, bool conservative);
 void dtrack_mark_addr(struct dtrack_tracker *t, unsigned long start,
 		      unsigned long end, bool conservative);
+void dtrack_mark_class(struct dtrack_tracker *t, enum dtrack_class class,
+		       unsigned long start, unsigned long end, bool conservative);
+void dtrack_mark_class_bits(struct dtrack_tracker *t, enum dtrack_class class,
+			    unsigned long base, const unsigned long *bits,
+			    unsigned int n);
 void dtrack_queue_events(void);
 struct dtrack_mm *dtrack_mm_find(struct mm_struct *mm);
 int dtrack_registry_init(void);

@@ -27,42 +27,26 @@ struct dtrack_hw_ctx {
 static void dtrack_hw_hand(struct dtrack_hw_ctx *c, unsigned long start,
 			   unsigned long end)
 {
-	struct dtrack_tracker *t = c->self, *u;
-	unsigned long s = max(start, t->start), e = min(end, t->end);
+	struct dtrack_tracker *t = c->self;
 
-	if (s < e) {
-		spin_lock(&t->lock);
-		dtrack_mark(t, c->into, (s - t->start) >> PAGE_SHIFT,
-			    (e - s) >> PAGE_SHIFT, false);
-		spin_unlock(&t->lock);
-	}
-	if (!c->clear)
-		return;
-	list_for_each_entry(u, &t->dmm->trackers, mm_node)
-		if (u != t && dtrack_method_class(u->method) == c->class)
-			dtrack_mark_addr(u, start, end, false);
+	spin_lock(&t->lock);
+	dtrack_mark_span(t, c->into, start, end, false);
+	spin_unlock(&t->lock);
+	if (c->clear)
+		dtrack_mark_class(t, c->class, start, end, false);
 }
 
 /* dtrack_sd_hand_bits() for the hardware bits: each lock taken once. */
 static void dtrack_hw_hand_bits(struct dtrack_hw_ctx *c, unsigned long base,
 				const unsigned long *bits, unsigned int n)
 {
-	struct dtrack_tracker *t = c->self, *u;
-	unsigned int s, e;
+	struct dtrack_tracker *t = c->self;
 
 	spin_lock(&t->lock);
 	dtrack_mark_bits(t, c->into, base, bits, n);
 	spin_unlock(&t->lock);
-	if (!c->clear)
-		return;
-	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
-		if (u == t || dtrack_method_class(u->method) != c->class)
-			continue;
-		for_each_set_bitrange(s, e, bits, n)
-			dtrack_mark_addr(u, base + ((unsigned long)s << PAGE_SHIFT),
-					 base + ((unsigned long)e << PAGE_SHIFT),
-					 false);
-	}
+	if (c->clear)
+		dtrack_mark_class_bits(t, c->class, base, bits, n);
 }
 
 /*

@@ -219,6 +219,40 @@ void dtrack_mark_addr(struct dtrack_tracker *t, unsigned long start,
 	spin_unlock(&t->lock);
 }
 
+/*
+ * A pass that clears a bit trackers of @class share (soft-dirty, or the
+ * hardware dirty/accessed bit) hides the pages it found from the other
+ * trackers of the class on the mm: hand them [start, end) too.  The
+ * dmm's op_lock, held by the caller, keeps the list stable.
+ */
+void dtrack_mark_class(struct dtrack_tracker *t, enum dtrack_class class,
+		       unsigned long start, unsigned long end, bool conservative)
+{
+	struct dtrack_tracker *u;
+
+	list_for_each_entry(u, &t->dmm->trackers, mm_node)
+		if (u != t && dtrack_method_class(u->method) == class)
+			dtrack_mark_addr(u, start, end, conservative);
+}
+
+/* dtrack_mark_class() for the pages of @bits, as in dtrack_mark_bits(). */
+void dtrack_mark_class_bits(struct dtrack_tracker *t, enum dtrack_class class,
+			    unsigned long base, const unsigned long *bits,
+			    unsigned int n)
+{
+	struct dtrack_tracker *u;
+	unsigned int s, e;
+
+	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
+		if (u == t || dtrack_method_class(u->method) != class)
+			continue;
+		for_each_set_bitrange(s, e, bits, n)
+			dtrack_mark_addr(u, base + ((unsigned long)s << PAGE_SHIFT),
+					 base + ((unsigned long)e << PAGE_SHIFT),
+					 false);
+	}
+}
+
 void dtrack_queue_events(void)
 {
 	if (!READ_ONCE(dtrack_exiting))

@@ -33,23 +33,14 @@ struct dtrack_sd_ctx {
 static void dtrack_sd_hand(struct dtrack_sd_ctx *c, unsigned long start,
 			   unsigned long end, bool conservative)
 {
-	struct dtrack_tracker *t = c->self, *u;
-	unsigned long s = max(start, t->start), e = min(end, t->end);
+	struct dtrack_tracker *t = c->self;
 
-	if (s < e) {
-		spin_lock(&t->lock);
-		dtrack_mark(t, c->into, (s - t->start) >> PAGE_SHIFT,
-			    (e - s) >> PAGE_SHIFT, conservative);
-		spin_unlock(&t->lock);
-	}
-	if (!c->clear)
-		return;
-	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
-		if (u == t || dtrack_method_class(u->method) !=
-			      DTRACK_CLASS_SOFTDIRTY)
-			continue;
-		dtrack_mark_addr(u, start, end, conservative);
-	}
+	spin_lock(&t->lock);
+	dtrack_mark_span(t, c->into, start, end, conservative);
+	spin_unlock(&t->lock);
+	if (c->clear)
+		dtrack_mark_class(t, DTRACK_CLASS_SOFTDIRTY, start, end,
+				  conservative);
 }
 
 /* Pinned COW pages must stay writable (see clear_refs' pte_is_pinned()). */
@@ -71,25 +62,15 @@ static bool dtrack_pte_pinned(struct vm_area_struct *vma, pte_t pte)
 static void dtrack_sd_hand_bits(struct dtrack_sd_ctx *c, unsigned long base,
 				const unsigned long *bits, unsigned int n)
 {
-	struct dtrack_tracker *t = c->self, *u;
-	unsigned int s, e;
+	struct dtrack_tracker *t = c->self;
 
 	if (!c->into_has) {
 		spin_lock(&t->lock);
 		dtrack_mark_bits(t, c->into, base, bits, n);
 		spin_unlock(&t->lock);
 	}
-	if (!c->clear)
-		return;
-	list_for_each_entry(u, &t->dmm->trackers, mm_node) {
-		if (u == t || dtrack_method_class(u->method) !=
-			      DTRACK_CLASS_SOFTDIRTY)
-			continue;
-		for_each_set_bitrange(s, e, bits, n)
-			dtrack_mark_addr(u, base + ((unsigned long)s << PAGE_SHIFT),
-					 base + ((unsigned long)e << PAGE_SHIFT),
-					 false);
-	}
+	if (c->clear)
+		dtrack_mark_class_bits(t, DTRACK_CLASS_SOFTDIRTY, base, bits, n);
 }
 
 /*
