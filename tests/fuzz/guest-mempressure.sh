@@ -1,19 +1,22 @@
 #!/bin/sh
 # Guest side of the memory-pressure run (scripts/reliability.sh boots the
-# VM with little RAM): pagerd with pager-stress clients whose regions and
-# backing files (tmpfs) fill the memory left after a filler (unreclaimable
-# tmpfs data, no swap), while dtrack samples both paged clients with all
+# VM with little RAM): pagerd with pager-stress clients whose regions are
+# larger than the memory left after a filler (unreclaimable tmpfs data, no
+# swap), backed by files on the scratch disk (/disk), while dtrack samples both paged clients with all
 # three methods.  Every client must end byte-exact, dtrack must keep
 # answering, nobody may be OOM-killed.  (dtrack-nlfuzz is not run here: it
 # destroys trackers by id, also those of 'dtrack sample'; scripts/
 # reliability.sh runs it in a small VM of its own.)
 # usage: guest-mempressure.sh SECONDS [LEAVE_MB]
-secs=${1:-20} leave=${2:-85}
+secs=${1:-20} leave=${2:-60}
 say() { echo "# guest-mempressure: $*"; }
 mem() { sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
 say "MemTotal $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) kB, available $(mem) kB"
-# leave about 85 MB for the clients' files, pagerd's budget and the rest
-# (75 MB drove 6.1 into the OOM killer, which took pagerd)
+# leave LEAVE MB for pagerd's budget, the clients' page tables, the disk's
+# page cache and the rest.  The files go to the disk: on tmpfs their 104 MB
+# would stay in RAM whatever pagerd evicts (it once OOM-killed the clients)
+dir=/disk
+grep -q ' /disk ' /proc/mounts || { say "no /disk: files on tmpfs"; dir=/scratch; }
 fill=$(( $(mem) / 1024 - leave ))
 [ $fill -gt 0 ] && dd if=/dev/zero of=/dev/shm/filler bs=1M count=$fill 2>/dev/null
 say "filler $fill MB, available now $(mem) kB"
@@ -21,9 +24,9 @@ export PAGER_SOCKET=/tmp/mp.sock
 pagerd --socket "$PAGER_SOCKET" --budget 8M > /tmp/mp-pagerd.log 2>&1 &
 pd=$!
 sleep 0.5
-pager-stress --file /scratch/m1 --size 64 --time "$secs" --threads 3 --evict > /tmp/mp-c1.log 2>&1 &
+pager-stress --file $dir/m1 --size 64 --time "$secs" --threads 3 --evict > /tmp/mp-c1.log 2>&1 &
 c1=$!
-pager-stress --file /scratch/m2 --size 40 --time "$secs" --threads 2 --shared > /tmp/mp-c2.log 2>&1 &
+pager-stress --file $dir/m2 --size 40 --time "$secs" --threads 2 --shared > /tmp/mp-c2.log 2>&1 &
 c2=$!
 sleep 1
 n=$((secs * 2))
@@ -76,7 +79,7 @@ if dmesg | grep -q -E 'Out of memory|oom-kill'; then
 	dmesg | grep -E 'Killed process' | sed 's/^/#   /'
 fi
 kill -0 $pd 2>/dev/null || { failures=$((failures + 1)); say "pagerd died"; }
-say "pagerd oom_score_adj $(cat /proc/$pd/oom_score_adj 2>/dev/null), files $(du -sk /scratch/m1 /scratch/m2 2>/dev/null | tr -s '\t\n' '  ')"
+say "pagerd oom_score_adj $(cat /proc/$pd/oom_score_adj 2>/dev/null), files $(du -sk $dir/m1 $dir/m2 2>/dev/null | tr -s '\t\n' '  ')"
 kill $pd
 wait $pd
 rm -f /dev/shm/filler
