@@ -106,6 +106,13 @@ struct region {
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
 	uint64_t unsynced;	/* pages with PGF_UNSYNCED or PGF_INFSYNC */
 	/*
+	 * Pages with those flags lie in [unsynced_lo, unsynced_hi): the fsync
+	 * bookkeeping walks that span, not the region (an eviction batch
+	 * fdatasyncs; its pages are near each other).  Reset when unsynced
+	 * drops to 0.  pd.lock.
+	 */
+	uint64_t unsynced_lo, unsynced_hi;
+	/*
 	 * Serialises fsync/fdatasync of fd: the kernel reports a write-back
 	 * error to one fsync of a file description only (errseq), so the
 	 * pages an fsync covers must be settled before the next one starts.

@@ -462,7 +462,10 @@ static bool client_has_page(struct region *r, uint64_t i)
  * before the next one can return 0 for the same pages.
  */
 
-/* Set and clear sync flags of page @i, keeping r->unsynced.  pd.lock held. */
+/*
+ * Set and clear sync flags of page @i, keeping r->unsynced and its span.
+ * pd.lock held.
+ */
 static void pg_sync_flags(struct region *r, uint64_t i, uint16_t set,
 			  uint16_t clear)
 {
@@ -471,10 +474,15 @@ static void pg_sync_flags(struct region *r, uint64_t i, uint16_t set,
 
 	pg->flags = (pg->flags | set) & (uint16_t)~clear;
 	now = pg->flags & (PGF_UNSYNCED | PGF_INFSYNC);
-	if (was && !now)
-		r->unsynced--;
-	else if (!was && now)
-		r->unsynced++;
+	if (was && !now) {
+		if (!--r->unsynced)
+			r->unsynced_lo = r->unsynced_hi = 0;
+	} else if (!was && now) {
+		if (!r->unsynced++ || i < r->unsynced_lo)
+			r->unsynced_lo = i;
+		if (i >= r->unsynced_hi)
+			r->unsynced_hi = i + 1;
+	}
 }
 
 /* Pages k of idx[] with write[k] are about to be written.  Takes pd.lock. */
@@ -504,7 +512,7 @@ static int region_fsync(struct region *r, bool datasync, const uint64_t *done,
 
 	pthread_mutex_lock(&r->sync_lock);
 	pthread_mutex_lock(&pd.lock);
-	for (uint64_t i = 0; r->unsynced && i < r->npages; i++) {
+	for (uint64_t i = r->unsynced_lo; i < r->unsynced_hi; i++) {
 		struct page *pg = &r->pages[i];
 		bool mine;
 
@@ -526,7 +534,8 @@ static int region_fsync(struct region *r, bool datasync, const uint64_t *done,
 		ret = datasync ? io_fdatasync(io, r->fd) : io_fsync(io, r->fd);
 
 	pthread_mutex_lock(&pd.lock);
-	for (uint64_t i = 0; r->unsynced && i < r->npages; i++) {
+	for (uint64_t i = r->unsynced_lo; r->unsynced && i < r->unsynced_hi;
+	     i++) {
 		struct page *pg = &r->pages[i];
 
 		if (!ret) {
