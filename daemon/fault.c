@@ -491,24 +491,6 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	return n;
 }
 
-/*
- * Does the client still have page @idx?  Shared: is it in the memfd's page
- * cache (a uffd-wp PTE marker left by a hole punch would show as "swapped"
- * in pagemap).  Private: pagemap present or swapped.
- */
-static bool page_present(struct region *r, uint64_t idx)
-{
-	off_t off = idx << PAGE_SHIFT;
-	uint64_t e = 0;
-
-	if (r->memfd >= 0)
-		return lseek(r->memfd, off, SEEK_DATA) == off;
-	off = ((r->addr >> PAGE_SHIFT) + idx) * 8;
-	if (pread(r->conn->pagemap, &e, 8, off) != 8)
-		return true;	/* cannot tell: assume the usual case */
-	return e & (3ULL << 62);
-}
-
 static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			 uint64_t t0)
 {
@@ -578,7 +560,7 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			 * half-way): then waking would loop for ever.
 			 */
 			pthread_mutex_unlock(&pd.lock);
-			present = page_present(r, idx);
+			present = region_page_present(r, idx);
 			pthread_mutex_lock(&pd.lock);
 			if (present || pg->state != was) {
 				pthread_mutex_unlock(&pd.lock);

@@ -280,6 +280,7 @@ void region_drop_settle(struct region *r, const uint64_t *idx, int n);
 bool pg_wait_busy(const struct page *pg);
 int region_scan_written(struct region *r, uint64_t first, uint64_t last);
 void region_stats_prepare(struct region *r);
+bool region_page_present(struct region *r, uint64_t i);
 void uffd_wake(struct region *r, uint64_t idx, uint64_t n);
 int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 

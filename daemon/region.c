@@ -423,14 +423,23 @@ static bool file_has(struct region *r, uint64_t i, const char *buf)
 	return !memcmp(tmp, buf, PAGE_SIZE);
 }
 
-/* Does the client still have private page @i (pagemap present or swapped)? */
-static bool client_has_page(struct region *r, uint64_t i)
+/*
+ * Does the client still have page @i?  Private: its pagemap entry is
+ * present or swapped.  Shared: the memfd's page cache has it (a uffd-wp
+ * PTE marker left by a hole punch would show as "swapped" in pagemap).
+ * When the pagemap cannot be read, true (the usual case; callers' own
+ * errors stand).
+ */
+bool region_page_present(struct region *r, uint64_t i)
 {
-	off_t off = ((r->addr >> PAGE_SHIFT) + i) * 8;
-	uint64_t e;
+	off_t off = i << PAGE_SHIFT;
+	uint64_t e = 0;
 
+	if (r->memfd >= 0)
+		return lseek(r->memfd, off, SEEK_DATA) == off;
+	off = ((r->addr >> PAGE_SHIFT) + i) * 8;
 	if (pread(r->conn->pagemap, &e, 8, off) != 8)
-		return true;	/* cannot tell: the read error stands */
+		return true;
 	return e & (3ULL << 62);
 }
 
@@ -842,7 +851,7 @@ static int wb_snap_page(struct region *r, uint64_t i, char *buf, bool *gone)
 
 	if (got == (ssize_t)PAGE_SIZE)
 		return 0;
-	if (!client_has_page(r, i)) {
+	if (!region_page_present(r, i)) {
 		*gone = true;
 		return 0;
 	}
@@ -1090,7 +1099,7 @@ void region_drop_settle(struct region *r, const uint64_t *idx, int n)
 
 	/* unreadable (mm gone): CLEAN; a refault would refill it anyway */
 	for (int k = 0; k < n && k < WB_BATCH; k++)
-		gone[k] = !client_has_page(r, idx[k]);
+		gone[k] = !region_page_present(r, idx[k]);
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n && k < WB_BATCH; k++) {
 		r->pages[idx[k]].flags &= ~PGF_DROPWAIT;
