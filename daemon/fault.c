@@ -313,6 +313,162 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 }
 
 /*
+ * Fill pages [idx, idx+n), reserved FILLING by fill_pages() with one
+ * reference on r (r->ops) for this part, and give them their final state;
+ * the first @nwr go in writable.  @demand: page @idx is the faulting one.
+ * Drops the reference.  Returns 0 or -errno.
+ */
+static int fill_reserved(struct region *r, uint64_t idx, uint64_t n,
+			 uint64_t nwr, bool demand, bool prefetch)
+{
+	struct pager_io *io = io_self();
+	const char *fmap = n > 1 ? region_fmap(r) : NULL;
+	uint8_t res[RA_MAX_MAP];
+	uint64_t wake[RA_MAX_MAP];
+	int nwake = 0, ret = 0;
+
+	fill_dontwake = n > 1;
+	if (!io) {
+		memset(res, FILL_FAILED, n);
+		ret = -ENOMEM;
+	} else if (n > 1 && fmap) {
+		fill_mapped(r, fmap, idx, n, nwr, res);
+		/* what the mapping could not supply goes through a read */
+		for (uint64_t k = 0; k < n && !ret; ) {
+			uint64_t e = k + 1;
+
+			if (res[k] != FILL_FAILED) {
+				k++;
+				continue;
+			}
+			while (e < n && res[e] == FILL_FAILED)
+				e++;
+			ret = fill_buffered(r, io, idx + k, e - k,
+					    nwr > k ? nwr - k : 0, res + k);
+			k = e;
+		}
+	} else {
+		ret = fill_buffered(r, io, idx, n, nwr, res);
+	}
+
+	fill_dontwake = false;
+	pthread_mutex_lock(&pd.lock);
+	STAT_ADD(r, bytes_in, fill_bytes);
+	fill_bytes = 0;
+	for (uint64_t k = 0; k < n; k++) {
+		struct page *pg = &r->pages[idx + k];
+		bool data = page_has_data(r, idx + k);
+
+		if (res[k] == FILL_FAILED) {
+			pg_set(r, idx + k, PG_ABSENT);
+		} else if (res[k] == FILL_EXISTS || k < nwr) {
+			pg_set(r, idx + k, PG_DIRTY);
+		} else if (pg->flags & PGF_REDIRTY) {
+			/* a scan saw it written while it was being filled */
+			pg_set(r, idx + k, PG_DIRTY);
+		} else {
+			pg_set(r, idx + k, PG_CLEAN);
+		}
+		pg->flags &= ~PGF_REDIRTY;
+		if (res[k] != FILL_FAILED) {
+			if (data)
+				STAT_ADD(r, fills_file, 1);
+			else
+				STAT_ADD(r, fills_zero, 1);
+			if (k || !demand)
+				STAT_ADD(r, readahead, 1);
+		}
+		if (res[k] != FILL_FAILED)
+			clock_filled(pg, k == 0 && demand, prefetch);
+		/* a window's installed pages are woken below anyway */
+		if ((pg->flags & PGF_WAITERS) &&
+		    (n == 1 || res[k] == FILL_FAILED)) {
+			pg->flags &= ~PGF_WAITERS;
+			wake[nwake++] = idx + k;
+		}
+		if (n > 1)
+			pg->flags &= ~PGF_WAITERS;
+	}
+	r->ops--;
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake[k], 1);
+	/*
+	 * A window was installed without waking anyone: wake its installed
+	 * runs now that their states are final (not a page whose fill
+	 * failed: its thread stays blocked, as for a failed single page).
+	 */
+	for (uint64_t k = 0; n > 1 && k < n; ) {
+		uint64_t e = k + 1;
+
+		if (res[k] == FILL_FAILED) {
+			k++;
+			continue;
+		}
+		while (e < n && res[e] != FILL_FAILED)
+			e++;
+		uffd_wake(r, idx + k, e - k);
+		k = e;
+	}
+	if (ret)
+		pr_err("fill of region %llu page %llu failed: %s",
+		       (unsigned long long)r->id, (unsigned long long)idx,
+		       strerror(-ret));
+	return ret;
+}
+
+/*
+ * A stream's window is copied by two threads at once: the faulting
+ * worker fills its first half, the fill-ahead thread the second.  Copying
+ * (page allocation plus memcpy) is what a stream waits for; its thread is
+ * blocked on the first page meanwhile, so the other CPU would idle.  The
+ * second half is reserved (FILLING) before it is handed over, so the
+ * application meets it as busy pages and waits for them rather than
+ * faulting them in one by one.  Only handed over when the thread is idle:
+ * no window waits in a queue.  pd.lock protects @ahead.
+ */
+#define AHEAD_MIN	128	/* pages: smaller windows are not split */
+
+static struct {
+	struct region *r;	/* a part is queued; it holds a r->ops */
+	uint64_t idx, n, nwr;
+	bool busy;		/* queued or being filled */
+	bool running;		/* the thread exists */
+} ahead;
+static pthread_cond_t ahead_cond = PTHREAD_COND_INITIALIZER;
+
+void *fill_ahead_worker(void *arg)
+{
+	(void)arg;
+	io_self();
+	pthread_mutex_lock(&pd.lock);
+	ahead.running = true;
+	for (;;) {
+		struct region *r;
+		uint64_t idx, n, nwr;
+
+		if (!ahead.r) {
+			pthread_cond_wait(&ahead_cond, &pd.lock);
+			continue;
+		}
+		r = ahead.r;
+		idx = ahead.idx;
+		n = ahead.n;
+		nwr = ahead.nwr;
+		ahead.r = NULL;
+		pthread_mutex_unlock(&pd.lock);
+		fill_reserved(r, idx, n, nwr, false, false);
+		pthread_mutex_lock(&pd.lock);
+		ahead.busy = false;
+		/* the SIGTERM flush waits for active operations */
+		pd.active_ops--;
+		pthread_cond_broadcast(&pd.cond);
+	}
+	return NULL;
+}
+
+/*
  * Fill up to @want absent pages from @idx on.  Returns the number of pages
  * handled, 0 if page @idx was not absent, or -errno.  The caller holds a
  * reference on r (r->ops).
@@ -320,22 +476,13 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch)
 {
-	struct pager_io *io = io_self();
-	uint8_t res[RA_MAX_MAP];
-	uint64_t wake[RA_MAX_MAP];
-	const char *fmap = NULL;
 	bool wfirst = write && !prefetch;
-	uint64_t nwr;
+	uint64_t nwr, n, half = 0;
 	unsigned int max = RA_MAX, stream = 0;
-	uint64_t n;
-	int nwake = 0, ret = 0;
+	int ret;
 
-	if (!io)
-		return -ENOMEM;
 	/* big windows only where no buffer is needed for them */
-	if (want > 1)
-		fmap = region_fmap(r);
-	if (fmap)
+	if (want > 1 && region_fmap(r))
 		max = RA_MAX_MAP;
 	want = MIN(want, max);
 	pthread_mutex_lock(&pd.lock);
@@ -397,98 +544,25 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	/* a stream: make room for its next window meanwhile (evict.c) */
 	if (!prefetch && n > 1)
 		evict_ahead(n);
+	if (n >= AHEAD_MIN && max == RA_MAX_MAP && ahead.running &&
+	    !ahead.busy && !pd.stopping) {
+		half = n / 2;
+		ahead.busy = true;
+		ahead.r = r;
+		ahead.idx = idx + half;
+		ahead.n = n - half;
+		ahead.nwr = nwr > half ? nwr - half : 0;
+		r->ops++;
+		pd.active_ops++;
+		pthread_cond_signal(&ahead_cond);
+	}
 	pthread_mutex_unlock(&pd.lock);
 
 	if (n > 1)
 		fault_rearm();	/* a window takes a while: let others serve */
-	fill_dontwake = n > 1;
-	if (n > 1 && fmap) {
-		fill_mapped(r, fmap, idx, n, nwr, res);
-		/* what the mapping could not supply goes through a read */
-		for (uint64_t k = 0; k < n && !ret; ) {
-			uint64_t e = k + 1;
-
-			if (res[k] != FILL_FAILED) {
-				k++;
-				continue;
-			}
-			while (e < n && res[e] == FILL_FAILED)
-				e++;
-			ret = fill_buffered(r, io, idx + k, e - k,
-					    nwr > k ? nwr - k : 0, res + k);
-			k = e;
-		}
-	} else {
-		ret = fill_buffered(r, io, idx, n, nwr, res);
-	}
-
-	fill_dontwake = false;
-	pthread_mutex_lock(&pd.lock);
-	STAT_ADD(r, bytes_in, fill_bytes);
-	fill_bytes = 0;
-	for (uint64_t k = 0; k < n; k++) {
-		struct page *pg = &r->pages[idx + k];
-		bool data = page_has_data(r, idx + k);
-
-		if (res[k] == FILL_FAILED) {
-			pg_set(r, idx + k, PG_ABSENT);
-		} else if (res[k] == FILL_EXISTS || k < nwr) {
-			pg_set(r, idx + k, PG_DIRTY);
-		} else if (pg->flags & PGF_REDIRTY) {
-			/* a scan saw it written while it was being filled */
-			pg_set(r, idx + k, PG_DIRTY);
-		} else {
-			pg_set(r, idx + k, PG_CLEAN);
-		}
-		pg->flags &= ~PGF_REDIRTY;
-		if (res[k] != FILL_FAILED) {
-			if (data)
-				STAT_ADD(r, fills_file, 1);
-			else
-				STAT_ADD(r, fills_zero, 1);
-			if (k)
-				STAT_ADD(r, readahead, 1);
-		}
-		if (res[k] != FILL_FAILED)
-			clock_filled(pg, k == 0 && !prefetch, prefetch);
-		/* a window's installed pages are woken below anyway */
-		if ((pg->flags & PGF_WAITERS) &&
-		    (n == 1 || res[k] == FILL_FAILED)) {
-			pg->flags &= ~PGF_WAITERS;
-			wake[nwake++] = idx + k;
-		}
-		if (n > 1)
-			pg->flags &= ~PGF_WAITERS;
-	}
-	r->ops--;
-	pthread_cond_broadcast(&pd.cond);
-	pthread_mutex_unlock(&pd.lock);
-	for (int k = 0; k < nwake; k++)
-		uffd_wake(r, wake[k], 1);
-	/*
-	 * A window was installed without waking anyone: wake its installed
-	 * runs now that their states are final (not a page whose fill
-	 * failed: its thread stays blocked, as for a failed single page).
-	 */
-	for (uint64_t k = 0; n > 1 && k < n; ) {
-		uint64_t e = k + 1;
-
-		if (res[k] == FILL_FAILED) {
-			k++;
-			continue;
-		}
-		while (e < n && res[e] != FILL_FAILED)
-			e++;
-		uffd_wake(r, idx + k, e - k);
-		k = e;
-	}
-	if (ret) {
-		pr_err("fill of region %llu page %llu failed: %s",
-		       (unsigned long long)r->id, (unsigned long long)idx,
-		       strerror(-ret));
-		return ret;
-	}
-	return n;
+	ret = fill_reserved(r, idx, half ? half : n, MIN(nwr, half ? half : n),
+			    !prefetch, prefetch);
+	return ret ? ret : (int)n;
 }
 
 static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,

@@ -348,6 +348,12 @@ int main(int argc, char **argv)
 			pr_err("cannot start the eviction thread");
 			return 1;
 		}
+		/* a second CPU copies half of each stream window (fault.c) */
+		if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+		    pthread_create(&t, NULL, fill_ahead_worker, NULL)) {
+			pr_err("cannot start the fill-ahead thread");
+			return 1;
+		}
 	}
 	pr_info("listening on %s, budget %llu KiB, %d threads, "
 		"write-protect: %s (--wp-mode %s; kernel WP_ASYNC: %s, "

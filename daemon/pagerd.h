@@ -287,6 +287,7 @@ int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 /* fault.c: fault loop */
 void fault_event(struct conn *c, int uffd, struct evsrc *es);
 void fault_rearm(void);
+void *fill_ahead_worker(void *arg);
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
