@@ -218,6 +218,7 @@ static void report(void)
 	struct job *pcold = find("kernel mmap MAP_PRIVATE cold, seq", 1);
 	struct job *uring = find("io_uring sequential write + fsync", 1);
 	struct job *wb = find("pagerd write-back during eviction (4x budget)", 1);
+	struct job *sync = find("pagerd pager_sync", 1);
 	struct job *zipf = find("pagerd Zipf(0.99) trace, 4x budget", 1);
 	struct job *mem = find("pagerd memory per managed page", 1);
 	int hung = 0, pager_ran = 0;
@@ -289,6 +290,10 @@ static void report(void)
 	target("write-back: pagerd / io_uring write (MB/s)",
 	       wb && uring ? wb->r->value / uring->r->mb_per_s : -1, ">=", 0.8,
 	       wb && uring, wb ? "io_uring n/a" : "pagerd n/a");
+	/* the second write-back figure: write-back alone, with fsync */
+	target("write-back by pager_sync: pagerd / io_uring write (MB/s)",
+	       sync && uring ? sync->r->value / uring->r->mb_per_s : -1, ">=", 0.8,
+	       sync && uring, sync ? "io_uring n/a" : "pagerd n/a");
 	if (mem)
 		printf("@md | pagerd metadata per managed page | %s | %.1f B | <= 16 B | %s |\n",
 		       env.fs, mem->r->value, mem->r->value <= 16 ? "met" : "not met");
