@@ -277,7 +277,6 @@ int region_prefetch(struct region *r, uint64_t off, uint64_t len);
 int evict_pages(struct region *r, const uint64_t *idx, const bool *dirty,
 		int n);
 void region_drop_settle(struct region *r, const uint64_t *idx, int n);
-bool pg_wait_busy(const struct page *pg);
 int region_scan_written(struct region *r, uint64_t first, uint64_t last);
 void region_stats_prepare(struct region *r);
 bool region_page_present(struct region *r, uint64_t i);

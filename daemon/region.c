@@ -630,6 +630,19 @@ static void wb_written(struct region *r, uint64_t i)
 }
 
 /*
+ * End a write-back batch whose pages got their new state (wb_end_page()):
+ * wake whoever waits for pages, then the faulting threads blocked on the
+ * @nwake pages in @wake_idx.  Called with pd.lock held; returns without.
+ */
+static void wb_batch_end(struct region *r, uint64_t *wake_idx, int nwake)
+{
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+	for (int k = 0; k < nwake; k++)
+		uffd_wake(r, wake_idx[k], 1);
+}
+
+/*
  * End the write-back or eviction of page @i: account for it and set its
  * new state.  The one place for write-back and both eviction paths, so the
  * counters mean the same everywhere.  pd.lock held.
@@ -826,11 +839,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 				write[k], res[k] == 1 ? werr : 0, dropped))
 			wake_idx[nwake++] = idx[k];
 	}
-	pthread_cond_broadcast(&pd.cond);
-	pthread_mutex_unlock(&pd.lock);
-
-	for (int k = 0; k < nwake; k++)
-		uffd_wake(r, wake_idx[k], 1);
+	wb_batch_end(r, wake_idx, nwake);
 	if (move_err)
 		pr_debug("region %llu: move failed: %s",
 			 (unsigned long long)r->id, strerror(-move_err));
@@ -1074,11 +1083,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 				res[k] == 1 ? werr : 0, dropped))
 			wake_idx[nwake++] = idx[k];
 	}
-	pthread_cond_broadcast(&pd.cond);
-	pthread_mutex_unlock(&pd.lock);
-
-	for (int k = 0; k < nwake; k++)
-		uffd_wake(r, wake_idx[k], 1);
+	wb_batch_end(r, wake_idx, nwake);
 	if (late)
 		drop_register(c, r, pend, npend);
 	return ret;
@@ -1107,17 +1112,14 @@ void region_drop_settle(struct region *r, const uint64_t *idx, int n)
 				false, 0, NULL))
 			wake_idx[nwake++] = idx[k];
 	}
-	pthread_cond_broadcast(&pd.cond);
-	pthread_mutex_unlock(&pd.lock);
-	for (int k = 0; k < nwake; k++)
-		uffd_wake(r, wake_idx[k], 1);
+	wb_batch_end(r, wake_idx, nwake);
 }
 
 /*
  * Busy in a way worth waiting for: pages waiting for a late drop answer
  * hold no data the file lacks, and the answer may never come.
  */
-bool pg_wait_busy(const struct page *pg)
+static bool pg_wait_busy(const struct page *pg)
 {
 	return pg_busy(pg) && !(pg->flags & PGF_DROPWAIT);
 }
