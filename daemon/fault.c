@@ -696,6 +696,8 @@ void fault_rearm(void)
  * cost polling avoids.  It re-arms it when it stops, when a batch holds
  * several faults (several threads fault: serve them in parallel), and
  * before a fill that reads a window or has to evict (fault_rearm()).
+ * Where the faulting thread's CPU is known, the poller moves there and
+ * sleeps between faults instead (placement.c).
  */
 void fault_event(struct conn *c, int uffd, struct evsrc *es)
 {
@@ -720,8 +722,12 @@ void fault_event(struct conn *c, int uffd, struct evsrc *es)
 		ssize_t nmsg;
 
 		if (got <= 0) {
-			if (!spinner || !handled || errno != EAGAIN ||
-			    t0 - last > limit)
+			if (!spinner || !handled || errno != EAGAIN)
+				break;
+			/* on the faulting thread's CPU: sleep, don't poll */
+			if (follow_wait(uffd))
+				continue;
+			if (t0 - last > limit)
 				break;
 			sched_yield();
 			continue;
@@ -742,8 +748,11 @@ void fault_event(struct conn *c, int uffd, struct evsrc *es)
 		last = now_ns();
 		if (!spinner)
 			break;
+		if (msgs[0].event == UFFD_EVENT_PAGEFAULT)
+			follow_fault(c, msgs[0].arg.pagefault.feat.ptid);
 	}
 	if (spinner) {
+		follow_release();
 		fault_rearm();
 		if (handled && now_ns() - last > limit)
 			c->spin_missed = true;

@@ -139,8 +139,10 @@ static int new_uffd(void)
 static int uffd_open_api(bool *async)
 {
 	struct uffdio_api api = { .api = UFFD_API };
+	/* THREAD_ID: pagerd serves a fault on the faulting thread's CPU */
 	uint64_t want = UFFD_FEATURE_MISSING_SHMEM |
-			UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+			UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
+			UFFD_FEATURE_THREAD_ID;
 	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
 	int fd = new_uffd();
 

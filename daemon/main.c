@@ -198,7 +198,7 @@ static void usage(void)
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
 		"              [--oom-score-adj N|keep] [--fail-fsync PATH]"
-		" [--spin-us US] [-v]\n"
+		" [--spin-us US] [--no-follow] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 		{ "oom-score-adj", required_argument, NULL, 'O' },
 		{ "fail-fsync", required_argument, NULL, 'F' },
 		{ "spin-us", required_argument, NULL, 'P' },
+		{ "no-follow", no_argument, NULL, 'N' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -231,7 +232,8 @@ int main(int argc, char **argv)
 	pd.client_timeout_ms = 10000;
 	/* polling only pays where the faulting thread runs elsewhere */
 	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:Sjvh", opts, NULL)) != -1) {
+	pd.follow = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:NSjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -249,6 +251,9 @@ int main(int argc, char **argv)
 			pd.client_timeout_ms = atoi(optarg);
 			if (pd.client_timeout_ms < 1)
 				usage();
+			break;
+		case 'N':
+			pd.follow = false;
 			break;
 		case 'P':
 			if (atoi(optarg) < 0 || atoi(optarg) > 10000)

@@ -146,6 +146,8 @@ struct conn {
 	bool sock_armed;
 	int spinning;		/* a worker polls the uffd (fault.c) */
 	bool spin_missed;	/* the last poll found nothing: probe briefly */
+	/* the polling worker's (placement.c) */
+	unsigned int follow_count;
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	/*
@@ -189,6 +191,8 @@ struct pagerd {
 	int client_timeout_ms;	/* for answers on the evict channel */
 	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
 	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
+	bool follow;		/* serve faults on the faulting CPU (--no-follow) */
+	uint64_t follow_moves;	/* atomic: workers bound to a new CPU */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
 	struct pager_stats st;
@@ -287,6 +291,10 @@ int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 void fault_event(struct conn *c, int uffd, struct evsrc *es);
 void fault_rearm(void);
 void *fill_ahead_worker(void *arg);
+/* placement.c */
+void follow_fault(struct conn *c, pid_t tid);
+bool follow_wait(int uffd);
+void follow_release(void);
 void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,

@@ -134,10 +134,13 @@ int stats_format(char *buf, size_t len, bool json)
 	if (json) {
 		outf(&o, "{\"budget_pages\": %llu, \"regions\": %u, "
 		     "\"budget_overruns\": %llu, \"wp_mode\": \"%s\", "
-		     "\"kernel_wp_async\": %s, \"global\": {", U(pd.budget),
+		     "\"kernel_wp_async\": %s, \"follow_cpu\": %s, "
+		     "\"follow_moves\": %llu, \"global\": {", U(pd.budget),
 		     pd.nr_regions, U(pd.budget_overruns),
 		     pd.wp_async ? "async" : "sync",
-		     pager_kernel_has_wp_async() ? "true" : "false");
+		     pager_kernel_has_wp_async() ? "true" : "false",
+		     pd.follow ? "true" : "false",
+		     U(__atomic_load_n(&pd.follow_moves, __ATOMIC_RELAXED)));
 	} else {
 		outf(&o, "pagerd: budget %llu pages, %llu resident, %llu dirty,"
 		     " %u regions, %llu budget overruns\n", U(pd.budget),
@@ -146,6 +149,9 @@ int stats_format(char *buf, size_t len, bool json)
 		outf(&o, "  write-protect: %s (kernel WP_ASYNC+MOVE: %s)\n",
 		     pd.wp_async ? "asynchronous" : "synchronous",
 		     pager_kernel_has_wp_async() ? "yes" : "no");
+		outf(&o, "  fault worker follows the faulting thread's CPU: "
+		     "%s, %llu moves\n", pd.follow ? "yes" : "no",
+		     U(__atomic_load_n(&pd.follow_moves, __ATOMIC_RELAXED)));
 	}
 	g.resident = pd.resident;
 	g.dirty = pd.dirty;
