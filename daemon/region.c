@@ -714,6 +714,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 {
 	uint64_t dropa[PAGER_DROP_MAX], dropl[PAGER_DROP_MAX];
 	struct io_req reqs[WB_BATCH];
+	int reqof[WB_BATCH];	/* the request that writes page k */
 	/* 0 gone, 1 write failed, 2 not moved, 3 not durable (put back) */
 	int8_t res[WB_BATCH];
 	bool have[WB_BATCH], write[WB_BATCH], cand[WB_BATCH];
@@ -774,25 +775,32 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		    page_is_zero(buf))
 			continue;
 		write[k] = true;
+		/* one write per run: per-page writes cost a request each */
+		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
+		    (char *)reqs[nreq - 1].buf + reqs[nreq - 1].len == buf) {
+			reqs[nreq - 1].len += PAGE_SIZE;
+			reqof[k] = nreq - 1;
+			continue;
+		}
+		reqof[k] = nreq;
 		reqs[nreq++] = (struct io_req){ .op = IO_WRITE, .fd = r->fd,
 						 .buf = buf, .len = PAGE_SIZE,
 						 .off = off };
 	}
 	if (nreq) {
-		int q = 0;
-
 		wb_mark_unsynced(r, idx, write, n);
 		io_run(io, reqs, nreq);
 		for (int k = 0; k < n; k++) {
+			struct io_req *q;
+
 			if (!write[k])
 				continue;
-			if (reqs[q].res != (ssize_t)PAGE_SIZE) {
+			q = &reqs[reqof[k]];
+			if (q->res != (ssize_t)q->len) {
 				res[k] = 1;
 				if (!werr)
-					werr = reqs[q].res < 0 ?
-					       (int)reqs[q].res : -EIO;
+					werr = q->res < 0 ? (int)q->res : -EIO;
 			}
-			q++;
 		}
 		ret = werr;
 	}
