@@ -161,6 +161,11 @@ struct dtrack_walk {
 	void (*skip)(struct dtrack_walk *w, unsigned long start,
 		     unsigned long end);
 	void *priv;
+	/*
+	 * dtrack_walk_pages(): the pages of the table to visit, bit i = page
+	 * addr + i pages of the w->ptes call; NULL: all of [addr, end).
+	 */
+	const unsigned long *visit;
 	/* entries changed by callbacks: the TLB range to flush (end 0: none) */
 	unsigned long flush_start, flush_end;
 };
@@ -174,15 +179,10 @@ static inline void dtrack_walk_changed(struct dtrack_walk *w,
 		w->flush_end = end;
 }
 
-static inline unsigned long dtrack_run_end(const struct dtrack_run *run)
-{
-	return run->addr + (run->pages << PAGE_SHIFT);
-}
-
 void dtrack_walk_range(struct dtrack_walk *w, unsigned long start,
 		       unsigned long end);
-void dtrack_walk_runs(struct dtrack_walk *w, const struct dtrack_run *runs,
-		      size_t nr);
+void dtrack_walk_pages(struct dtrack_walk *w, unsigned long base,
+		       const u32 *idx, size_t nr);
 bool dtrack_vma_walkable(struct vm_area_struct *vma);
 struct folio *dtrack_pte_folio(struct vm_area_struct *vma, pte_t pte);
 void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
@@ -257,8 +257,8 @@ void dtrack_result_free(struct dtrack_result *res);
 /* softdirty.c: softdirty and wpfault share the soft-dirty bit */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into);
 void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap);
-void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
-			  const struct dtrack_run *runs, size_t nr_runs);
+void dtrack_sd_reset_pages(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			   const u32 *idx, size_t nr);
 void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
 		    bool clear);
 bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t);
