@@ -190,7 +190,7 @@ static void dtrack_sd_ptes(struct dtrack_walk *w, unsigned long addr,
 			   unsigned long end, pte_t *ptep)
 {
 	struct dtrack_sd_ctx *c = w->priv;
-	unsigned long n = (end - addr) >> PAGE_SHIFT, i;
+	unsigned long n = (end - addr) >> PAGE_SHIFT, i, k;
 	struct dtrack_sd_table tb;
 
 	if (w->visit) {
@@ -198,9 +198,16 @@ static void dtrack_sd_ptes(struct dtrack_walk *w, unsigned long addr,
 		bitmap_zero(tb.hand, n);
 		tb.fs = tb.fe = 0;
 		tb.any = false;
-		for_each_set_bit(i, w->visit, n)
-			dtrack_sd_pte(w, c, &tb, i, addr + (i << PAGE_SHIFT),
-				      ptep + i);
+		/* inline bit scan: find_next_bit() is a call per page */
+		for (k = 0; k < BITS_TO_LONGS(n); k++) {
+			unsigned long v = w->visit[k];
+
+			for (; v; v &= v - 1) {
+				i = k * BITS_PER_LONG + __ffs(v);
+				dtrack_sd_pte(w, c, &tb, i,
+					      addr + (i << PAGE_SHIFT), ptep + i);
+			}
+		}
 	} else {
 		if (dtrack_ptes_quiet(ptep, n, c->mask))
 			return;
