@@ -487,19 +487,66 @@ static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
 	return 0;
 }
 
+/*
+ * The answer as bitmap words (DTRACK_COLLECT_BITMAP): a copy of the words
+ * of @ep from the first to the last with a page, O(that span / BITS_PER_LONG)
+ * with no work per page.  With @pg (the epoch's sorted pages, @same: still
+ * all of them) the span is known without a scan; a page a notifier adds
+ * outside it meanwhile is in the live epoch too (dtrack_mark_addr()).
+ */
+static int dtrack_bits_from_epoch(struct dtrack_tracker *t,
+				  struct dtrack_epoch *ep,
+				  const struct dtrack_pages *pg, bool same,
+				  struct dtrack_result *res)
+{
+	unsigned long nw = BITS_TO_LONGS(t->npages), lo, hi, i;
+	u64 n = 0;
+
+	if (same) {
+		lo = pg->idx[0] / BITS_PER_LONG;
+		hi = pg->idx[pg->nr - 1] / BITS_PER_LONG;
+	} else {
+		if (ep->log && !ep->overflow && !ep->log_len)
+			return 0;
+		for (lo = 0; lo < nw && !ep->bitmap[lo]; lo++)
+			;
+		if (lo == nw)
+			return 0;
+		for (hi = nw - 1; !ep->bitmap[hi]; hi--)
+			;
+	}
+	res->nr_words = hi - lo + 1;
+	res->bits = kvmalloc_array(res->nr_words, sizeof(*res->bits),
+				   GFP_KERNEL | __GFP_NOWARN);
+	if (!res->bits)
+		return -ENOMEM;
+	memcpy(res->bits, ep->bitmap + lo, res->nr_words * sizeof(*res->bits));
+	if (hi == nw - 1 && t->npages % BITS_PER_LONG)
+		res->bits[hi - lo] &= BITMAP_LAST_WORD_MASK(t->npages);
+	/* counted: notifier marks may have joined the snapshot meanwhile */
+	for (i = 0; i < res->nr_words; i++)
+		n += hweight_long(res->bits[i]);
+	res->nr_dirty = n;
+	res->bits_addr = t->start + ((u64)lo * BITS_PER_LONG << PAGE_SHIFT);
+	return 0;
+}
+
 void dtrack_result_free(struct dtrack_result *res)
 {
 	kvfree(res->runs);
 	res->runs = NULL;
 	res->nr_runs = 0;
+	kvfree(res->bits);
+	res->bits = NULL;
+	res->nr_words = 0;
 }
 
 /*
- * COLLECT: the pages written in the current epoch, as runs; with @reset
- * the next epoch starts atomically.  An ended tracker reports what it
- * recorded before its target went away.
+ * COLLECT: the pages written in the current epoch, as runs (as bitmap
+ * words with @bitmap); with @reset the next epoch starts atomically.  An
+ * ended tracker reports what it recorded before its target went away.
  */
-int dtrack_collect(struct dtrack_tracker *t, bool reset,
+int dtrack_collect(struct dtrack_tracker *t, bool reset, bool bitmap,
 		   struct dtrack_result *res)
 {
 	struct dtrack_mm *dmm = t->dmm;
@@ -535,7 +582,9 @@ int dtrack_collect(struct dtrack_tracker *t, bool reset,
 	/* pages are only added to an epoch, each logged once */
 	same = pg.idx && ep->log && !ep->overflow && ep->log_len == pg.nr;
 	spin_unlock(&t->lock);
-	if (same)
+	if (bitmap)
+		ret = dtrack_bits_from_epoch(t, ep, &pg, same, res);
+	else if (same)
 		ret = dtrack_runs_from_idx(t, pg.idx, pg.nr, res);
 	else if (ep->log && !ep->overflow)
 		ret = dtrack_runs_from_log(t, ep, res);

@@ -21,7 +21,7 @@
 #error "dtrack updates x86-64 page table entries directly"
 #endif
 
-#define DTRACK_MODULE_VERSION "0.2.0"
+#define DTRACK_MODULE_VERSION "0.3.0"
 
 /* Per-PTE bit a method reads; trackers of one class share that bit. */
 enum dtrack_class {
@@ -131,6 +131,13 @@ struct dtrack_result {
 	u64 nr_dirty;
 	size_t nr_runs;
 	struct dtrack_run *runs;
+	/*
+	 * Instead of runs (DTRACK_COLLECT_BITMAP): the epoch's bitmap words
+	 * from the first to the last one with a page; bit 0 = @bits_addr.
+	 */
+	unsigned long *bits;
+	size_t nr_words;
+	u64 bits_addr;
 };
 
 /* symbols.c */
@@ -249,7 +256,7 @@ int dtrack_registry_init(void);
 void dtrack_registry_exit(void);
 
 /* collect.c */
-int dtrack_collect(struct dtrack_tracker *t, bool reset,
+int dtrack_collect(struct dtrack_tracker *t, bool reset, bool bitmap,
 		   struct dtrack_result *res);
 int dtrack_tracker_start(struct dtrack_tracker *t);
 void dtrack_result_free(struct dtrack_result *res);
