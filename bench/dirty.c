@@ -441,13 +441,52 @@ static void dt_run(void *arg, uint64_t addr, uint64_t pages)
 	}
 }
 
+static void dt_bitmap(void *arg, uint64_t addr, const uint64_t *words, size_t nw)
+{
+	struct run_arg *ra = arg;
+	uint64_t base = (uintptr_t)ra->c->base, first, i;
+
+	if (addr < base || (addr - base) / PAGE_SZ % 64) {
+		/* not word-aligned with ours: bit by bit */
+		for (i = 0; i < nw * 64; i++) {
+			uint64_t w;
+
+			memcpy(&w, words + i / 64, sizeof(w));
+			if (w >> (i % 64) & 1)
+				dt_run(arg, addr + i * PAGE_SZ, 1);
+		}
+		return;
+	}
+	first = (addr - base) / PAGE_SZ / 64;
+	for (i = 0; i < nw && first + i < (ra->c->npages + 63) / 64; i++) {
+		uint64_t w;
+
+		memcpy(&w, words + i, sizeof(w));	/* alignment not assumed */
+		ra->bm[first + i] |= w;
+	}
+}
+
+/*
+ * The compact answer (DTRACK_COLLECT_BITMAP) unless BENCH_DIRTY_RUNS=1 or
+ * the module predates it: the same for every dtrack method.
+ */
+static int dt_use_runs = -1;
+
 static int dt_collect(struct ctx *c, uint64_t *bm)
 {
 	struct run_arg ra = { c, bm };
 	uint32_t flags = 0;
-	int err;
+	int err = -EINVAL;
 
-	err = dtnl_collect(&c->nl, c->id, 1, dt_run, &ra, NULL, &flags);
+	if (dt_use_runs < 0)
+		dt_use_runs = env_long("BENCH_DIRTY_RUNS", 0) != 0;
+	if (!dt_use_runs) {
+		err = dtnl_collect_bitmap(&c->nl, c->id, 1, dt_bitmap, &ra, NULL, &flags);
+		if (err == -EINVAL)
+			dt_use_runs = 1;
+	}
+	if (dt_use_runs)
+		err = dtnl_collect(&c->nl, c->id, 1, dt_run, &ra, NULL, &flags);
 	if (err)
 		set_reason(c, "COLLECT: %s", strerror(-err));
 	c->module_ns = 0;
@@ -745,8 +784,10 @@ static void report(const struct result *res, int thp)
 
 	printf("@md\n@md ### Dirty tracking, %s pages, %zu MiB private anonymous, kernel %s\n@md\n",
 	       variant, region_mb, kernel_rel);
-	printf("@md Collect+reset cost per GiB, first write after a reset and a later write to the same page (per page, at dirty fraction 1): best of up to %d epochs. Accuracy: worst epoch.\n@md\n",
-	       reps);
+	printf("@md Collect+reset cost per GiB, first write after a reset and a later write to the same page (per page, at dirty fraction 1): best of up to %d epochs. Accuracy: worst epoch.%s\n@md\n",
+	       reps, dt_use_runs < 0 ? "" : dt_use_runs ?
+	       " dtrack answers as runs (DTRACK_A_RUN)." :
+	       " dtrack answers as bitmaps (DTRACK_COLLECT_BITMAP).");
 	printf("@md | method |");
 	for (f = 0; f < NFRAC; f++)
 		printf(" %s |", frac_label[f]);

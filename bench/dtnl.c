@@ -254,6 +254,7 @@ struct collect_arg {
 	void *arg;
 	uint64_t nr_dirty;
 	uint32_t flags;
+	dtnl_bitmap_cb bm_cb;
 };
 
 static int collect_cb(void *arg, const char *attrs, int len)
@@ -283,28 +284,63 @@ static int collect_cb(void *arg, const char *attrs, int len)
 			if (ca->cb)
 				ca->cb(ca->arg, addr, pages);
 			break;
+		case DTRACK_A_BITMAP: {
+			const uint64_t *words = NULL;
+			size_t nw = 0;
+
+			for_each_attr(ra, (const char *)na + NLA_HDRLEN,
+				      na->nla_len - NLA_HDRLEN, rrem) {
+				if ((ra->nla_type & NLA_TYPE_MASK) == DTRACK_BITMAP_A_ADDR) {
+					addr = get_u64(ra);
+				} else if ((ra->nla_type & NLA_TYPE_MASK) ==
+					   DTRACK_BITMAP_A_WORDS) {
+					words = (const uint64_t *)((const char *)ra + NLA_HDRLEN);
+					nw = (ra->nla_len - NLA_HDRLEN) / 8;
+				}
+			}
+			if (ca->bm_cb && words)
+				ca->bm_cb(ca->arg, addr, words, nw);
+			break;
+		}
 		}
 	}
 	return 0;
 }
 
-int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
-		 void *arg, uint64_t *nr_dirty, uint32_t *result_flags)
+static int collect(struct dtnl *nl, uint32_t id, uint32_t flags,
+		   struct collect_arg *ca, uint64_t *nr_dirty, uint32_t *result_flags)
 {
-	struct collect_arg ca = { cb, arg, 0, 0 };
 	struct req r;
 	int err;
 
 	req_init(nl, &r, nl->family, DTRACK_CMD_COLLECT, NLM_F_DUMP);
 	put_u32(&r, DTRACK_A_TRACKER_ID, id);
-	if (reset)
-		put_u32(&r, DTRACK_A_COLLECT_FLAGS, DTRACK_COLLECT_RESET);
-	err = transact(nl, &r, collect_cb, &ca);
+	if (flags)
+		put_u32(&r, DTRACK_A_COLLECT_FLAGS, flags);
+	err = transact(nl, &r, collect_cb, ca);
 	if (nr_dirty)
-		*nr_dirty = ca.nr_dirty;
+		*nr_dirty = ca->nr_dirty;
 	if (result_flags)
-		*result_flags = ca.flags;
+		*result_flags = ca->flags;
 	return err;
+}
+
+int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
+		 void *arg, uint64_t *nr_dirty, uint32_t *result_flags)
+{
+	struct collect_arg ca = { .cb = cb, .arg = arg };
+
+	return collect(nl, id, reset ? DTRACK_COLLECT_RESET : 0, &ca, nr_dirty,
+		       result_flags);
+}
+
+int dtnl_collect_bitmap(struct dtnl *nl, uint32_t id, int reset, dtnl_bitmap_cb cb,
+			void *arg, uint64_t *nr_dirty, uint32_t *result_flags)
+{
+	struct collect_arg ca = { .bm_cb = cb, .arg = arg };
+
+	return collect(nl, id, DTRACK_COLLECT_BITMAP | (reset ? DTRACK_COLLECT_RESET : 0),
+		       &ca, nr_dirty, result_flags);
 }
 
 struct stats_arg {

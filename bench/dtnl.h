@@ -19,6 +19,12 @@ struct dtnl {
 
 /* Called for every dirty run of a collect: first page address, pages */
 typedef void (*dtnl_run_cb)(void *arg, uint64_t addr, uint64_t pages);
+/*
+ * Called for every bitmap piece of a DTRACK_COLLECT_BITMAP collect: bit i of
+ * words[j] = page addr + (64 j + i) pages dirty (words not necessarily aligned).
+ */
+typedef void (*dtnl_bitmap_cb)(void *arg, uint64_t addr, const uint64_t *words,
+			       size_t nwords);
 
 int dtnl_open(struct dtnl *nl);
 void dtnl_close(struct dtnl *nl);
@@ -30,6 +36,12 @@ int dtnl_destroy(struct dtnl *nl, uint32_t id);
 /* COLLECT (dump), with DTRACK_COLLECT_RESET if reset; returns 0 or -errno */
 int dtnl_collect(struct dtnl *nl, uint32_t id, int reset, dtnl_run_cb cb,
 		 void *arg, uint64_t *nr_dirty, uint32_t *result_flags);
+/*
+ * COLLECT answered as bitmaps (DTRACK_COLLECT_BITMAP); -EINVAL from a module
+ * that predates the flag
+ */
+int dtnl_collect_bitmap(struct dtnl *nl, uint32_t id, int reset, dtnl_bitmap_cb cb,
+			void *arg, uint64_t *nr_dirty, uint32_t *result_flags);
 /* GET_TRACKER: the module's own time for the last collect (no netlink) */
 int dtnl_last_collect_ns(struct dtnl *nl, uint32_t id, uint64_t *ns);
 

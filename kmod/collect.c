@@ -102,9 +102,18 @@ static void dtrack_close_snap(struct dtrack_tracker *t)
 	spin_unlock(&t->lock);
 }
 
-static int dtrack_runs_from_log(struct dtrack_tracker *t,
-				struct dtrack_epoch *ep,
-				struct dtrack_result *res);
+/*
+ * The pages of an epoch whose log is complete, as sorted indexes in the
+ * range: computed once by a wpfault reset for its walk, and reused for the
+ * answer when nothing was added to the epoch since.
+ */
+struct dtrack_pages {
+	u32 *idx;
+	u32 nr;
+};
+
+static int dtrack_epoch_pages(struct dtrack_tracker *t,
+			      struct dtrack_epoch *ep, struct dtrack_pages *pg);
 
 static bool dtrack_range_uffd(struct dtrack_tracker *t)
 {
@@ -120,19 +129,18 @@ static bool dtrack_range_uffd(struct dtrack_tracker *t)
 
 /*
  * wpfault reset: O(dirty) when the ending epoch's log is complete and the
- * invariant of wp_walked holds (see dtrack.h), else a full walk.
+ * invariant of wp_walked holds (see dtrack.h), else a full walk.  The
+ * pages visited are left in @pg (sorted), for the answer.
  */
 static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap,
-			    bool full)
+			    bool full, struct dtrack_pages *pg)
 {
 	int seq = atomic_read(&t->dmm->unmap_seq);
-	struct dtrack_result res = {};
 
 	if (!full && t->wp_walked && seq == t->wp_unmap_seq && !snap->overflow &&
 	    !dtrack_range_uffd(t) &&
-	    !snap->degraded && !dtrack_runs_from_log(t, snap, &res)) {
-		dtrack_sd_reset_runs(t, snap, res.runs, res.nr_runs);
-		dtrack_result_free(&res);
+	    !snap->degraded && !dtrack_epoch_pages(t, snap, pg)) {
+		dtrack_sd_reset_pages(t, snap, pg->idx, pg->nr);
 	} else {
 		dtrack_sd_reset(t, snap);
 		t->wp_walked = true;
@@ -143,9 +151,10 @@ static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 /*
  * Start a new epoch of @t and return the one that ended (t->snap until
  * the caller is done with it).  The caller holds op_lock and a reference
- * on mm_users.
+ * on mm_users.  A wpfault reset leaves the pages it walked in @pg.
  */
-static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t)
+static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t,
+						struct dtrack_pages *pg)
 {
 	struct mm_struct *mm = t->dmm->mm;
 	struct dtrack_epoch *snap;
@@ -179,7 +188,7 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t)
 		dtrack_sd_vmas(t, snap, write);
 		/* VM_SOFTDIRTY was just cleared: PTEs may be writable */
 		if (t->method == DTRACK_METHOD_WPFAULT)
-			dtrack_wp_reset(t, snap, write);
+			dtrack_wp_reset(t, snap, write, pg);
 		else
 			dtrack_sd_reset(t, snap);
 		break;
@@ -235,13 +244,15 @@ static struct dtrack_epoch *dtrack_peek_locked(struct dtrack_tracker *t)
 int dtrack_tracker_start(struct dtrack_tracker *t)
 {
 	struct dtrack_mm *dmm = t->dmm;
+	struct dtrack_pages pg = {};
 	struct dtrack_epoch *snap;
 
 	if (!mmget_not_zero(dmm->mm))
 		return -ESRCH;
 	mutex_lock(&dmm->op_lock);
 	t->kprobe_missed = dtrack_wpfault_missed();
-	snap = dtrack_reset_locked(t);
+	snap = dtrack_reset_locked(t, &pg);
+	kvfree(pg.idx);
 	dtrack_close_snap(t);
 	dtrack_epoch_clear(t, snap);
 	/*
@@ -295,32 +306,83 @@ static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
 				   struct dtrack_result *res);
 
 /*
- * Runs of an epoch whose log is complete: O(d log d) in its d pages, or a
- * scan of its bitmap (O(range / BITS_PER_LONG + d)) when that is less.
+ * Indexes of the set bits of @bm (@nbits), in order, into @idx (room for
+ * @max): the count, or @max + 1 if there are more.
  */
-static int dtrack_runs_from_log(struct dtrack_tracker *t,
-				struct dtrack_epoch *ep,
-				struct dtrack_result *res)
+static u32 dtrack_bitmap_idx(const unsigned long *bm, unsigned long nbits,
+			     u32 *idx, u32 max)
 {
-	u32 i, n = ep->log_len, *idx;
-	struct dtrack_run *run = NULL;
+	unsigned long i, nw = BITS_TO_LONGS(nbits);
+	u32 n = 0;
 
-	/* the log lists exactly the bits set: scan them when that is cheaper */
-	if ((u64)n * ilog2(n | 1) > BITS_TO_LONGS(t->npages))
-		return dtrack_runs_from_bitmap(t, ep, res);
+	for (i = 0; i < nw; i++) {
+		unsigned long w = bm[i];
+
+		if (i == nw - 1 && nbits % BITS_PER_LONG)
+			w &= BITMAP_LAST_WORD_MASK(nbits);
+		for (; w; w &= w - 1) {
+			if (n == max)
+				return max + 1;
+			idx[n++] = i * BITS_PER_LONG + __ffs(w);
+		}
+	}
+	return n;
+}
+
+/*
+ * Sorted indexes of the pages of @ep, whose log is complete, in @pg:
+ * a sort of the log, O(d log d) in its d pages, or a scan of the bitmap
+ * (O(range / BITS_PER_LONG + d)) when that is less.  The notifier may add
+ * pages to a snapshot meanwhile (zapped ones: nothing to re-protect); a
+ * scan that finds more than room was made for fails, as an allocation does.
+ */
+static int dtrack_epoch_pages(struct dtrack_tracker *t,
+			      struct dtrack_epoch *ep, struct dtrack_pages *pg)
+{
+	u32 i, n, room;
+
+	pg->nr = 0;
+	n = READ_ONCE(ep->log_len);
+	if (!n)
+		return 0;
+	room = min(n + 64, t->log_size);
+	pg->idx = kvmalloc_array(room, sizeof(*pg->idx),
+				 GFP_KERNEL | __GFP_NOWARN);
+	if (!pg->idx)
+		return -ENOMEM;
+	if ((u64)n * ilog2(n | 1) > BITS_TO_LONGS(t->npages)) {
+		n = dtrack_bitmap_idx(ep->bitmap, t->npages, pg->idx, room);
+		if (n > room) {
+			kvfree(pg->idx);
+			pg->idx = NULL;
+			return -E2BIG;
+		}
+	} else {
+		spin_lock(&t->lock);
+		n = min(ep->log_len, room);
+		for (i = 0; i < n; i++)
+			pg->idx[i] = ep->log[i].idx;
+		spin_unlock(&t->lock);
+		dtrack_sort_u32(pg->idx, n);
+	}
+	pg->nr = n;
+	return 0;
+}
+
+/* Runs of the sorted page indexes @idx. */
+static int dtrack_runs_from_idx(struct dtrack_tracker *t, const u32 *idx,
+				u32 n, struct dtrack_result *res)
+{
+	struct dtrack_run *run = NULL;
+	u32 i;
+
 	res->nr_dirty = n;
 	if (!n)
 		return 0;
-	idx = kvmalloc_array(n, sizeof(*idx), GFP_KERNEL | __GFP_NOWARN);
 	res->runs = kvmalloc_array(n, sizeof(*res->runs),
 				   GFP_KERNEL | __GFP_NOWARN);
-	if (!idx || !res->runs) {
-		kvfree(idx);
+	if (!res->runs)
 		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++)
-		idx[i] = ep->log[i].idx;
-	dtrack_sort_u32(idx, n);
 	for (i = 0; i < n; i++) {
 		u64 addr = t->start + ((u64)idx[i] << PAGE_SHIFT);
 
@@ -332,8 +394,35 @@ static int dtrack_runs_from_log(struct dtrack_tracker *t,
 		run->addr = addr;
 		run->pages = 1;
 	}
-	kvfree(idx);
 	return 0;
+}
+
+/*
+ * Runs of an epoch whose log is complete: O(d log d) in its d pages, or a
+ * scan of its bitmap (O(range / BITS_PER_LONG + d)) when that is less.
+ */
+static int dtrack_runs_from_log(struct dtrack_tracker *t,
+				struct dtrack_epoch *ep,
+				struct dtrack_result *res)
+{
+	u32 i, n = ep->log_len, *idx;
+	int ret;
+
+	/* the log lists exactly the bits set: scan them when that is cheaper */
+	if ((u64)n * ilog2(n | 1) > BITS_TO_LONGS(t->npages))
+		return dtrack_runs_from_bitmap(t, ep, res);
+	res->nr_dirty = n;
+	if (!n)
+		return 0;
+	idx = kvmalloc_array(n, sizeof(*idx), GFP_KERNEL | __GFP_NOWARN);
+	if (!idx)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		idx[i] = ep->log[i].idx;
+	dtrack_sort_u32(idx, n);
+	ret = dtrack_runs_from_idx(t, idx, n, res);
+	kvfree(idx);
+	return ret;
 }
 
 /*
@@ -398,25 +487,73 @@ static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
 	return 0;
 }
 
+/*
+ * The answer as bitmap words (DTRACK_COLLECT_BITMAP): a copy of the words
+ * of @ep from the first to the last with a page, O(that span / BITS_PER_LONG)
+ * with no work per page.  With @pg (the epoch's sorted pages, @same: still
+ * all of them) the span is known without a scan; a page a notifier adds
+ * outside it meanwhile is in the live epoch too (dtrack_mark_addr()).
+ */
+static int dtrack_bits_from_epoch(struct dtrack_tracker *t,
+				  struct dtrack_epoch *ep,
+				  const struct dtrack_pages *pg, bool same,
+				  struct dtrack_result *res)
+{
+	unsigned long nw = BITS_TO_LONGS(t->npages), lo, hi, i;
+	u64 n = 0;
+
+	if (same) {
+		lo = pg->idx[0] / BITS_PER_LONG;
+		hi = pg->idx[pg->nr - 1] / BITS_PER_LONG;
+	} else {
+		if (ep->log && !ep->overflow && !ep->log_len)
+			return 0;
+		for (lo = 0; lo < nw && !ep->bitmap[lo]; lo++)
+			;
+		if (lo == nw)
+			return 0;
+		for (hi = nw - 1; !ep->bitmap[hi]; hi--)
+			;
+	}
+	res->nr_words = hi - lo + 1;
+	res->bits = kvmalloc_array(res->nr_words, sizeof(*res->bits),
+				   GFP_KERNEL | __GFP_NOWARN);
+	if (!res->bits)
+		return -ENOMEM;
+	memcpy(res->bits, ep->bitmap + lo, res->nr_words * sizeof(*res->bits));
+	if (hi == nw - 1 && t->npages % BITS_PER_LONG)
+		res->bits[hi - lo] &= BITMAP_LAST_WORD_MASK(t->npages);
+	/* counted: notifier marks may have joined the snapshot meanwhile */
+	for (i = 0; i < res->nr_words; i++)
+		n += hweight_long(res->bits[i]);
+	res->nr_dirty = n;
+	res->bits_addr = t->start + ((u64)lo * BITS_PER_LONG << PAGE_SHIFT);
+	return 0;
+}
+
 void dtrack_result_free(struct dtrack_result *res)
 {
 	kvfree(res->runs);
 	res->runs = NULL;
 	res->nr_runs = 0;
+	kvfree(res->bits);
+	res->bits = NULL;
+	res->nr_words = 0;
 }
 
 /*
- * COLLECT: the pages written in the current epoch, as runs; with @reset
- * the next epoch starts atomically.  An ended tracker reports what it
- * recorded before its target went away.
+ * COLLECT: the pages written in the current epoch, as runs (as bitmap
+ * words with @bitmap); with @reset the next epoch starts atomically.  An
+ * ended tracker reports what it recorded before its target went away.
  */
-int dtrack_collect(struct dtrack_tracker *t, bool reset,
+int dtrack_collect(struct dtrack_tracker *t, bool reset, bool bitmap,
 		   struct dtrack_result *res)
 {
 	struct dtrack_mm *dmm = t->dmm;
+	struct dtrack_pages pg = {};
 	struct dtrack_epoch *ep;
 	u64 t0 = ktime_get_ns();
-	bool alive;
+	bool alive, same;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -432,7 +569,7 @@ int dtrack_collect(struct dtrack_tracker *t, bool reset,
 		spin_unlock(&t->lock);
 		reset = false;
 	} else if (reset) {
-		ep = dtrack_reset_locked(t);
+		ep = dtrack_reset_locked(t, &pg);
 	} else {
 		ep = dtrack_peek_locked(t);
 	}
@@ -441,10 +578,19 @@ int dtrack_collect(struct dtrack_tracker *t, bool reset,
 
 	if (ep->overflow || ep->degraded)
 		res->flags |= DTRACK_RESULT_CONSERVATIVE;
-	if (ep->log && !ep->overflow)
+	spin_lock(&t->lock);
+	/* pages are only added to an epoch, each logged once */
+	same = pg.idx && ep->log && !ep->overflow && ep->log_len == pg.nr;
+	spin_unlock(&t->lock);
+	if (bitmap)
+		ret = dtrack_bits_from_epoch(t, ep, &pg, same, res);
+	else if (same)
+		ret = dtrack_runs_from_idx(t, pg.idx, pg.nr, res);
+	else if (ep->log && !ep->overflow)
 		ret = dtrack_runs_from_log(t, ep, res);
 	else
 		ret = dtrack_runs_from_bitmap(t, ep, res);
+	kvfree(pg.idx);
 	if (reset) {
 		dtrack_close_snap(t);
 		if (ret) {

@@ -21,7 +21,7 @@
 #error "dtrack updates x86-64 page table entries directly"
 #endif
 
-#define DTRACK_MODULE_VERSION "0.2.0"
+#define DTRACK_MODULE_VERSION "0.3.0"
 
 /* Per-PTE bit a method reads; trackers of one class share that bit. */
 enum dtrack_class {
@@ -131,6 +131,13 @@ struct dtrack_result {
 	u64 nr_dirty;
 	size_t nr_runs;
 	struct dtrack_run *runs;
+	/*
+	 * Instead of runs (DTRACK_COLLECT_BITMAP): the epoch's bitmap words
+	 * from the first to the last one with a page; bit 0 = @bits_addr.
+	 */
+	unsigned long *bits;
+	size_t nr_words;
+	u64 bits_addr;
 };
 
 /* symbols.c */
@@ -161,6 +168,11 @@ struct dtrack_walk {
 	void (*skip)(struct dtrack_walk *w, unsigned long start,
 		     unsigned long end);
 	void *priv;
+	/*
+	 * dtrack_walk_pages(): the pages of the table to visit, bit i = page
+	 * addr + i pages of the w->ptes call; NULL: all of [addr, end).
+	 */
+	const unsigned long *visit;
 	/* entries changed by callbacks: the TLB range to flush (end 0: none) */
 	unsigned long flush_start, flush_end;
 };
@@ -174,15 +186,10 @@ static inline void dtrack_walk_changed(struct dtrack_walk *w,
 		w->flush_end = end;
 }
 
-static inline unsigned long dtrack_run_end(const struct dtrack_run *run)
-{
-	return run->addr + (run->pages << PAGE_SHIFT);
-}
-
 void dtrack_walk_range(struct dtrack_walk *w, unsigned long start,
 		       unsigned long end);
-void dtrack_walk_runs(struct dtrack_walk *w, const struct dtrack_run *runs,
-		      size_t nr);
+void dtrack_walk_pages(struct dtrack_walk *w, unsigned long base,
+		       const u32 *idx, size_t nr);
 bool dtrack_vma_walkable(struct vm_area_struct *vma);
 struct folio *dtrack_pte_folio(struct vm_area_struct *vma, pte_t pte);
 void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
@@ -249,7 +256,7 @@ int dtrack_registry_init(void);
 void dtrack_registry_exit(void);
 
 /* collect.c */
-int dtrack_collect(struct dtrack_tracker *t, bool reset,
+int dtrack_collect(struct dtrack_tracker *t, bool reset, bool bitmap,
 		   struct dtrack_result *res);
 int dtrack_tracker_start(struct dtrack_tracker *t);
 void dtrack_result_free(struct dtrack_result *res);
@@ -257,8 +264,8 @@ void dtrack_result_free(struct dtrack_result *res);
 /* softdirty.c: softdirty and wpfault share the soft-dirty bit */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into);
 void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap);
-void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
-			  const struct dtrack_run *runs, size_t nr_runs);
+void dtrack_sd_reset_pages(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			   const u32 *idx, size_t nr);
 void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
 		    bool clear);
 bool dtrack_sd_vmas_flagged(struct dtrack_tracker *t);

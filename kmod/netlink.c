@@ -249,7 +249,9 @@ static int dtrack_nl_dump_trackers(struct sk_buff *skb,
 struct dtrack_collect_dump {
 	struct dtrack_result res;
 	size_t next_run;
+	size_t next_word;		/* DTRACK_COLLECT_BITMAP */
 	bool header_sent;
+	bool bitmap;			/* DTRACK_COLLECT_BITMAP */
 };
 
 static int dtrack_nl_collect_start(struct netlink_callback *cb)
@@ -277,13 +279,15 @@ static int dtrack_nl_collect_start(struct netlink_callback *cb)
 		dtrack_tracker_put(t);
 		return -ENOMEM;
 	}
-	ret = dtrack_collect(t, flags & DTRACK_COLLECT_RESET, &d->res);
+	ret = dtrack_collect(t, flags & DTRACK_COLLECT_RESET,
+			     flags & DTRACK_COLLECT_BITMAP, &d->res);
 	dtrack_tracker_put(t);
 	if (ret) {
 		NL_SET_ERR_MSG(cb->extack, "collect failed");
 		kfree(d);
 		return ret;
 	}
+	d->bitmap = flags & DTRACK_COLLECT_BITMAP;
 	cb->args[0] = (long)d;
 	return 0;
 }
@@ -328,6 +332,62 @@ static void dtrack_nl_put_runs(struct sk_buff *skb,
 	}
 }
 
+/*
+ * DTRACK_COLLECT_BITMAP: the result's words as DTRACK_A_BITMAP nests.  A
+ * nest spans gaps of up to DTRACK_BM_GAP zero words (cheaper than a new
+ * nest's headers), at most DTRACK_BM_MAX_WORDS words (nla_len is 16 bits)
+ * and never two messages.
+ */
+#define DTRACK_BM_GAP		3
+#define DTRACK_BM_MAX_WORDS	8000
+
+static void dtrack_nl_put_bitmap(struct sk_buff *skb,
+				 struct dtrack_collect_dump *d)
+{
+	const int hdr = 3 * NLA_HDRLEN + nla_total_size(sizeof(u64));
+	const unsigned long *bits = d->res.bits;
+	size_t nw = d->res.nr_words;
+
+	while (d->next_word < nw) {
+		size_t s = d->next_word, e, i, z = 0, room;
+		struct nlattr *nest, *a;
+
+		while (s < nw && !bits[s])
+			s++;
+		d->next_word = s;
+		if (s == nw || skb_tailroom(skb) < hdr + (int)sizeof(u64))
+			break;
+		nest = skb_put(skb, NLA_HDRLEN);
+		nest->nla_type = DTRACK_A_BITMAP | NLA_F_NESTED;
+		a = skb_put(skb, nla_total_size(sizeof(u64)));
+		dtrack_nl_fill_u64(a, DTRACK_BITMAP_A_ADDR, d->res.bits_addr +
+				   ((u64)s * BITS_PER_LONG << PAGE_SHIFT));
+		/* 8-byte aligned in the reader's buffer: relative to data */
+		if ((skb->len + NLA_HDRLEN) & 7) {
+			a = skb_put(skb, NLA_HDRLEN);
+			a->nla_type = DTRACK_BITMAP_A_PAD;
+			a->nla_len = NLA_HDRLEN;
+		}
+		room = min_t(size_t, (skb_tailroom(skb) - NLA_HDRLEN) /
+				     sizeof(u64), DTRACK_BM_MAX_WORDS);
+		/* the nonzero words from s, bridging short gaps */
+		for (e = s + 1, i = s + 1; i < nw && i < s + room; i++) {
+			if (bits[i]) {
+				e = i + 1;
+				z = 0;
+			} else if (++z > DTRACK_BM_GAP) {
+				break;
+			}
+		}
+		a = skb_put(skb, NLA_HDRLEN + (e - s) * sizeof(u64));
+		a->nla_type = DTRACK_BITMAP_A_WORDS;
+		a->nla_len = NLA_HDRLEN + (e - s) * sizeof(u64);
+		memcpy(nla_data(a), bits + s, (e - s) * sizeof(u64));
+		nest->nla_len = skb_tail_pointer(skb) - (unsigned char *)nest;
+		d->next_word = e;
+	}
+}
+
 static int dtrack_nl_collect_dump(struct sk_buff *skb,
 				  struct netlink_callback *cb)
 {
@@ -335,7 +395,8 @@ static int dtrack_nl_collect_dump(struct sk_buff *skb,
 	struct dtrack_result *res = &d->res;
 	void *hdr;
 
-	if (d->header_sent && d->next_run >= res->nr_runs)
+	if (d->header_sent && d->next_run >= res->nr_runs &&
+	    d->next_word >= res->nr_words)
 		return 0;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 			  &dtrack_genl_family, NLM_F_MULTI, DTRACK_CMD_COLLECT);
@@ -349,7 +410,10 @@ static int dtrack_nl_collect_dump(struct sk_buff *skb,
 	     nla_put_u64_64bit(skb, DTRACK_A_NR_DIRTY, res->nr_dirty,
 			       DTRACK_A_PAD)))
 		goto err_cancel;
-	dtrack_nl_put_runs(skb, d);
+	if (d->bitmap)
+		dtrack_nl_put_bitmap(skb, d);
+	else
+		dtrack_nl_put_runs(skb, d);
 	d->header_sent = true;
 	genlmsg_end(skb, hdr);
 	/*
@@ -357,7 +421,8 @@ static int dtrack_nl_collect_dump(struct sk_buff *skb,
 	 * this skb instead of calling us again for an empty one, which saves
 	 * the reader a recvmsg() round trip per collect.
 	 */
-	return d->next_run < res->nr_runs ? skb->len : 0;
+	return d->next_run < res->nr_runs || d->next_word < res->nr_words ?
+	       skb->len : 0;
 
 err_cancel:
 	genlmsg_cancel(skb, hdr);

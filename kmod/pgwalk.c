@@ -73,12 +73,12 @@ static void dtrack_pte_unmap(spinlock_t *ptl)
 
 /*
  * One PMD entry, for [addr, next) of it: a huge (or migration) PMD goes to
- * w->pmd under the PMD lock, a PTE table to w->ptes under the PTE lock -
- * the whole of [addr, next), or only its parts in @runs (sorted) if given.
+ * w->pmd under the PMD lock, a PTE table to w->ptes under the PTE lock,
+ * once: for all of [addr, next), or for the pages of it set in w->visit
+ * (bit i: page addr + i pages) when dtrack_walk_pages() set it.
  */
 static void dtrack_walk_one_pmd(struct dtrack_walk *w, pmd_t *pmd,
-				unsigned long addr, unsigned long next,
-				const struct dtrack_run *runs, size_t nr)
+				unsigned long addr, unsigned long next)
 {
 	int retries = 0;
 	spinlock_t *ptl;
@@ -114,17 +114,7 @@ again:
 			w->skip(w, addr, next);
 		return;
 	}
-	if (!runs) {
-		w->ptes(w, addr, next, pte);
-	} else {
-		for (; nr; runs++, nr--) {
-			unsigned long s = max_t(unsigned long, addr, runs->addr);
-			unsigned long e = min(next, dtrack_run_end(runs));
-
-			if (s < e)
-				w->ptes(w, s, e, pte + ((s - addr) >> PAGE_SHIFT));
-		}
-	}
+	w->ptes(w, addr, next, pte);
 	dtrack_pte_unmap(ptl);
 }
 
@@ -139,7 +129,7 @@ static void dtrack_walk_pmd(struct dtrack_walk *w, pud_t *pud,
 		next = pmd_addr_end(addr, end);
 		/* empty slots are the common case of a sparse range */
 		if (!pmd_none(READ_ONCE(*pmd)))
-			dtrack_walk_one_pmd(w, pmd, addr, next, NULL, 0);
+			dtrack_walk_one_pmd(w, pmd, addr, next);
 	} while (pmd++, addr = next, addr != end);
 }
 
@@ -228,52 +218,60 @@ static pmd_t *dtrack_pmd_find(struct mm_struct *mm, unsigned long addr)
 }
 
 /*
- * Walk the pages of @runs only (sorted by address, disjoint), visiting each
- * page table once for all the runs it maps: O(pages in runs + tables they
- * touch), not O(range).  mmap_lock must be held.
+ * Walk the pages @base + idx[i] pages only (@idx sorted, no duplicates),
+ * handing each PTE table once to w->ptes for all its pages, which are
+ * set in w->visit: O(pages + tables they touch), not O(range), and one
+ * indirect call per table.  A skipped table (w->skip) is reported from its
+ * first to its last listed page.  mmap_lock must be held.
  */
-void dtrack_walk_runs(struct dtrack_walk *w, const struct dtrack_run *runs,
-		      size_t nr)
+void dtrack_walk_pages(struct dtrack_walk *w, unsigned long base,
+		       const u32 *idx, size_t nr)
 {
+	unsigned long visit[BITS_TO_LONGS(PTRS_PER_PTE)];
 	struct vm_area_struct *vma = NULL;
-	unsigned long addr = 0;
-	size_t i = 0, j;
+	size_t i = 0;
 
 	mmap_assert_locked(w->mm);
+	w->visit = visit;
 	while (i < nr) {
-		unsigned long next, end;
+		unsigned long addr = base + ((unsigned long)idx[i] << PAGE_SHIFT);
+		unsigned long next, last = addr;
 		pmd_t *pmd;
+		size_t j;
 
-		addr = max_t(unsigned long, addr, runs[i].addr);
-		if (addr >= dtrack_run_end(&runs[i])) {
-			i++;
-			continue;
-		}
-		if (!vma || addr >= vma->vm_end) {
+		if (!vma || addr >= vma->vm_end || addr < vma->vm_start) {
 			vma = find_vma(w->mm, addr);
 			if (!vma)
 				break;
-			addr = max(addr, vma->vm_start);
 			w->vma = vma;
-			continue;
+			if (addr < vma->vm_start) {
+				/* in a hole: on to the first page in the VMA */
+				while (i < nr && base + ((unsigned long)idx[i] <<
+						 PAGE_SHIFT) < vma->vm_start)
+					i++;
+				continue;
+			}
 		}
-		if (!dtrack_vma_walkable(vma)) {
-			addr = vma->vm_end;
-			continue;
-		}
-		/* the runs starting in this PMD (and VMA) share its table */
+		/* the pages of this PMD (and VMA) share its table */
 		next = pmd_addr_end(addr, vma->vm_end);
-		for (j = i + 1; j < nr && runs[j].addr < next; j++)
-			;
-		end = min(next, dtrack_run_end(&runs[j - 1]));
+		bitmap_zero(visit, PTRS_PER_PTE);
+		for (j = i; j < nr; j++) {
+			unsigned long a = base + ((unsigned long)idx[j] << PAGE_SHIFT);
+
+			if (a >= next)
+				break;
+			__set_bit((a - addr) >> PAGE_SHIFT, visit);
+			last = a;
+		}
+		i = j;
+		if (!dtrack_vma_walkable(vma))
+			continue;
 		pmd = dtrack_pmd_find(w->mm, addr);
-		if (pmd)
-			dtrack_walk_one_pmd(w, pmd, addr, end, runs + i, j - i);
-		addr = end;
-		while (i < nr && dtrack_run_end(&runs[i]) <= addr)
-			i++;
+		if (pmd && !pmd_none(READ_ONCE(*pmd)))
+			dtrack_walk_one_pmd(w, pmd, addr, last + PAGE_SIZE);
 		cond_resched();
 	}
+	w->visit = NULL;
 	w->vma = NULL;
 }
 

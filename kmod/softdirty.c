@@ -129,68 +129,99 @@ static bool dtrack_ptes_quiet(const pte_t *pte, unsigned long n,
 	return !(any & mask) && (all & _PAGE_PRESENT);
 }
 
+/* Per-table state of dtrack_sd_ptes(). */
+struct dtrack_sd_table {
+	unsigned long hand[BITS_TO_LONGS(PTRS_PER_PTE)];
+	unsigned long fs, fe;		/* span of the entries changed */
+	bool any;			/* a bit set in @hand */
+};
+
+/* Entry @i of the table (page @a): the soft-dirty pass proper. */
+static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
+					  struct dtrack_sd_ctx *c,
+					  struct dtrack_sd_table *tb,
+					  unsigned long i, unsigned long a,
+					  pte_t *ptep)
+{
+	pte_t pte = ptep_get(ptep), old;
+
+	if (pte_none(pte))
+		return;
+	if (pte_present(pte)) {
+		if (!(pte_val(pte) & c->mask))
+			return;
+		if (!c->clear) {
+			/* scan: soft-dirty */
+			__set_bit(i, tb->hand);
+			tb->any = true;
+			return;
+		}
+		if (dtrack_pte_pinned(w->vma, pte)) {
+			/* a pinned page keeps its bit: every epoch */
+			dtrack_sd_hand(c, a, a + PAGE_SIZE, !pte_soft_dirty(pte));
+			dtrack_mark_addr(c->self, a, a + PAGE_SIZE, true);
+			return;
+		}
+		old = DTRACK_PTE_UPDATE(ptep, o,
+					pte_clear_soft_dirty(pte_wrprotect(o)));
+		if (pte_soft_dirty(old)) {
+			__set_bit(i, tb->hand);
+			tb->any = true;
+		}
+		if (pte_write(old) || pte_soft_dirty(old)) {
+			if (!tb->fe)
+				tb->fs = a;
+			tb->fe = a + PAGE_SIZE;
+		}
+	} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
+		__set_bit(i, tb->hand);
+		tb->any = true;
+		if (c->clear)
+			set_pte_at(w->mm, a, ptep, pte_swp_clear_soft_dirty(pte));
+	}
+}
+
 /*
- * Soft-dirty pass over [addr, end) of one PTE table (PTE lock held): an
- * inline loop, whose soft-dirty pages are handed over once per table.
+ * Soft-dirty pass over [addr, end) of one PTE table (PTE lock held), or
+ * over its pages in w->visit: an inline loop, whose soft-dirty pages are
+ * handed over once per table.
  */
 static void dtrack_sd_ptes(struct dtrack_walk *w, unsigned long addr,
 			   unsigned long end, pte_t *ptep)
 {
 	struct dtrack_sd_ctx *c = w->priv;
-	unsigned long n = (end - addr) >> PAGE_SHIFT, i;
-	unsigned long hand[BITS_TO_LONGS(PTRS_PER_PTE)];
-	unsigned long fs = 0, fe = 0;
-	bool any = false;
+	unsigned long n = (end - addr) >> PAGE_SHIFT, i, k;
+	struct dtrack_sd_table tb;
 
-	if (dtrack_ptes_quiet(ptep, n, c->mask))
-		return;
-	bitmap_zero(hand, n);
-	for (i = 0; i < n; i++) {
-		unsigned long a = addr + (i << PAGE_SHIFT);
-		pte_t pte = ptep_get(ptep + i), old;
+	if (w->visit) {
+		/* only the listed pages: no full-table fast path to try */
+		bitmap_zero(tb.hand, n);
+		tb.fs = tb.fe = 0;
+		tb.any = false;
+		/* inline bit scan: find_next_bit() is a call per page */
+		for (k = 0; k < BITS_TO_LONGS(n); k++) {
+			unsigned long v = w->visit[k];
 
-		if (pte_none(pte))
-			continue;
-		if (pte_present(pte)) {
-			if (!(pte_val(pte) & c->mask))
-				continue;
-			if (!c->clear) {
-				/* scan: soft-dirty */
-				__set_bit(i, hand);
-				any = true;
-				continue;
+			for (; v; v &= v - 1) {
+				i = k * BITS_PER_LONG + __ffs(v);
+				dtrack_sd_pte(w, c, &tb, i,
+					      addr + (i << PAGE_SHIFT), ptep + i);
 			}
-			if (dtrack_pte_pinned(w->vma, pte)) {
-				/* a pinned page keeps its bit: every epoch */
-				dtrack_sd_hand(c, a, a + PAGE_SIZE,
-					       !pte_soft_dirty(pte));
-				dtrack_mark_addr(c->self, a, a + PAGE_SIZE,
-						 true);
-				continue;
-			}
-			old = DTRACK_PTE_UPDATE(ptep + i, o,
-						pte_clear_soft_dirty(pte_wrprotect(o)));
-			if (pte_soft_dirty(old)) {
-				__set_bit(i, hand);
-				any = true;
-			}
-			if (pte_write(old) || pte_soft_dirty(old)) {
-				if (!fe)
-					fs = a;
-				fe = a + PAGE_SIZE;
-			}
-		} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
-			__set_bit(i, hand);
-			any = true;
-			if (c->clear)
-				set_pte_at(w->mm, a, ptep + i,
-					   pte_swp_clear_soft_dirty(pte));
 		}
+	} else {
+		if (dtrack_ptes_quiet(ptep, n, c->mask))
+			return;
+		bitmap_zero(tb.hand, n);
+		tb.fs = tb.fe = 0;
+		tb.any = false;
+		for (i = 0; i < n; i++)
+			dtrack_sd_pte(w, c, &tb, i, addr + (i << PAGE_SHIFT),
+				      ptep + i);
 	}
-	if (any)
-		dtrack_sd_hand_bits(c, addr, hand, n);
-	if (fe)
-		dtrack_walk_changed(w, fs, fe);
+	if (tb.any)
+		dtrack_sd_hand_bits(c, addr, tb.hand, n);
+	if (tb.fe)
+		dtrack_walk_changed(w, tb.fs, tb.fe);
 }
 
 /* Huge PMD (never split): the whole huge page is handed over. */
@@ -269,13 +300,14 @@ void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
 }
 
 /*
- * wpfault reset in O(dirty): only the runs written in the ending epoch can
- * hold writable or soft-dirty PTEs (see wpfault.c), so only they are
- * visited (each page table once); they come from @snap's log, so they are
- * only handed to the other trackers.  Only changed entries are flushed.
+ * wpfault reset in O(dirty): only the pages written in the ending epoch
+ * can hold writable or soft-dirty PTEs (see wpfault.c), so only they are
+ * visited (@idx: their indexes in t's range, sorted; each page table once);
+ * they come from @snap's log, so they are only handed to the other
+ * trackers.  Only changed entries are flushed.
  */
-void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
-			  const struct dtrack_run *runs, size_t nr_runs)
+void dtrack_sd_reset_pages(struct dtrack_tracker *t, struct dtrack_epoch *snap,
+			   const u32 *idx, size_t nr)
 {
 	struct dtrack_sd_ctx c = {
 		.self = t, .into = snap, .clear = true,
@@ -289,7 +321,7 @@ void dtrack_sd_reset_runs(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 	struct mmu_notifier_range range;
 
 	dtrack_flush_begin(w.mm, &range, t->start, t->end, true);
-	dtrack_walk_runs(&w, runs, nr_runs);
+	dtrack_walk_pages(&w, t->start, idx, nr);
 	dtrack_flush_end(w.mm, &range, &w, true);
 }
 

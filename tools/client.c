@@ -110,6 +110,57 @@ static int flush_run(struct collect_ctx *ctx)
 	return 0;
 }
 
+/* One run of the answer: merged with the pending one when adjacent. */
+static int feed_run(struct collect_ctx *ctx, const struct dt_run *run)
+{
+	struct dt_collect *c = ctx->c;
+	uint64_t end;
+
+	if (!run->pages)
+		return 0;
+	c->pages += run->pages;
+	end = ctx->pending.addr + ctx->pending.pages * DT_PAGE_SIZE;
+	if (ctx->pending.pages && run->addr == end) {
+		ctx->pending.pages += run->pages;
+		return 0;
+	}
+	if (ctx->pending.pages && run->addr < end)
+		c->unordered = true;
+	if (flush_run(ctx))
+		return -ENOMEM;
+	ctx->pending = *run;
+	return 0;
+}
+
+/* The runs of set bits of a DTRACK_A_BITMAP nest (DTRACK_COLLECT_BITMAP). */
+static int feed_bitmap(struct collect_ctx *ctx, const struct dt_bitmap *bm)
+{
+	struct dt_run run = { 0, 0 };
+	size_t i;
+
+	for (i = 0; i < bm->nwords; i++) {
+		uint64_t w;
+		unsigned int b = 0;
+
+		memcpy(&w, (const char *)bm->words + i * sizeof(w), sizeof(w));
+		while (w) {
+			unsigned int s = __builtin_ctzll(w);
+			unsigned int len;
+
+			w >>= s;
+			b += s;
+			len = ~w ? (unsigned int)__builtin_ctzll(~w) : 64 - b;
+			run.addr = bm->addr + (i * 64 + b) * DT_PAGE_SIZE;
+			run.pages = len;
+			if (feed_run(ctx, &run))
+				return -ENOMEM;
+			b += len;
+			w = len >= 64 ? 0 : w >> len;
+		}
+	}
+	return 0;
+}
+
 static int collect_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct nlattr *tb[DTRACK_A_MAX + 1] = {};
@@ -139,26 +190,19 @@ static int collect_cb(const struct nlmsghdr *nlh, void *data)
 	c->nr_msgs++;
 
 	mnl_attr_for_each(attr, nlh, sizeof(struct genlmsghdr)) {
+		struct dt_bitmap bm;
 		struct dt_run run;
-		uint64_t end;
 
-		if (mnl_attr_get_type(attr) != DTRACK_A_RUN)
-			continue;
-		if (dt_parse_run(attr, &run))
-			return MNL_CB_ERROR;
-		if (!run.pages)
-			continue;
-		c->pages += run.pages;
-		end = ctx->pending.addr + ctx->pending.pages * DT_PAGE_SIZE;
-		if (ctx->pending.pages && run.addr == end) {
-			ctx->pending.pages += run.pages;
-			continue;
+		switch (mnl_attr_get_type(attr)) {
+		case DTRACK_A_RUN:
+			if (dt_parse_run(attr, &run) || feed_run(ctx, &run))
+				return MNL_CB_ERROR;
+			break;
+		case DTRACK_A_BITMAP:
+			if (dt_parse_bitmap(attr, &bm) || feed_bitmap(ctx, &bm))
+				return MNL_CB_ERROR;
+			break;
 		}
-		if (ctx->pending.pages && run.addr < end)
-			c->unordered = true;
-		if (flush_run(ctx))
-			return MNL_CB_ERROR;
-		ctx->pending = run;
 	}
 	return MNL_CB_OK;
 }

@@ -296,13 +296,14 @@ static void print_collect_json(const struct dt_collect *c)
 	dt_json_end_line(&j);
 }
 
-#define COLLECT_USAGE "usage: dtrack collect ID [--reset] [--json]"
+#define COLLECT_USAGE "usage: dtrack collect ID [--reset] [--json] [--bitmap]"
 
 int cmd_collect(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "reset", no_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "bitmap", no_argument, NULL, 'b' },
 		{}
 	};
 	struct dt_collect col;
@@ -311,10 +312,14 @@ int cmd_collect(int argc, char **argv)
 	struct dt_nl nl;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "rj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rjb", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			flags |= DTRACK_COLLECT_RESET;
+			break;
+		case 'b':
+			/* compact answer, decoded into the same runs */
+			flags |= DTRACK_COLLECT_BITMAP;
 			break;
 		case 'j':
 			json = true;

@@ -115,6 +115,13 @@ struct dt_run {
 	uint64_t pages;
 };
 
+/* A DTRACK_A_BITMAP nest: bit i of word j = page addr + 64 j + i dirty. */
+struct dt_bitmap {
+	uint64_t addr;
+	const void *words;	/* nwords u64, not necessarily aligned */
+	size_t nwords;
+};
+
 /* One message of a collect dump. */
 struct dt_collect_msg {
 	uint32_t id;
@@ -138,6 +145,7 @@ struct dt_event {
 /* Per-table attribute callbacks: data is a struct nlattr *tb[MAX + 1]. */
 int dt_attr_cb(const struct nlattr *attr, void *data);
 int dt_run_attr_cb(const struct nlattr *attr, void *data);
+int dt_bitmap_attr_cb(const struct nlattr *attr, void *data);
 int dt_stat_attr_cb(const struct nlattr *attr, void *data);
 int dt_ctrl_attr_cb(const struct nlattr *attr, void *data);
 int dt_mcgrp_attr_cb(const struct nlattr *attr, void *data);
@@ -150,6 +158,7 @@ int dt_parse_stats(const struct nlattr *nest, struct dt_stats *s);
 void dt_parse_tracker(const struct nlattr **tb, struct dt_tracker *t);
 void dt_parse_collect_msg(const struct nlattr **tb, struct dt_collect_msg *m);
 int dt_parse_run(const struct nlattr *nest, struct dt_run *run);
+int dt_parse_bitmap(const struct nlattr *nest, struct dt_bitmap *bm);
 void dt_parse_event(const struct nlattr **tb, struct dt_event *e);
 
 /* ---- client.c -------------------------------------------------------- */

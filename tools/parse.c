@@ -51,6 +51,7 @@ int dt_attr_cb(const struct nlattr *attr, void *data)
 		return store(attr, data, type, MNL_TYPE_U64);
 	case DTRACK_A_RUN:
 	case DTRACK_A_STATS:
+	case DTRACK_A_BITMAP:
 		return store(attr, data, type, MNL_TYPE_NESTED);
 	default:
 		return MNL_CB_OK;	/* PAD and friends */
@@ -67,6 +68,24 @@ int dt_run_attr_cb(const struct nlattr *attr, void *data)
 	case DTRACK_RUN_A_ADDR:
 	case DTRACK_RUN_A_PAGES:
 		return store(attr, data, type, MNL_TYPE_U64);
+	default:
+		return MNL_CB_OK;
+	}
+}
+
+int dt_bitmap_attr_cb(const struct nlattr *attr, void *data)
+{
+	int type = mnl_attr_get_type(attr);
+
+	if (mnl_attr_type_valid(attr, DTRACK_BITMAP_A_MAX) < 0)
+		return MNL_CB_OK;
+	switch (type) {
+	case DTRACK_BITMAP_A_ADDR:
+		return store(attr, data, type, MNL_TYPE_U64);
+	case DTRACK_BITMAP_A_WORDS:
+		if (mnl_attr_get_payload_len(attr) % sizeof(uint64_t))
+			return MNL_CB_ERROR;
+		return store(attr, data, type, MNL_TYPE_BINARY);
 	default:
 		return MNL_CB_OK;
 	}
@@ -248,6 +267,21 @@ int dt_parse_run(const struct nlattr *nest, struct dt_run *run)
 		return -EBADMSG;
 	run->addr = mnl_attr_get_u64(tb[DTRACK_RUN_A_ADDR]);
 	run->pages = mnl_attr_get_u64(tb[DTRACK_RUN_A_PAGES]);
+	return 0;
+}
+
+int dt_parse_bitmap(const struct nlattr *nest, struct dt_bitmap *bm)
+{
+	const struct nlattr *tb[DTRACK_BITMAP_A_MAX + 1] = {};
+
+	if (mnl_attr_parse_nested(nest, dt_bitmap_attr_cb, tb) < 0)
+		return -EBADMSG;
+	if (!tb[DTRACK_BITMAP_A_ADDR] || !tb[DTRACK_BITMAP_A_WORDS])
+		return -EBADMSG;
+	bm->addr = mnl_attr_get_u64(tb[DTRACK_BITMAP_A_ADDR]);
+	bm->words = mnl_attr_get_payload(tb[DTRACK_BITMAP_A_WORDS]);
+	bm->nwords = mnl_attr_get_payload_len(tb[DTRACK_BITMAP_A_WORDS]) /
+		     sizeof(uint64_t);
 	return 0;
 }
 

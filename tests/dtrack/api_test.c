@@ -571,6 +571,81 @@ TEST(socket_close_and_persistence)
 	munmap(p, 8 * PAGE_SZ);
 }
 
+/*
+ * DTRACK_COLLECT_BITMAP answers the same dirty set as the run list, for
+ * every page-table method, across several messages: isolated pages 224
+ * pages apart (a nest each) and a dense block, in a 1 GiB range.
+ */
+TEST_F_TIMEOUT(slow, bitmap_answer_matches_runs, 120)
+{
+	static const uint32_t methods[] = {
+		DTRACK_METHOD_SOFTDIRTY, DTRACK_METHOD_WPFAULT,
+		DTRACK_METHOD_HWDIRTY,
+	};
+	const size_t len = 1UL << 30, npages = len / PAGE_SZ;
+	struct dt_collect runs, bm, rst;
+	struct dt_version v;
+	struct dt_nl nl;
+	size_t m, i, want;
+	char why[256];
+	uint32_t id;
+	char *p;
+
+	ASSERT_EQ(0, dt_open(&nl, &v));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	for (m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+		if (dt_method_check(&nl, &v, methods[m], why, sizeof(why))) {
+			TH_LOG("%s: %s", dt_method_name(methods[m]), why);
+			continue;
+		}
+		ASSERT_EQ(0, dt_create(&nl, getpid(), (uintptr_t)p, len,
+				       methods[m], 0, &id));
+		ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_RESET, &rst));
+		dt_collect_free(&rst);
+		want = 0;
+		for (i = 0; i + 4000 < npages; i += 224, want++)
+			p[i * PAGE_SZ] = 1;
+		for (i = npages - 4000; i < npages - 3; i++, want++)
+			p[i * PAGE_SZ] = 2;
+
+		ASSERT_EQ(0, dt_collect(&nl, id, 0, &runs));
+		ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_BITMAP, &bm));
+		ASSERT_EQ(0, dt_collect(&nl, id,
+					DTRACK_COLLECT_RESET | DTRACK_COLLECT_BITMAP,
+					&rst));
+		EXPECT_EQ(want, runs.pages);
+		EXPECT_EQ(runs.pages, bm.pages);
+		EXPECT_EQ(runs.pages, rst.pages);
+		EXPECT_EQ(bm.nr_dirty, bm.pages);
+		EXPECT_FALSE(bm.unordered);
+		EXPECT_LT(1, bm.nr_msgs);
+		ASSERT_EQ(runs.nr_runs, bm.nr_runs);
+		ASSERT_EQ(runs.nr_runs, rst.nr_runs);
+		for (i = 0; i < runs.nr_runs; i++) {
+			EXPECT_EQ(runs.runs[i].addr, bm.runs[i].addr);
+			EXPECT_EQ(runs.runs[i].pages, bm.runs[i].pages);
+			EXPECT_EQ(runs.runs[i].addr, rst.runs[i].addr);
+			EXPECT_EQ(runs.runs[i].pages, rst.runs[i].pages);
+		}
+		dt_collect_free(&runs);
+		dt_collect_free(&bm);
+		dt_collect_free(&rst);
+		/* a clean epoch answers no nest at all */
+		ASSERT_EQ(0, dt_collect(&nl, id, DTRACK_COLLECT_BITMAP, &bm));
+		EXPECT_EQ(0, bm.pages);
+		EXPECT_EQ(0, bm.nr_runs);
+		dt_collect_free(&bm);
+		EXPECT_EQ(0, dt_destroy(&nl, id));
+		/* untouched again for the next method */
+		ASSERT_EQ(0, madvise(p, len, MADV_DONTNEED));
+	}
+	munmap(p, len);
+	dt_nl_close(&nl);
+}
+
 TEST(unmap_ends_tracker)
 {
 	struct dt_version v;

@@ -201,9 +201,12 @@ TEST_F_TIMEOUT(truth, epochs, 120)
 			ASSERT_EQ(0, dt_pagemap(self->t.pid, self->t.addr, n,
 						self->sd, self->present));
 
+		/* odd epochs: the compact answer (DTRACK_COLLECT_BITMAP) */
 		ASSERT_EQ(0, dt_collect_map(&self->nl, id,
-					    DTRACK_COLLECT_RESET, self->t.addr,
-					    n, self->got, &outside, &c));
+					    DTRACK_COLLECT_RESET |
+					    (e % 2 ? DTRACK_COLLECT_BITMAP : 0),
+					    self->t.addr, n, self->got,
+					    &outside, &c));
 		collects++;
 		resets++;
 		EXPECT_EQ(epoch, c.epoch);
