@@ -436,12 +436,24 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 		return 0;
 	if (pread(c->pagemap, pm, n * 8, off) != (ssize_t)(n * 8))
 		return -EIO;
-	for (uint64_t j = 0; j < n; j++) {
-		/* present or swapped: reading /proc/pid/mem swaps it in */
+	/* present or swapped: reading /proc/pid/mem swaps it in */
+	for (uint64_t j = 0; j < n; j++)
 		have[j] = pm[j] & (3ULL << 62);
-		if (have[j] && pread(c->memfd, buf + (j << PAGE_SHIFT),
-				     PAGE_SIZE, done->staging +
-				     (j << PAGE_SHIFT)) != (ssize_t)PAGE_SIZE)
+	/*
+	 * One read per run of such pages.  Never across a hole: staging is
+	 * registered with the uffd, and reading a hole would raise a fault
+	 * only pagerd itself could resolve.
+	 */
+	for (uint64_t j = 0, e; j < n; j = e) {
+		size_t len;
+
+		for (e = j + 1; e < n && have[e] == have[j]; e++)
+			;
+		if (!have[j])
+			continue;
+		len = (e - j) << PAGE_SHIFT;
+		if (pread(c->memfd, buf + (j << PAGE_SHIFT), len,
+			  done->staging + (j << PAGE_SHIFT)) != (ssize_t)len)
 			return -EIO;
 	}
 	return 0;
