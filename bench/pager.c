@@ -205,8 +205,9 @@ int pg_run(struct env *e, struct res *r, enum pg_test t, int threads)
 		budget = e->budget;
 		break;
 	case PG_SYNC:
-		len = e->budget;
-		budget = 2 * e->budget;
+		/* the size of the io_uring baseline: its fsync grows with it */
+		len = e->len;
+		budget = 2 * e->len;
 		break;
 	default:			/* 4 times the budget */
 		len = 4 * e->budget;

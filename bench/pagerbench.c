@@ -77,6 +77,18 @@ static struct job jobs[] = {
 
 static struct env env;
 
+/* Does @name contain one of the '|'-separated substrings of @pats? */
+static int name_matches(const char *name, const char *pats)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", pats);
+	for (char *t = strtok_r(buf, "|", &save); t; t = strtok_r(NULL, "|", &save))
+		if (strstr(name, t))
+			return 1;
+	return 0;
+}
+
 static int run_job(struct job *j)
 {
 	struct res *r = j->r;
@@ -352,8 +364,8 @@ int main(int argc, char **argv)
 		const char *only = getenv("BENCH_PAGER_ONLY");
 
 		jobs[i].r = &shared[i];
-		/* quick iterations: only the jobs whose name has this */
-		if (only && *only && !strstr(jobs[i].name, only)) {
+		/* quick iterations: only the jobs whose name has one of these */
+		if (only && *only && !name_matches(jobs[i].name, only)) {
 			snprintf(jobs[i].r->note, sizeof(jobs[i].r->note),
 				 "skipped (BENCH_PAGER_ONLY)");
 			continue;
