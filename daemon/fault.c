@@ -420,52 +420,27 @@ static int fill_reserved(struct region *r, uint64_t idx, uint64_t n,
 
 /*
  * A stream's window is copied by two threads at once: the faulting
- * worker fills its first half, the fill-ahead thread the second.  Copying
- * (page allocation plus memcpy) is what a stream waits for; its thread is
- * blocked on the first page meanwhile, so the other CPU would idle.  The
- * second half is reserved (FILLING) before it is handed over, so the
- * application meets it as busy pages and waits for them rather than
- * faulting them in one by one.  Only handed over when the thread is idle:
- * no window waits in a queue.  pd.lock protects @ahead.
+ * worker fills its first half, the helper thread (ahead.c) the second.
+ * Copying (page allocation plus memcpy) is what a stream waits for; its
+ * thread is blocked on the first page meanwhile, so the other CPU would
+ * idle.  The second half is reserved (FILLING) before it is handed over,
+ * so the application meets it as busy pages and waits for them rather
+ * than faulting them in one by one.  The job is static: there is at most
+ * one (the helper takes one at a time) and nobody waits for it.
  */
 #define AHEAD_MIN	128	/* pages: smaller windows are not split */
 
-static struct {
-	struct region *r;	/* a part is queued; it holds a r->ops */
+static struct fill_job {
+	struct ahead_job job;
+	struct region *r;	/* holds a r->ops for the part */
 	uint64_t idx, n, nwr;
-	bool busy;		/* queued or being filled */
-	bool running;		/* the thread exists */
-} ahead;
-static pthread_cond_t ahead_cond = PTHREAD_COND_INITIALIZER;
+} fill_job;
 
-void *fill_ahead_worker(void *arg)
+static void fill_job_run(struct ahead_job *job)
 {
-	(void)arg;
-	io_self();
-	pthread_mutex_lock(&pd.lock);
-	ahead.running = true;
-	for (;;) {
-		struct region *r;
-		uint64_t idx, n, nwr;
+	struct fill_job *f = container_of(job, struct fill_job, job);
 
-		if (!ahead.r) {
-			pthread_cond_wait(&ahead_cond, &pd.lock);
-			continue;
-		}
-		r = ahead.r;
-		idx = ahead.idx;
-		n = ahead.n;
-		nwr = ahead.nwr;
-		ahead.r = NULL;
-		pthread_mutex_unlock(&pd.lock);
-		fill_reserved(r, idx, n, nwr, false, false);
-		pthread_mutex_lock(&pd.lock);
-		ahead.busy = false;
-		/* the SIGTERM flush waits for active operations */
-		pd.active_ops--;
-		pthread_cond_broadcast(&pd.cond);
-	}
-	return NULL;
+	fill_reserved(f->r, f->idx, f->n, f->nwr, false, false);
 }
 
 /*
@@ -544,17 +519,20 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	/* a stream: make room for its next window meanwhile (evict.c) */
 	if (!prefetch && n > 1)
 		evict_ahead(n);
-	if (n >= AHEAD_MIN && max == RA_MAX_MAP && ahead.running &&
-	    !ahead.busy && !pd.stopping) {
-		half = n / 2;
-		ahead.busy = true;
-		ahead.r = r;
-		ahead.idx = idx + half;
-		ahead.n = n - half;
-		ahead.nwr = nwr > half ? nwr - half : 0;
+	/* fill_job is free while the helper is idle (both under pd.lock) */
+	if (n >= AHEAD_MIN && max == RA_MAX_MAP && ahead_idle()) {
+		uint64_t h = n / 2;
+
+		fill_job.job.fn = fill_job_run;
+		fill_job.r = r;
+		fill_job.idx = idx + h;
+		fill_job.n = n - h;
+		fill_job.nwr = nwr > h ? nwr - h : 0;
 		r->ops++;
-		pd.active_ops++;
-		pthread_cond_signal(&ahead_cond);
+		if (ahead_submit(&fill_job.job))
+			half = h;
+		else
+			r->ops--;
 	}
 	pthread_mutex_unlock(&pd.lock);
 

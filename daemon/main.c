@@ -353,10 +353,10 @@ int main(int argc, char **argv)
 			pr_err("cannot start the eviction thread");
 			return 1;
 		}
-		/* a second CPU copies half of each stream window (fault.c) */
+		/* the second CPU's share of windows and syncs (ahead.c) */
 		if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
-		    pthread_create(&t, NULL, fill_ahead_worker, NULL)) {
-			pr_err("cannot start the fill-ahead thread");
+		    pthread_create(&t, NULL, ahead_worker, NULL)) {
+			pr_err("cannot start the helper thread");
 			return 1;
 		}
 	}

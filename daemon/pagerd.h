@@ -290,7 +290,15 @@ int uffd_wp(struct region *r, uint64_t idx, uint64_t n, bool protect);
 /* fault.c: fault loop */
 void fault_event(struct conn *c, int uffd, struct evsrc *es);
 void fault_rearm(void);
-void *fill_ahead_worker(void *arg);
+/* ahead.c: work for the second CPU */
+struct ahead_job {
+	void (*fn)(struct ahead_job *job);
+	bool done;		/* pd.lock */
+};
+bool ahead_idle(void);
+bool ahead_submit(struct ahead_job *job);
+void ahead_wait(struct ahead_job *job);
+void *ahead_worker(void *arg);
 /* placement.c */
 void follow_fault(struct conn *c, pid_t tid);
 bool follow_wait(int uffd);

@@ -1218,6 +1218,53 @@ static int wb_range(struct region *r, uint64_t off, uint64_t len,
 	return err;
 }
 
+/*
+ * A large sync writes back its second half on the helper thread (ahead.c)
+ * while the caller does the first: each half is a read of the client's
+ * memory and a write, and one thread leaves the other CPU idle.  The
+ * halves are disjoint page ranges, as concurrent syncs and evictions of
+ * one region already are; the caller's reference on r covers the helper,
+ * since it waits for it.
+ */
+struct sync_job {
+	struct ahead_job job;
+	struct region *r;
+	uint64_t off, len;
+	int err;
+};
+
+static void sync_job_run(struct ahead_job *job)
+{
+	struct sync_job *sj = container_of(job, struct sync_job, job);
+
+	sj->err = wb_range(sj->r, sj->off, sj->len, WB_SYNC);
+}
+
+static int wb_range_sync(struct region *r, uint64_t off, uint64_t len)
+{
+	struct sync_job sj = { .job.fn = sync_job_run, .r = r };
+	uint64_t half = (len / 2) & ~(uint64_t)(PAGE_SIZE - 1);
+	bool split = false;
+	int err;
+
+	if (len >= 4 * WB_BATCH * PAGE_SIZE) {
+		sj.off = off + half;
+		sj.len = len - half;
+		pthread_mutex_lock(&pd.lock);
+		split = ahead_submit(&sj.job);
+		pthread_mutex_unlock(&pd.lock);
+	}
+	err = wb_range(r, off, split ? half : len, WB_SYNC);
+	if (split) {
+		pthread_mutex_lock(&pd.lock);
+		ahead_wait(&sj.job);
+		pthread_mutex_unlock(&pd.lock);
+		if (!err)
+			err = sj.err;
+	}
+	return err;
+}
+
 int region_sync(struct region *r, uint64_t off, uint64_t len)
 {
 	struct stat st;
@@ -1229,7 +1276,7 @@ int region_sync(struct region *r, uint64_t off, uint64_t len)
 					  MIN((off + len - 1) >> PAGE_SHIFT,
 					      r->npages - 1));
 	if (!ret)
-		ret = wb_range(r, off, len, WB_SYNC);
+		ret = wb_range_sync(r, off, len);
 	/* the file must read as the whole region: extend with a hole */
 	if (!fstat(r->fd, &st) && (uint64_t)st.st_size < r->len &&
 	    ftruncate(r->fd, r->len) && !ret)
