@@ -23,9 +23,12 @@ set -euo pipefail
 cd "$DTRACK_ROOT"
 
 kernels=${BENCH_KERNELS:-6.12 6.1}
-dirty_mb=${BENCH_DIRTY_MB:-256}
-dirty_reps=${BENCH_DIRTY_REPS:-5}
-pager_mb=${BENCH_PAGER_MB:-512}
+dirty_mb=${BENCH_DIRTY_MB:-1024}
+dirty_reps=${BENCH_DIRTY_REPS:-3}
+pager_mb=${BENCH_PAGER_MB:-1024}
+# the range twice (4 KiB and THP runs do not overlap, but populate and the
+# ground truth need room) plus the initramfs
+dirty_vm_mb=$(( dirty_mb * 2 + 512 > 1024 ? dirty_mb * 2 + 512 : 1024 ))
 budget_mb=${BENCH_PAGER_BUDGET_MB:-64}
 skip=${BENCH_SKIP:-}
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
@@ -52,7 +55,7 @@ for k in $kernels; do
 	fi
 	log "dirty tracking on $k (${dirty_mb} MiB, $dirty_reps epochs per fraction)"
 	rc=0
-	scripts/vm-run.sh --kernel "$k" --mem 1024 --cpus 2 --timeout "${BENCH_VM_TIMEOUT:-480}" \
+	scripts/vm-run.sh --kernel "$k" --mem "$dirty_vm_mb" --cpus 2 --timeout "${BENCH_VM_TIMEOUT:-480}" \
 		"${vmopt[@]+"${vmopt[@]}"}" -- bench-dirty -m "$dirty_mb" -r "$dirty_reps" \
 		>"$out/dirty-$k.log" 2>&1 || rc=$?
 	tr -d '\r' < "$out/dirty-$k.log" | sed -n 's/^@md \{0,1\}//p' > "$md"
@@ -166,9 +169,12 @@ res=$out/results.md
 	echo "# Benchmark results, $stamp"
 	echo
 	echo "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))."
-	echo "Dirty tracking in the QEMU test VM (TCG, 2 vCPUs, 1 GiB) on: $kernels;"
-	echo "range ${dirty_mb} MiB instead of the issue's 1 GiB (BENCH_DIRTY_MB) so that"
-	echo "\`make bench\` fits in 15 minutes under software emulation; costs are scaled to a GiB."
+	echo "Dirty tracking in the QEMU test VM (TCG, 2 vCPUs, ${dirty_vm_mb} MiB) on: $kernels;"
+	if [ "$dirty_mb" -eq 1024 ]; then
+		echo "range 1 GiB (BENCH_DIRTY_MB), $dirty_reps epochs per fraction (BENCH_DIRTY_REPS)."
+	else
+		echo "range ${dirty_mb} MiB instead of the issue's 1 GiB (BENCH_DIRTY_MB); costs are scaled to a GiB."
+	fi
 	echo "Pager natively on the host: region ${pager_mb} MiB (BENCH_PAGER_MB), budget ${budget_mb} MiB."
 	echo "Under TCG and on this shared 2-CPU host only ratios from the same boot or run mean"
 	echo "anything; every target below is such a ratio. \`make bench\` took ${elapsed} s."
