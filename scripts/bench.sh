@@ -25,7 +25,7 @@ cd "$DTRACK_ROOT"
 kernels=${BENCH_KERNELS:-6.12 6.1}
 dirty_mb=${BENCH_DIRTY_MB:-1024}
 dirty_reps=${BENCH_DIRTY_REPS:-3}
-pager_mb=${BENCH_PAGER_MB:-1024}
+pager_mb=${BENCH_PAGER_MB:-512}
 # the range twice (4 KiB and THP runs do not overlap, but populate and the
 # ground truth need room) plus the initramfs
 dirty_vm_mb=$(( dirty_mb * 2 + 512 > 1024 ? dirty_mb * 2 + 512 : 1024 ))
