@@ -229,6 +229,7 @@ if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
 	for p in "${plots[@]+"${plots[@]}"}"; do
 		[ -f "docs/bench/$p" ] || sed -i "\|^!\[$p\]($p)\$|d" docs/bench/results.md
 	done
+	scripts/bench-readme.sh docs/bench/results.md README.md
 fi
 
 # --- summary on the terminal -------------------------------------------------
