@@ -688,6 +688,57 @@ static bool wb_end_page(struct region *r, uint64_t i, enum pg_state to,
 }
 
 /*
+ * Queue the write-back of page @k (@buf, file offset @off) in @reqs: one
+ * request per run contiguous in both the file and the buffer, since
+ * per-page writes cost a request each.  Returns the new request count.
+ */
+static int wb_add_write(struct region *r, struct io_req *reqs, int nreq,
+			int *reqof, int k, char *buf, uint64_t off)
+{
+	struct io_req *last = nreq ? &reqs[nreq - 1] : NULL;
+
+	if (last && last->off + last->len == off &&
+	    (char *)last->buf + last->len == buf) {
+		last->len += PAGE_SIZE;
+		reqof[k] = nreq - 1;
+		return nreq;
+	}
+	reqof[k] = nreq;
+	reqs[nreq] = (struct io_req){ .op = IO_WRITE, .fd = r->fd, .buf = buf,
+				      .len = PAGE_SIZE, .off = off };
+	return nreq + 1;
+}
+
+/*
+ * Write the queued runs, the pages flagged unsynced first (see
+ * region_fsync()); every page of a run that was not wholly written gets
+ * res[k] = 1 and stays dirty.  Returns the first error, or 0.
+ */
+static int wb_write_runs(struct region *r, struct pager_io *io,
+			 const uint64_t *idx, const bool *write, int n,
+			 struct io_req *reqs, int nreq, const int *reqof,
+			 int8_t *res)
+{
+	int werr = 0;
+
+	wb_mark_unsynced(r, idx, write, n);
+	io_run(io, reqs, nreq);
+	for (int k = 0; k < n; k++) {
+		struct io_req *q;
+
+		if (!write[k])
+			continue;
+		q = &reqs[reqof[k]];
+		if (q->res != (ssize_t)q->len) {
+			res[k] = 1;
+			if (!werr)
+				werr = q->res < 0 ? (int)q->res : -EIO;
+		}
+	}
+	return werr;
+}
+
+/*
  * Evict @n pages of a private region with asynchronous WP (all EVICTING).
  * A write-protected page cannot hold off a writer here, so the page is
  * taken away instead: libpager's helper UFFDIO_MOVEs it into its staging
@@ -775,33 +826,11 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		    page_is_zero(buf))
 			continue;
 		write[k] = true;
-		/* one write per run: per-page writes cost a request each */
-		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
-		    (char *)reqs[nreq - 1].buf + reqs[nreq - 1].len == buf) {
-			reqs[nreq - 1].len += PAGE_SIZE;
-			reqof[k] = nreq - 1;
-			continue;
-		}
-		reqof[k] = nreq;
-		reqs[nreq++] = (struct io_req){ .op = IO_WRITE, .fd = r->fd,
-						 .buf = buf, .len = PAGE_SIZE,
-						 .off = off };
+		nreq = wb_add_write(r, reqs, nreq, reqof, k, buf, off);
 	}
 	if (nreq) {
-		wb_mark_unsynced(r, idx, write, n);
-		io_run(io, reqs, nreq);
-		for (int k = 0; k < n; k++) {
-			struct io_req *q;
-
-			if (!write[k])
-				continue;
-			q = &reqs[reqof[k]];
-			if (q->res != (ssize_t)q->len) {
-				res[k] = 1;
-				if (!werr)
-					werr = q->res < 0 ? (int)q->res : -EIO;
-			}
-		}
+		werr = wb_write_runs(r, io, idx, write, n, reqs, nreq, reqof,
+				     res);
 		ret = werr;
 	}
 
@@ -964,16 +993,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 		if (!(r->pages[idx[k]].flags & PGF_FILEDATA) && page_is_zero(buf))
 			continue;
 		write[k] = true;
-		if (nreq && reqs[nreq - 1].off + reqs[nreq - 1].len == off &&
-		    (char *)reqs[nreq - 1].buf + reqs[nreq - 1].len == buf) {
-			reqs[nreq - 1].len += PAGE_SIZE;
-			reqof[k] = nreq - 1;
-			continue;
-		}
-		reqof[k] = nreq;
-		reqs[nreq++] = (struct io_req){ .op = IO_WRITE, .fd = r->fd,
-						 .buf = buf, .len = PAGE_SIZE,
-						 .off = off };
+		nreq = wb_add_write(r, reqs, nreq, reqof, k, buf, off);
 	}
 	if (ret) {
 		/* cannot read the client's memory: nothing was written */
@@ -983,20 +1003,8 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			write[k] = false;
 		}
 	} else if (nreq) {
-		wb_mark_unsynced(r, idx, write, n);
-		io_run(io, reqs, nreq);
-		for (int k = 0; k < n; k++) {
-			struct io_req *q;
-
-			if (!write[k])
-				continue;
-			q = &reqs[reqof[k]];
-			if (q->res != (ssize_t)q->len) {
-				res[k] = 1;
-				if (!werr)
-					werr = q->res < 0 ? (int)q->res : -EIO;
-			}
-		}
+		werr = wb_write_runs(r, io, idx, write, n, reqs, nreq, reqof,
+				     res);
 		ret = werr;
 	}
 
