@@ -156,6 +156,7 @@ int bl_anon(struct env *e, struct res *r, int random, int threads)
 	madvise(p, e->len, MADV_NOHUGEPAGE);	/* 4 KiB pages, as the pager */
 	snprintf(name, sizeof(name), "anon-%s-%dt", random ? "rnd" : "seq", threads);
 	cdf_name(cdf, sizeof(cdf), e, name);
+	mem_preheat(2 * e->len + 64 * MIB);
 	err = touch_pages(p, random ? e->rnd : e->seq, e->npages, threads, 1, r, cdf);
 	munmap(p, e->len);
 	return err;
@@ -209,6 +210,7 @@ int bl_mmap(struct env *e, struct res *r, int shared, int cold, int random)
 	snprintf(name, sizeof(name), "mmap-%s-%s-%s", shared ? "shared" : "private",
 		 cold ? "cold" : "warm", random ? "rnd" : "seq");
 	cdf_name(cdf, sizeof(cdf), e, name);
+	mem_preheat(2 * e->len + 64 * MIB);
 	err = touch_pages(p, random ? e->rnd : e->seq, e->npages, 1, 0, r, cdf);
 	if (cold && e->tmpfs)
 		snprintf(r->note, sizeof(r->note), "tmpfs: cold = warm");
@@ -307,6 +309,7 @@ int bl_uffd(struct env *e, struct res *r, int random, int threads, int null)
 	snprintf(name, sizeof(name), "uffd-%s-%s-%dt", null ? "null" : "mini",
 		 random ? "rnd" : "seq", threads);
 	cdf_name(cdf, sizeof(cdf), e, name);
+	mem_preheat(2 * e->len + 64 * MIB);
 	err = touch_pages(m.base, random ? e->rnd : e->seq, e->npages, threads, 0, r, cdf);
 	m.stop = 1;
 	pthread_join(thr, NULL);
@@ -350,6 +353,7 @@ int bl_uring_write(struct env *e, struct res *r)
 		close(fd);
 		return err;
 	}
+	mem_preheat(e->len + 64 * MIB);
 	t0 = now_ns();
 	while (done < e->len) {
 		struct io_uring_cqe *cqe;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -156,6 +157,37 @@ long proc_status_kb(int pid, const char *field)
 	}
 	fclose(f);
 	return v;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void mem_preheat(size_t bytes)
+{
+	char line[128];
+	long avail_kb = -1;
+	size_t off;
+	FILE *f;
+	char *a;
+
+	if (!env_long("BENCH_PREHEAT", 1))
+		return;
+	f = fopen("/proc/meminfo", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &avail_kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (avail_kb > 0 && bytes > (size_t)avail_kb * 1024 / 2)
+		bytes = (size_t)avail_kb * 1024 / 2;
+	a = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return;
+	if (madvise(a, bytes, MADV_POPULATE_WRITE))
+		for (off = 0; off < bytes; off += PAGE_SZ)
+			a[off] = 1;
+	munmap(a, bytes);
 }
 
 void csv(const char *fmt, ...)

@@ -71,6 +71,18 @@ int task_cpus(int pid, char *buf, size_t len);
 /* kB value of a field ("VmRSS:", "RssAnon:") of /proc/PID/status; -errno */
 long proc_status_kb(int pid, const char *field);
 
+/*
+ * Allocate, touch and free this much anonymous memory (at most half of
+ * MemAvailable), right before a timed phase that allocates memory.  Where
+ * the hypervisor takes back free guest memory (virtio-balloon free page
+ * reporting: pages free for ~2 s are reported and discarded), the first
+ * touch of such a page costs a host fault, ~3x a normal first touch; freed
+ * pages go to the head of the free lists and are not reported for ~2 s, so
+ * the phase that follows allocates memory the host still backs, whichever
+ * job ran before.  BENCH_PREHEAT=0 turns it off.
+ */
+void mem_preheat(size_t bytes);
+
 /* Emit a CSV result line "@csv <fields>" to stdout (flushed). */
 void csv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

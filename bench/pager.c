@@ -271,6 +271,9 @@ int pg_run(struct env *e, struct res *r, enum pg_test t, int threads)
 	default:
 		break;
 	}
+	/* what the timed phase allocates: pages, file pages, staging */
+	if (t != PG_SYNC && t != PG_MEMORY)
+		mem_preheat(2 * len + 64 * MIB);
 	pager_stats(p, a, &s0);
 	sampler_start(&smp, d.pid);
 	switch (t) {
@@ -295,6 +298,7 @@ int pg_run(struct env *e, struct res *r, enum pg_test t, int threads)
 
 		touch_pages(a, o, n, threads, 1, &w, NULL);
 		pager_stats(p, a, &s0);
+		mem_preheat(len + 64 * MIB);	/* the file's pages */
 		t0 = now_ns();
 		err = pager_sync(p, a, len);
 		r->mb_per_s = len / ((now_ns() - t0) / 1e9) / 1e6;
