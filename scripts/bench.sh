@@ -8,8 +8,8 @@
 # the same boot or run are judged against targets; nothing here fails on a
 # timing.  Knobs (environment):
 #   BENCH_KERNELS="6.12 6.1"   VM kernels for the dirty-tracking part
-#   BENCH_DIRTY_MB=256         tracked range (the issue's 1 GiB is too slow under TCG)
-#   BENCH_DIRTY_REPS=5         epochs per dirty fraction (the best is kept)
+#   BENCH_DIRTY_MB=1024        tracked range (the issue's 1 GiB)
+#   BENCH_DIRTY_REPS=3         epochs per dirty fraction (the best is kept)
 #   BENCH_PAGER_MB=512         first-touch region of the pager part
 #   BENCH_PAGER_BUDGET_MB=64   pagerd budget of its eviction tests
 #   BENCH_PAGER_FS="tmpfs:/dev/shm ext4:build/bench"   LABEL:DIR to test on
@@ -18,6 +18,8 @@
 #   BENCH_PAGER_VM_FS=tmpfs    file systems in the VM ("tmpfs ext4" adds /disk)
 #   BENCH_SKIP=dirty|pager     skip one half
 #   BENCH_NO_DOCS=1            do not copy the results to docs/bench
+#   BENCH_PREHEAT=0            do not touch memory before each timed pager phase
+#                              (bench/common.h: free page reporting)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$DTRACK_ROOT"
