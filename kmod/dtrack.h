@@ -198,26 +198,55 @@ void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
 		      const struct dtrack_walk *w, bool notify);
 
 /*
- * Atomic read-modify-write of a PTE/PMD that hardware may update (A/D bits)
+ * Read-modify-write of a PTE/PMD that hardware may update (A/D bits)
  * concurrently; the caller holds the page-table lock, so only hardware
  * races with it.  @expr computes the new value from @old.
+ *
+ * x86 hardware writes an entry only to set Accessed or Dirty where it is
+ * clear (a locked operation; a non-present entry is never written): an
+ * entry that has both already cannot change under the lock, and a plain
+ * store replaces it.  That is the common case of a reset (every page
+ * written since the last one), where one locked cmpxchg per entry was a
+ * large share of the pass, most of all under emulation.
  */
+#ifdef CONFIG_X86
+#define DTRACK_HW_SETTLED(v) \
+	(((v) & (_PAGE_ACCESSED | _PAGE_DIRTY)) == (_PAGE_ACCESSED | _PAGE_DIRTY))
+#else
+#define DTRACK_HW_SETTLED(v)	false
+#endif
 #define DTRACK_PTE_UPDATE(ptep, old, expr) ({				\
 	pteval_t __o = READ_ONCE((ptep)->pte), __n;			\
 	pte_t old;							\
-	do {								\
+	for (;;) {							\
 		old = __pte(__o);					\
 		__n = pte_val(expr);					\
-	} while (__n != __o && !try_cmpxchg(&(ptep)->pte, &__o, __n));	\
+		if (__n == __o)						\
+			break;						\
+		if (DTRACK_HW_SETTLED(__o)) {				\
+			WRITE_ONCE((ptep)->pte, __n);			\
+			break;						\
+		}							\
+		if (try_cmpxchg(&(ptep)->pte, &__o, __n))		\
+			break;						\
+	}								\
 	old;								\
 })
 #define DTRACK_PMD_UPDATE(pmdp, old, expr) ({				\
 	pmdval_t __o = READ_ONCE((pmdp)->pmd), __n;			\
 	pmd_t old;							\
-	do {								\
+	for (;;) {							\
 		old = __pmd(__o);					\
 		__n = pmd_val(expr);					\
-	} while (__n != __o && !try_cmpxchg(&(pmdp)->pmd, &__o, __n));	\
+		if (__n == __o)						\
+			break;						\
+		if (DTRACK_HW_SETTLED(__o)) {				\
+			WRITE_ONCE((pmdp)->pmd, __n);			\
+			break;						\
+		}							\
+		if (try_cmpxchg(&(pmdp)->pmd, &__o, __n))		\
+			break;						\
+	}								\
 	old;								\
 })
 
