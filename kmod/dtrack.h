@@ -279,6 +279,24 @@ void dtrack_mark_class(struct dtrack_tracker *t, enum dtrack_class class,
 void dtrack_mark_class_bits(struct dtrack_tracker *t, enum dtrack_class class,
 			    unsigned long base, const unsigned long *bits,
 			    unsigned int n);
+/*
+ * Where a pass over the page tables hands the pages it found: @self's
+ * epoch @into and, when the pass clears the bit (@clear), every other
+ * tracker of @class on the mm, from which the cleared bit hides them.
+ * The dmm's op_lock, held by the passes, keeps the tracker list stable.
+ */
+struct dtrack_hand {
+	struct dtrack_tracker *self;
+	struct dtrack_epoch *into;
+	enum dtrack_class class;
+	bool clear;
+	bool into_has;		/* dtrack_hand_bits(): the pages are in @into */
+};
+
+void dtrack_hand(const struct dtrack_hand *h, unsigned long start,
+		 unsigned long end, bool conservative);
+void dtrack_hand_bits(const struct dtrack_hand *h, unsigned long base,
+		      const unsigned long *bits, unsigned int n);
 void dtrack_queue_events(void);
 struct dtrack_mm *dtrack_mm_find(struct mm_struct *mm);
 int dtrack_registry_init(void);

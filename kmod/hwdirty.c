@@ -17,37 +17,9 @@
 #include "dtrack.h"
 
 struct dtrack_hw_ctx {
-	struct dtrack_tracker *self;
-	struct dtrack_epoch *into;
-	enum dtrack_class class;
-	bool clear;
+	struct dtrack_hand h;
 	pteval_t mask;			/* the PTE bits pte_dirty/young test */
 };
-
-static void dtrack_hw_hand(struct dtrack_hw_ctx *c, unsigned long start,
-			   unsigned long end)
-{
-	struct dtrack_tracker *t = c->self;
-
-	spin_lock(&t->lock);
-	dtrack_mark_span(t, c->into, start, end, false);
-	spin_unlock(&t->lock);
-	if (c->clear)
-		dtrack_mark_class(t, c->class, start, end, false);
-}
-
-/* dtrack_sd_hand_bits() for the hardware bits: each lock taken once. */
-static void dtrack_hw_hand_bits(struct dtrack_hw_ctx *c, unsigned long base,
-				const unsigned long *bits, unsigned int n)
-{
-	struct dtrack_tracker *t = c->self;
-
-	spin_lock(&t->lock);
-	dtrack_mark_bits(t, c->into, base, bits, n);
-	spin_unlock(&t->lock);
-	if (c->clear)
-		dtrack_mark_class_bits(t, c->class, base, bits, n);
-}
 
 /*
  * One PTE table (PTE lock held): a branch-free OR over the entries first
@@ -59,7 +31,7 @@ static void dtrack_hw_ptes(struct dtrack_walk *w, unsigned long addr,
 			   unsigned long end, pte_t *ptep)
 {
 	struct dtrack_hw_ctx *c = w->priv;
-	bool dirty = c->class == DTRACK_CLASS_HWDIRTY;
+	bool dirty = c->h.class == DTRACK_CLASS_HWDIRTY;
 	unsigned long n = (end - addr) >> PAGE_SHIFT, i;
 	unsigned long hand[BITS_TO_LONGS(PTRS_PER_PTE)];
 	unsigned long fs = 0, fe = 0;
@@ -90,7 +62,7 @@ static void dtrack_hw_ptes(struct dtrack_walk *w, unsigned long addr,
 		 * Without a normal folio to carry it (PFN/mixed maps), the bit
 		 * stays: the page is then reported in every epoch.
 		 */
-		folio = c->clear ? dtrack_pte_folio(w->vma, pte) : NULL;
+		folio = c->h.clear ? dtrack_pte_folio(w->vma, pte) : NULL;
 		if (!folio)
 			continue;
 		/* the folio first: writeback and reclaim never see neither */
@@ -106,7 +78,7 @@ static void dtrack_hw_ptes(struct dtrack_walk *w, unsigned long addr,
 		fe = a + PAGE_SIZE;
 	}
 	if (any)
-		dtrack_hw_hand_bits(c, addr, hand, n);
+		dtrack_hand_bits(&c->h, addr, hand, n);
 	if (fe)
 		dtrack_walk_changed(w, fs, fe);
 }
@@ -116,13 +88,13 @@ static void dtrack_hw_pmd(struct dtrack_walk *w, unsigned long addr,
 {
 	unsigned long haddr = addr & HPAGE_PMD_MASK;
 	struct dtrack_hw_ctx *c = w->priv;
-	bool dirty = c->class == DTRACK_CLASS_HWDIRTY;
+	bool dirty = c->h.class == DTRACK_CLASS_HWDIRTY;
 	pmd_t pmd = *pmdp, old;
 	struct folio *folio;
 
 	if (!pmd_present(pmd) || !(dirty ? pmd_dirty(pmd) : pmd_young(pmd)))
 		return;
-	if (c->clear) {
+	if (c->h.clear) {
 		if (dirty)
 			old = DTRACK_PMD_UPDATE(pmdp, o, pmd_mkclean(o));
 		else
@@ -134,7 +106,7 @@ static void dtrack_hw_pmd(struct dtrack_walk *w, unsigned long addr,
 		else
 			folio_set_young(folio);
 	}
-	dtrack_hw_hand(c, haddr, haddr + HPAGE_PMD_SIZE);
+	dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
 }
 
 /* A table that kept changing under us: count it dirty (or accessed). */
@@ -143,17 +115,17 @@ static void dtrack_hw_skip(struct dtrack_walk *w, unsigned long start,
 {
 	struct dtrack_hw_ctx *c = w->priv;
 
-	dtrack_hw_hand(c, start, end);
-	if (c->clear)
-		dtrack_mark_addr(c->self, start, end, true);
+	dtrack_hand(&c->h, start, end, false);
+	if (c->h.clear)
+		dtrack_mark_addr(c->h.self, start, end, true);
 }
 
 static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 			   bool clear)
 {
 	struct dtrack_hw_ctx c = {
-		.self = t, .into = into, .clear = clear,
-		.class = dtrack_method_class(t->method),
+		.h = { .self = t, .into = into, .clear = clear,
+		       .class = dtrack_method_class(t->method) },
 	};
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .ptes = dtrack_hw_ptes, .pmd = dtrack_hw_pmd,
@@ -161,7 +133,7 @@ static void dtrack_hw_walk(struct dtrack_tracker *t, struct dtrack_epoch *into,
 	};
 	struct mmu_notifier_range range;
 
-	c.mask = c.class == DTRACK_CLASS_HWDIRTY ? DTRACK_PTE_DIRTY_BITS :
+	c.mask = c.h.class == DTRACK_CLASS_HWDIRTY ? DTRACK_PTE_DIRTY_BITS :
 						   _PAGE_ACCESSED;
 	if (!clear) {
 		dtrack_walk_range(&w, t->start, t->end);

@@ -253,6 +253,37 @@ void dtrack_mark_class_bits(struct dtrack_tracker *t, enum dtrack_class class,
 	}
 }
 
+/* Hand [start, end) over as described at struct dtrack_hand. */
+void dtrack_hand(const struct dtrack_hand *h, unsigned long start,
+		 unsigned long end, bool conservative)
+{
+	struct dtrack_tracker *t = h->self;
+
+	spin_lock(&t->lock);
+	dtrack_mark_span(t, h->into, start, end, conservative);
+	spin_unlock(&t->lock);
+	if (h->clear)
+		dtrack_mark_class(t, h->class, start, end, conservative);
+}
+
+/*
+ * Hand the pages of @bits (bit i: page @base + i pages) over like
+ * dtrack_hand(), taking each tracker's lock once for all of them.
+ */
+void dtrack_hand_bits(const struct dtrack_hand *h, unsigned long base,
+		      const unsigned long *bits, unsigned int n)
+{
+	struct dtrack_tracker *t = h->self;
+
+	if (!h->into_has) {
+		spin_lock(&t->lock);
+		dtrack_mark_bits(t, h->into, base, bits, n);
+		spin_unlock(&t->lock);
+	}
+	if (h->clear)
+		dtrack_mark_class_bits(t, h->class, base, bits, n);
+}
+
 void dtrack_queue_events(void)
 {
 	if (!READ_ONCE(dtrack_exiting))

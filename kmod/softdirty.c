@@ -19,29 +19,9 @@
 #include "dtrack.h"
 
 struct dtrack_sd_ctx {
-	struct dtrack_tracker *self;
-	struct dtrack_epoch *into;	/* self's epoch to mark */
-	bool clear;			/* reset (else read-only scan) */
-	pteval_t mask;			/* dtrack_sd_mask(clear) */
-	bool into_has;			/* the pages walked are in @into already */
+	struct dtrack_hand h;		/* class DTRACK_CLASS_SOFTDIRTY */
+	pteval_t mask;			/* dtrack_sd_mask(h.clear) */
 };
-
-/*
- * Hand [start, end) to @self's @into and, when the bit is being cleared,
- * to every other tracker of the class.  op_lock keeps the list stable.
- */
-static void dtrack_sd_hand(struct dtrack_sd_ctx *c, unsigned long start,
-			   unsigned long end, bool conservative)
-{
-	struct dtrack_tracker *t = c->self;
-
-	spin_lock(&t->lock);
-	dtrack_mark_span(t, c->into, start, end, conservative);
-	spin_unlock(&t->lock);
-	if (c->clear)
-		dtrack_mark_class(t, DTRACK_CLASS_SOFTDIRTY, start, end,
-				  conservative);
-}
 
 /* Pinned COW pages must stay writable (see clear_refs' pte_is_pinned()). */
 static bool dtrack_pte_pinned(struct vm_area_struct *vma, pte_t pte)
@@ -53,24 +33,6 @@ static bool dtrack_pte_pinned(struct vm_area_struct *vma, pte_t pte)
 		return false;
 	folio = dtrack_pte_folio(vma, pte);
 	return folio && folio_maybe_dma_pinned(folio);
-}
-
-/*
- * Hand the pages of @bits (bit i = page at @base + i pages) over like
- * dtrack_sd_hand(), taking each tracker's lock once for all of them.
- */
-static void dtrack_sd_hand_bits(struct dtrack_sd_ctx *c, unsigned long base,
-				const unsigned long *bits, unsigned int n)
-{
-	struct dtrack_tracker *t = c->self;
-
-	if (!c->into_has) {
-		spin_lock(&t->lock);
-		dtrack_mark_bits(t, c->into, base, bits, n);
-		spin_unlock(&t->lock);
-	}
-	if (c->clear)
-		dtrack_mark_class_bits(t, DTRACK_CLASS_SOFTDIRTY, base, bits, n);
 }
 
 /*
@@ -150,7 +112,7 @@ static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
 	if (pte_present(pte)) {
 		if (!(pte_val(pte) & c->mask))
 			return;
-		if (!c->clear) {
+		if (!c->h.clear) {
 			/* scan: soft-dirty */
 			__set_bit(i, tb->hand);
 			tb->any = true;
@@ -158,8 +120,8 @@ static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
 		}
 		if (dtrack_pte_pinned(w->vma, pte)) {
 			/* a pinned page keeps its bit: every epoch */
-			dtrack_sd_hand(c, a, a + PAGE_SIZE, !pte_soft_dirty(pte));
-			dtrack_mark_addr(c->self, a, a + PAGE_SIZE, true);
+			dtrack_hand(&c->h, a, a + PAGE_SIZE, !pte_soft_dirty(pte));
+			dtrack_mark_addr(c->h.self, a, a + PAGE_SIZE, true);
 			return;
 		}
 		old = DTRACK_PTE_UPDATE(ptep, o,
@@ -176,7 +138,7 @@ static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
 	} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
 		__set_bit(i, tb->hand);
 		tb->any = true;
-		if (c->clear)
+		if (c->h.clear)
 			set_pte_at(w->mm, a, ptep, pte_swp_clear_soft_dirty(pte));
 	}
 }
@@ -219,7 +181,7 @@ static void dtrack_sd_ptes(struct dtrack_walk *w, unsigned long addr,
 				      ptep + i);
 	}
 	if (tb.any)
-		dtrack_sd_hand_bits(c, addr, tb.hand, n);
+		dtrack_hand_bits(&c->h, addr, tb.hand, n);
 	if (tb.fe)
 		dtrack_walk_changed(w, tb.fs, tb.fe);
 }
@@ -233,21 +195,21 @@ static void dtrack_sd_pmd(struct dtrack_walk *w, unsigned long addr,
 	pmd_t pmd = *pmdp, old;
 
 	if (pmd_present(pmd)) {
-		if (!c->clear) {
+		if (!c->h.clear) {
 			if (pmd_soft_dirty(pmd))
-				dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE,
-					       false);
+				dtrack_hand(&c->h, haddr,
+					    haddr + HPAGE_PMD_SIZE, false);
 			return;
 		}
 		old = DTRACK_PMD_UPDATE(pmdp, o,
 					pmd_clear_soft_dirty(pmd_wrprotect(o)));
 		if (pmd_soft_dirty(old))
-			dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
+			dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
 		if (pmd_write(old) || pmd_soft_dirty(old))
 			dtrack_walk_changed(w, haddr, haddr + HPAGE_PMD_SIZE);
 	} else if (is_pmd_migration_entry(pmd) && pmd_swp_soft_dirty(pmd)) {
-		dtrack_sd_hand(c, haddr, haddr + HPAGE_PMD_SIZE, false);
-		if (c->clear)
+		dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
+		if (c->h.clear)
 			set_pmd_at(w->mm, haddr, pmdp,
 				   pmd_swp_clear_soft_dirty(pmd));
 	}
@@ -262,16 +224,18 @@ static void dtrack_sd_skip(struct dtrack_walk *w, unsigned long start,
 {
 	struct dtrack_sd_ctx *c = w->priv;
 
-	dtrack_sd_hand(c, start, end, true);
-	if (c->clear)
-		dtrack_mark_addr(c->self, start, end, true);
+	dtrack_hand(&c->h, start, end, true);
+	if (c->h.clear)
+		dtrack_mark_addr(c->h.self, start, end, true);
 }
 
 /* Read-only scan: soft-dirty pages of t's range into @into. */
 void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
 {
 	struct dtrack_sd_ctx c = {
-		.self = t, .into = into, .mask = dtrack_sd_mask(false),
+		.h = { .self = t, .into = into,
+		       .class = DTRACK_CLASS_SOFTDIRTY },
+		.mask = dtrack_sd_mask(false),
 	};
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .ptes = dtrack_sd_ptes, .pmd = dtrack_sd_pmd,
@@ -285,7 +249,8 @@ void dtrack_sd_scan(struct dtrack_tracker *t, struct dtrack_epoch *into)
 void dtrack_sd_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap)
 {
 	struct dtrack_sd_ctx c = {
-		.self = t, .into = snap, .clear = true,
+		.h = { .self = t, .into = snap, .clear = true,
+		       .class = DTRACK_CLASS_SOFTDIRTY },
 		.mask = dtrack_sd_mask(true),
 	};
 	struct dtrack_walk w = {
@@ -310,9 +275,9 @@ void dtrack_sd_reset_pages(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 			   const u32 *idx, size_t nr)
 {
 	struct dtrack_sd_ctx c = {
-		.self = t, .into = snap, .clear = true,
+		.h = { .self = t, .into = snap, .clear = true,
+		       .class = DTRACK_CLASS_SOFTDIRTY, .into_has = true },
 		.mask = dtrack_sd_mask(true),
-		.into_has = true,
 	};
 	struct dtrack_walk w = {
 		.mm = t->dmm->mm, .ptes = dtrack_sd_ptes, .pmd = dtrack_sd_pmd,
@@ -367,7 +332,10 @@ static void dtrack_vma_set_page_prot(struct vm_area_struct *vma)
 void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
 		    bool clear)
 {
-	struct dtrack_sd_ctx c = { .self = t, .into = into, .clear = clear };
+	struct dtrack_sd_ctx c = {
+		.h = { .self = t, .into = into, .clear = clear,
+		       .class = DTRACK_CLASS_SOFTDIRTY },
+	};
 	struct vm_area_struct *vma;
 	VMA_ITERATOR(vmi, t->dmm->mm, t->start);
 
@@ -376,7 +344,7 @@ void dtrack_sd_vmas(struct dtrack_tracker *t, struct dtrack_epoch *into,
 	for_each_vma_range(vmi, vma, t->end) {
 		if (!(vma->vm_flags & VM_SOFTDIRTY))
 			continue;
-		dtrack_sd_hand(&c, vma->vm_start, vma->vm_end, true);
+		dtrack_hand(&c.h, vma->vm_start, vma->vm_end, true);
 		if (!clear)
 			continue;
 		mmap_assert_write_locked(t->dmm->mm);
