@@ -72,11 +72,17 @@ run_host() {
 	done
 }
 
+# run_vm KERNEL [TAG VM-RUN-OPTION... -- PROGRAM...]: the VM suite (or
+# the programs named) in one boot; TAG names the boot in logs and counts.
 run_vm() {
-	local k=$1 log rc t trc
+	local k=$1 tag=${2:-} log rc t trc label opts=()
 	local scale=${TEST_TIMEOUT_SCALE:-1} vmtime=${VM_TIMEOUT:-1800}
-	echo "== VM tests on Debian $k"
-	log="$logdir/vm-$k.log"
+	shift $(($# < 2 ? $# : 2))
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	label="vm $k${tag:+ $tag}"
+	echo "== VM tests on Debian $k${tag:+ ($tag)}"
+	log="$logdir/vm-$k${tag:+-$tag}.log"
 	# The debug kernel (KASAN, lockdep, ...) under emulation is several
 	# times slower: scale the per-test timeouts, keep the data modest.
 	if [ "$k" = debug ]; then
@@ -86,31 +92,37 @@ run_vm() {
 	fi
 	TEST_TIMEOUT_SCALE=$scale TEST_TIMEOUT=$((600 * scale)) \
 		"$DTRACK_ROOT/scripts/vm-run.sh" --kernel "$k" --timeout "$vmtime" \
-		-- vm-run-tests 2>&1 | tee "$log"
+		"${opts[@]+"${opts[@]}"}" -- vm-run-tests "$@" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
-	count "vm $k" "$log"
+	count "$label" "$log"
 	# programs that died without reporting a failing test themselves
 	while read -r t trc; do
 		case $trc in
 		rc=0|rc=4) ;;
 		*) grep -a -q -E "^not ok " <(sed -n "/^# vm-run-tests: $t /q;p" "$log") ||
-			fail_one "vm $k $t: $trc" ;;
+			fail_one "$label $t: $trc" ;;
 		esac
 	done < <(grep -a '^# vm-run-tests: ' "$log" | grep -v 'kernel-report' | awk '{print $3, $4}')
-	while IFS= read -r l; do fail_one "vm $k: ${l#\# vm-run-tests: }"; done \
+	while IFS= read -r l; do fail_one "$label: ${l#\# vm-run-tests: }"; done \
 		< <(grep -a '^# vm-run-tests: .* kernel-report' "$log")
 	grep -a -q 'vm-run: FAIL' "$log" &&
-		fail_one "vm $k: $(grep -a 'vm-run: FAIL' "$log" | head -1 | sed 's/^vm-run: FAIL: //')"
+		fail_one "$label: $(grep -a 'vm-run: FAIL' "$log" | head -1 | sed 's/^vm-run: FAIL: //')"
 	[ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || grep -a -q 'vm-run: FAIL' "$log" ||
 		grep -a -q -E '^not ok ' "$log" ||
 		grep -a -q -E '^# vm-run-tests: .* (rc=([1-35-9]|[0-9][0-9]+)|kernel-report)' "$log" ||
-		fail_one "vm $k: vm-run exit status $rc"
+		fail_one "$label: vm-run exit status $rc"
 }
 
 build
 [ $host = 1 ] && run_host
 if [ $vm = 1 ]; then
-	for k in $kernels; do run_vm "$k"; done
+	for k in $kernels; do
+		run_vm "$k"
+		# kernel text patching under concurrent faults (module reload)
+		# needs single-threaded TCG: scripts/vm-run.sh --tcg-thread
+		run_vm "$k" tcg-single --tcg-thread single -- \
+			dtrack_version_test dtrack_module_test
+	done
 fi
 echo
 if [ ${#failures[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@
 #
 # usage: scripts/vm-run.sh [--kernel 6.12|6.1|debug] [--no-module] [--mem MB]
 #            [--cpus N] [--timeout S] [--copy HOST[:GUEST]]... [--disk MB]
-#            [--log PATH] [--quiet] -- CMD [ARGS...]
+#            [--log PATH] [--quiet] [--tcg-thread multi|single] -- CMD [ARGS...]
 #
 # The guest boots from an initramfs with busybox, the project's binaries,
 # libraries and VM tests (build/bin, build/lib, build/tests/vm on PATH), the
@@ -14,6 +14,14 @@
 # logged an Oops, BUG, WARNING, lockdep, KASAN/UBSAN or kmemleak report, the
 # module failed to load or unload, or the timeout expired: then it is
 # non-zero with a message.  The whole console log is kept at a printed path.
+#
+# --tcg-thread single runs both vCPUs on one host thread.  QEMU 7.2's
+# multi-threaded TCG (the default) can run stale code while the guest
+# kernel rewrites its own text: arming or disarming a kprobe on a hot
+# function (dtrack's load and unload; the kernel's own kprobe_events do the
+# same) while another vCPU takes page faults oopses the guest with RIP 0
+# within seconds.  Single-threaded TCG does not; the guest sees
+# DTRACK_VM_ACCEL=tcg-multi|tcg-single|kvm.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -23,6 +31,7 @@ usage() {
 }
 
 kernel=6.12 module=1 mem=1024 cpus=2 timeout=600 disk=0 quiet=0 log=
+tcg_thread=${VMRUN_TCG_THREAD:-multi}
 copies=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -35,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--disk) disk=${2:?}; shift 2 ;;
 	--log) log=${2:?}; shift 2 ;;
 	--quiet) quiet=1; shift ;;
+	--tcg-thread) tcg_thread=${2:?}; shift 2 ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
 	*) echo "vm-run: unknown option '$1'" >&2; usage ;;
@@ -42,6 +52,11 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "vm-run: no command given" >&2; usage; }
 case $kernel in 6.12|6.1|debug) ;; *) die "unknown kernel '$kernel' (6.12, 6.1 or debug)" ;; esac
+case $tcg_thread in multi|single) ;; *) die "--tcg-thread: 'multi' or 'single', not '$tcg_thread'" ;; esac
+accel=tcg
+if [ -w /dev/kvm ] && [ "${VMRUN_KVM:-0}" = 1 ]; then
+	accel=kvm	# opt-in: KVM on these hosts cannot boot normal kernels
+fi
 for n in "$mem" "$cpus" "$timeout" "$disk"; do
 	[[ $n =~ ^[0-9]+$ ]] || die "'$n' is not a number"
 done
@@ -73,9 +88,11 @@ trap cleanup EXIT
 	echo "VMRUN_MODULE=$module"
 	echo "VMRUN_SCRATCH_MB=$((mem / 2))"
 	echo "VMRUN_DISK=$([ "$disk" -gt 0 ] && echo 1)"
-	echo "export DTRACK_KO=/opt/dtrack/dtrack.ko DTRACK_KERNEL=$kernel"
+	echo "export DTRACK_KO=/opt/dtrack/dtrack.ko DTRACK_KERNEL=$kernel" \
+		"DTRACK_VM_ACCEL=$([ "$accel" = tcg ] && echo "tcg-$tcg_thread" || echo "$accel")"
 	# pass through test knobs
-	env | grep -E '^(DTRACK|PAGER|TEST)_[A-Z0-9_]*=' | grep -v -E '^(DTRACK_CACHE|DTRACK_ROOT|DTRACK_KO|DTRACK_KERNEL)=' |
+	env | grep -E '^(DTRACK|PAGER|TEST)_[A-Z0-9_]*=' |
+		grep -v -E '^(DTRACK_CACHE|DTRACK_ROOT|DTRACK_KO|DTRACK_KERNEL|DTRACK_VM_ACCEL)=' |
 		sed "s/'/'\\\\''/g; s/=\(.*\)/='\1'/; s/^/export /" || true
 } > "$work/root/vmrun/env"
 # CMD, quoted so the guest shell sees exactly the arguments given here
@@ -89,11 +106,9 @@ trap cleanup EXIT
 (cd "$work/root" && find . | cpio -o -H newc --quiet) > "$work/initrd"
 
 # --- boot --------------------------------------------------------------------
-accel=tcg
-if [ -w /dev/kvm ] && [ "${VMRUN_KVM:-0}" = 1 ]; then
-	accel=kvm	# opt-in: KVM on these hosts cannot boot normal kernels
-fi
-qargs=(-nodefaults -no-reboot -display none -machine pc -accel "$accel"
+accel_arg=$accel
+[ "$accel" = tcg ] && accel_arg="tcg,thread=$tcg_thread"
+qargs=(-nodefaults -no-reboot -display none -machine pc -accel "$accel_arg"
 	-cpu max -smp "$cpus" -m "$mem"
 	-kernel "$kdir/vmlinuz" -initrd "$work/initrd"
 	-append "console=ttyS0,115200 panic=-1 oops=panic printk.time=1 loglevel=7 numa=fake=2 rcupdate.rcu_cpu_stall_timeout=120 transparent_hugepage=madvise"

@@ -35,6 +35,15 @@ const char *dt_ko_path(void)
 	return ko && *ko && !access(ko, R_OK) ? ko : NULL;
 }
 
+const char *dt_reload_unsafe(void)
+{
+	const char *accel = getenv("DTRACK_VM_ACCEL");
+
+	if (accel && !strcmp(accel, "tcg-multi"))
+		return "multi-threaded TCG corrupts live kernel text patching: run with vm-run.sh --tcg-thread single";
+	return NULL;
+}
+
 int dt_unload(void)
 {
 	if (syscall(SYS_delete_module, "dtrack", O_NONBLOCK))

@@ -24,6 +24,16 @@
 bool dt_loaded(void);
 /* Path of the module in the guest ($DTRACK_KO) or NULL if unset/absent. */
 const char *dt_ko_path(void);
+/*
+ * NULL where loading and unloading the module is safe; else why not, for
+ * a SKIP.  Loading and unloading arm and disarm the wpfault kretprobe, a
+ * live rewrite of handle_mm_fault()'s entry, and QEMU 7.2's
+ * multi-threaded TCG (DTRACK_VM_ACCEL=tcg-multi) runs stale code during
+ * such rewrites: a vCPU faulting meanwhile oopses with RIP 0, with the
+ * kernel's own kprobe_events as well.  run-tests.sh runs the reload tests
+ * again in a single-threaded TCG guest.
+ */
+const char *dt_reload_unsafe(void);
 /* delete_module("dtrack"); 0 or -errno. */
 int dt_unload(void);
 /* finit_module($DTRACK_KO); 0 or -errno (-ENOENT without DTRACK_KO). */

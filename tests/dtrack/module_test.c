@@ -57,6 +57,8 @@ TEST_F_TIMEOUT(unload, with_live_trackers, 120)
 
 	if (!dt_ko_path())
 		SKIP(return, "DTRACK_KO not set: no module file to reload");
+	if (dt_reload_unsafe())
+		SKIP(return, "%s", dt_reload_unsafe());
 	ASSERT_EQ(0, dt_open(&nl, &v));
 	if (!dt_any_method(&nl, &v, why, sizeof(why)))
 		SKIP(return, "%s", why);
@@ -140,6 +142,8 @@ TEST_F_TIMEOUT(unload, wpfault_log_overflow, 60)
 
 	if (!dt_ko_path())
 		SKIP(return, "DTRACK_KO not set: cannot reload with a small log");
+	if (dt_reload_unsafe())
+		SKIP(return, "%s", dt_reload_unsafe());
 	ASSERT_EQ(0, dt_open(&nl, &v));
 	err = dt_method_check(&nl, &v, DTRACK_METHOD_WPFAULT, why,
 			      sizeof(why));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "kselftest_harness.h"
@@ -242,19 +243,55 @@ FIXTURE_TEARDOWN(module)
 		TH_LOG("cannot load the module back: %s", strerror(-err));
 }
 
+/*
+ * Until killed (at the latest with the test, a failed assertion
+ * included): take page faults, as the rest of a live system does.
+ */
+static void fault_forever(pid_t parent)
+{
+	size_t len = 4UL << 20;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+		_exit(0);
+	for (;;) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			_exit(1);
+		for (size_t off = 0; off < len; off += PAGE_SZ)
+			p[off] = 1;
+		munmap(p, len);
+	}
+}
+
+/*
+ * Load and unload while another process takes page faults: the module
+ * arms and disarms its kretprobe on handle_mm_fault() each time.
+ */
 TEST_F_TIMEOUT(module, reload_repeatedly, 300)
 {
 	struct dt_version v0, v;
 	struct dt_nl nl, held;
 	char out[4096];
+	pid_t faulter, me;
+	const char *why;
 	int i, err;
 
 	if (self->skip)
 		SKIP(return, "DTRACK_KO not set: no module file to reload");
+	why = dt_reload_unsafe();
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_EQ(0, dt_open(&nl, &v0));
 	dt_nl_close(&nl);
 	/* a client socket that stays open across all the reloads */
 	ASSERT_EQ(0, dt_nl_open(&held));
+	me = getpid();
+	faulter = fork();
+	ASSERT_LE(0, faulter);
+	if (!faulter)
+		fault_forever(me);
 
 	for (i = 0; i < RELOADS; i++) {
 		err = dt_unload();
@@ -281,6 +318,8 @@ TEST_F_TIMEOUT(module, reload_repeatedly, 300)
 		EXPECT_EQ(v0.uapi_version, v.uapi_version);
 		dt_nl_close(&nl);
 	}
+	kill(faulter, SIGKILL);
+	waitpid(faulter, NULL, 0);
 	/* the held socket finds the new family and works */
 	ASSERT_EQ(0, dt_nl_resolve(&held, DTRACK_GENL_NAME));
 	ASSERT_EQ(0, dt_get_version(&held, &v));

@@ -20,7 +20,7 @@ build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
 	echo "$d/dtrack_warn_test.ko"
 }
 
-count=$(( $(echo $kernels | wc -w) * 6 ))
+count=$(( $(echo $kernels | wc -w) * 8 ))
 echo "TAP version 13"
 echo "1..$count"
 for k in $kernels; do
@@ -57,6 +57,17 @@ for k in $kernels; do
 		sh -c 'grep -q "^/dev/vda /disk ext4 rw" /proc/mounts && echo data > /disk/f && cat /disk/f' 2>&1)
 	[ $? -eq 0 ] && grep -q '^data$' <<<"$out" && ok "vm-run $k: --disk gives a writable ext4 /disk" ||
 		notok "vm-run $k: --disk ($out)"
+
+	out=$("$vmrun" --kernel "$k" --quiet --no-module -- sh -c 'echo accel=$DTRACK_VM_ACCEL' 2>&1)
+	out2=$("$vmrun" --kernel "$k" --quiet --no-module --tcg-thread single -- \
+		sh -c 'echo accel=$DTRACK_VM_ACCEL' 2>&1)
+	grep -q '^accel=tcg-multi$' <<<"$out" && grep -q '^accel=tcg-single$' <<<"$out2" &&
+		ok "vm-run $k: --tcg-thread, told to the guest as DTRACK_VM_ACCEL" ||
+		notok "vm-run $k: --tcg-thread ($out / $out2)"
+	"$vmrun" --kernel "$k" --quiet --no-module --tcg-thread triple -- true >/dev/null 2>"$tmp/err"
+	[ $? -ne 0 ] && grep -q "'multi' or 'single'" "$tmp/err" &&
+		ok "vm-run $k: a bad --tcg-thread is refused with a message" ||
+		notok "vm-run $k: bad --tcg-thread accepted ($(cat "$tmp/err"))"
 
 	"$vmrun" --kernel "$k" --no-module --timeout 15 -- sleep 600 >/dev/null 2>"$tmp/err"
 	rc=$?
