@@ -479,6 +479,57 @@ void drop_release(struct conn *c)
 	send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* Is the client's page at @addr present or swapped (its pagemap)? */
+static bool client_has(struct conn *c, uint64_t addr)
+{
+	uint64_t pm;
+
+	if (pread(c->pagemap, &pm, 8, (addr >> PAGE_SHIFT) * 8) != 8)
+		return false;
+	return pm & (3ULL << 62);
+}
+
+/*
+ * A move request failed without an answer (the client was killed, its
+ * helper with it, and the channel closed): the helper may have moved some
+ * of the pages before it stopped, and staging then holds their only copy.
+ * Copy those to @buf and set @have (page j of the request's ranges, in
+ * order, as read_staging() would); the caller treats them as moved.  A
+ * page counts as moved if the region no longer has it and its staging
+ * slot does: the helper moves each page to exactly that slot, and a move
+ * into a slot still holding an older page fails, leaving the page in the
+ * region.  The mm stays readable while the guardian keeps it.  Returns the
+ * pages found; 0 when staging's place is not known (no move answered yet).
+ * Caller holds evict_lock.
+ */
+int drop_salvage(struct conn *c, bool append, const uint64_t *addr,
+		 const uint64_t *len, int nr, char *buf, bool *have)
+{
+	uint64_t dst = append ? c->staging_end : c->staging_base, j = 0;
+	uint64_t end = c->staging_base + PAGER_STAGING_PAGES * PAGE_SIZE;
+	int found = 0;
+
+	if (!c->staging_base || (append && !c->staging_end))
+		return 0;
+	for (int i = 0; i < nr; i++) {
+		for (uint64_t off = 0; off < len[i]; off += PAGE_SIZE, j++) {
+			uint64_t slot = dst + (j << PAGE_SHIFT);
+
+			have[j] = false;
+			if (slot + PAGE_SIZE > end)
+				return found;
+			if (client_has(c, addr[i] + off) || !client_has(c, slot))
+				continue;
+			if (pread(c->memfd, buf + (j << PAGE_SHIFT), PAGE_SIZE,
+				  slot) != PAGE_SIZE)
+				continue;
+			have[j] = true;
+			found++;
+		}
+	}
+	return found;
+}
+
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *out,
 		 char *buf, bool *have)
@@ -572,7 +623,13 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	}
 	ret = done.status;
 	if (flags & PAGER_DROP_MOVE) {
-		int err = read_staging(c, &done, buf, have);
+		int err;
+
+		/* staging never moves: a non-append batch starts at its base */
+		if (!(flags & PAGER_DROP_APPEND))
+			c->staging_base = done.staging;
+		c->staging_end = done.staging + done.moved;
+		err = read_staging(c, &done, buf, have);
 
 		/* unreadable: report nothing moved, the caller restores */
 		if (err)

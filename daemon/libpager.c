@@ -453,6 +453,7 @@ static int session_open(struct pager *p)
 	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
 	h.token = p->token;
 	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
+	h.staging = (uintptr_t)p->staging;
 	fds[0] = p->uffd;
 	fds[1] = p->memfd;
 	fds[2] = p->pagemap;

@@ -151,6 +151,13 @@ struct conn {
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	/*
+	 * Where the helper's staging area starts (HELLO, then the answers to
+	 * move requests) and where its content ends (the answers; both
+	 * under evict_lock after HELLO): what drop_salvage() needs when a
+	 * move gets no answer.  staging_base 0: not known.
+	 */
+	uint64_t staging_base, staging_end;
+	/*
 	 * A (synchronous mode) drop request the helper did not answer within
 	 * --client-timeout: it may still carry it out, so its pages stay
 	 * EVICTING (PGF_DROPWAIT) until a waiter thread sees the answer or
@@ -320,6 +327,8 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
 void drop_release(struct conn *c);
+int drop_salvage(struct conn *c, bool append, const uint64_t *addr,
+		 const uint64_t *len, int nr, char *buf, bool *have);
 void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
 		   int n);
 void drop_abandon(struct conn *c);

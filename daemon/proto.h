@@ -49,6 +49,7 @@ struct pager_hello {
 	uint64_t token;		/* names this client to its guardian */
 	uint32_t nr_fds;	/* 4, or 5 with a WP_ASYNC uffd */
 	uint32_t pad;
+	uint64_t staging;	/* the helper's staging area (async), or 0 */
 };
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */

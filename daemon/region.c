@@ -810,6 +810,17 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
 		     k0 + (int)j < n; j++)
 			res[k0 + j] = 0;
+		if (move_err && !done.moved &&
+		    drop_salvage(r->conn, k0 > 0, dropa, dropl, nr,
+				 io->buf + ((size_t)k0 << PAGE_SHIFT),
+				 have + k0)) {
+			/* moved before the helper died: staging has them */
+			for (int j = k0; j < k; j++)
+				if (have[j])
+					res[j] = 0;
+			pr_info("region %llu: pages moved by a helper that did not answer taken from staging",
+				(unsigned long long)r->id);
+		}
 		k0 = k;
 	}
 

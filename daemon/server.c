@@ -318,6 +318,9 @@ static int do_hello(struct conn *c, const struct pager_hello *m, int *fds,
 		fds[i] = -1;
 	c->wp_async = async;
 	c->token = m->token;
+	/* only ever read through the client's own /proc/PID/mem */
+	if (async && !(m->staging & (PAGE_SIZE - 1)))
+		c->staging_base = m->staging;
 	c->hello = true;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	arm(c->uffd, &c->es_uffd, EPOLL_CTL_ADD);
