@@ -498,7 +498,10 @@ static bool client_has(struct conn *c, uint64_t addr)
  * page counts as moved if the region no longer has it and its staging
  * slot does: the helper moves each page to exactly that slot, and a move
  * into a slot still holding an older page fails, leaving the page in the
- * region.  The mm stays readable while the guardian keeps it.  Returns the
+ * region.  (Not excluded: a slot still holding a page of an earlier batch
+ * whose RELEASE the helper never processed, taken for a page the client
+ * had dropped itself; telling them apart would need a batch epoch in
+ * staging.)  The mm stays readable while the guardian keeps it.  Returns the
  * pages found; 0 when staging's place is not known (no move answered yet).
  * Caller holds evict_lock.
  */
