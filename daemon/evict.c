@@ -492,42 +492,40 @@ static bool client_has(struct conn *c, uint64_t addr)
 /*
  * A move request failed without an answer (the client was killed, its
  * helper with it, and the channel closed): the helper may have moved some
- * of the pages before it stopped, and staging then holds their only copy.
- * Copy those to @buf and set @have (page j of the request's ranges, in
- * order, as read_staging() would); the caller treats them as moved.  A
- * page counts as moved if the region no longer has it and its staging
- * slot does: the helper moves each page to exactly that slot, and a move
- * into a slot still holding an older page fails, leaving the page in the
- * region.  (Not excluded: a slot still holding a page of an earlier batch
- * whose RELEASE the helper never processed, taken for a page the client
- * had dropped itself; telling them apart would need a batch epoch in
- * staging.)  The mm stays readable while the guardian keeps it.  Returns the
- * pages found; 0 when staging's place is not known (no move answered yet).
- * Caller holds evict_lock.
+ * of the pages to staging at @dst before it stopped, and staging then
+ * holds their only copy.  Read them as read_staging() would (page j of
+ * the request's ranges, in order, to @buf, @have[j] set); the caller
+ * treats them as moved.  A page counts as moved if the region no longer
+ * has it and its staging slot does: the helper moves each page to exactly
+ * that slot, and a move into a slot still holding an older page fails,
+ * leaving the page in the region.  (Not excluded: a slot still holding a
+ * page of an earlier batch whose RELEASE the helper never processed,
+ * taken for a page the client had dropped itself; telling them apart
+ * would need a batch epoch in staging.)  The mm stays readable while the
+ * guardian keeps it.  Returns the pages found; 0 when staging's place is
+ * not known.  Caller holds evict_lock.
  */
-int drop_salvage(struct conn *c, bool append, const uint64_t *addr,
+int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
 		 const uint64_t *len, int nr, char *buf, bool *have)
 {
-	uint64_t dst = append ? c->staging_end : c->staging_base, j = 0;
 	uint64_t end = c->staging_base + PAGER_STAGING_PAGES * PAGE_SIZE;
+	struct pager_drop_done d = { .staging = dst };
+	uint64_t j = 0;
 	int found = 0;
 
-	if (!c->staging_base || (append && !c->staging_end))
+	if (!c->staging_base || dst < c->staging_base || dst >= end)
+		return 0;
+	for (int i = 0; i < nr; i++)
+		d.moved += len[i];
+	d.moved = MIN(d.moved, end - dst);
+	if (read_staging(c, &d, buf, have))
 		return 0;
 	for (int i = 0; i < nr; i++) {
-		for (uint64_t off = 0; off < len[i]; off += PAGE_SIZE, j++) {
-			uint64_t slot = dst + (j << PAGE_SHIFT);
-
-			have[j] = false;
-			if (slot + PAGE_SIZE > end)
-				return found;
-			if (client_has(c, addr[i] + off) || !client_has(c, slot))
-				continue;
-			if (pread(c->memfd, buf + (j << PAGE_SHIFT), PAGE_SIZE,
-				  slot) != PAGE_SIZE)
-				continue;
-			have[j] = true;
-			found++;
+		for (uint64_t off = 0; off < len[i] && j < d.moved >> PAGE_SHIFT;
+		     off += PAGE_SIZE, j++) {
+			if (have[j] && client_has(c, addr[i] + off))
+				have[j] = false;	/* never moved */
+			found += have[j];
 		}
 	}
 	return found;
@@ -626,13 +624,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	}
 	ret = done.status;
 	if (flags & PAGER_DROP_MOVE) {
-		int err;
-
-		/* staging never moves: a non-append batch starts at its base */
-		if (!(flags & PAGER_DROP_APPEND))
-			c->staging_base = done.staging;
-		c->staging_end = done.staging + done.moved;
-		err = read_staging(c, &done, buf, have);
+		int err = read_staging(c, &done, buf, have);
 
 		/* unreadable: report nothing moved, the caller restores */
 		if (err)

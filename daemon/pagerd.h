@@ -150,13 +150,7 @@ struct conn {
 	unsigned int follow_count;
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
-	/*
-	 * Where the helper's staging area starts (HELLO, then the answers to
-	 * move requests) and where its content ends (the answers; both
-	 * under evict_lock after HELLO): what drop_salvage() needs when a
-	 * move gets no answer.  staging_base 0: not known.
-	 */
-	uint64_t staging_base, staging_end;
+	uint64_t staging_base;	/* the helper's staging area (HELLO), or 0 */
 	/*
 	 * A (synchronous mode) drop request the helper did not answer within
 	 * --client-timeout: it may still carry it out, so its pages stay
@@ -327,7 +321,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr, uint16_t flags, struct pager_drop_done *done,
 		 char *buf, bool *have);
 void drop_release(struct conn *c);
-int drop_salvage(struct conn *c, bool append, const uint64_t *addr,
+int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
 		 const uint64_t *len, int nr, char *buf, bool *have);
 void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
 		   int n);

@@ -772,6 +772,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	uint64_t wake_idx[WB_BATCH];
 	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
 	bool moved = false, restore_failed = false;
+	/* where the helper puts the next request's pages */
+	uint64_t dst = r->conn->staging_base;
 
 	memset(have, 0, sizeof(have));
 	memset(write, 0, sizeof(write));
@@ -810,10 +812,12 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
 		     k0 + (int)j < n; j++)
 			res[k0 + j] = 0;
-		if (move_err && !done.moved &&
-		    drop_salvage(r->conn, k0 > 0, dropa, dropl, nr,
-				 io->buf + ((size_t)k0 << PAGE_SHIFT),
-				 have + k0)) {
+		if (!move_err)
+			dst = done.staging + done.moved;
+		else if (!done.moved &&
+			 drop_salvage(r->conn, dst, dropa, dropl, nr,
+				      io->buf + ((size_t)k0 << PAGE_SHIFT),
+				      have + k0)) {
 			/* moved before the helper died: staging has them */
 			for (int j = k0; j < k; j++)
 				if (have[j])

@@ -215,40 +215,27 @@ void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,
 #else
 #define DTRACK_HW_SETTLED(v)	false
 #endif
-#define DTRACK_PTE_UPDATE(ptep, old, expr) ({				\
-	pteval_t __o = READ_ONCE((ptep)->pte), __n;			\
-	pte_t old;							\
+#define DTRACK_ENTRY_UPDATE(word, mk, val, old, expr) ({		\
+	typeof(*(word)) __o = READ_ONCE(*(word)), __n;			\
+	typeof(mk(0)) old;						\
 	for (;;) {							\
-		old = __pte(__o);					\
-		__n = pte_val(expr);					\
+		old = mk(__o);						\
+		__n = val(expr);					\
 		if (__n == __o)						\
 			break;						\
 		if (DTRACK_HW_SETTLED(__o)) {				\
-			WRITE_ONCE((ptep)->pte, __n);			\
+			WRITE_ONCE(*(word), __n);			\
 			break;						\
 		}							\
-		if (try_cmpxchg(&(ptep)->pte, &__o, __n))		\
+		if (try_cmpxchg((word), &__o, __n))			\
 			break;						\
 	}								\
 	old;								\
 })
-#define DTRACK_PMD_UPDATE(pmdp, old, expr) ({				\
-	pmdval_t __o = READ_ONCE((pmdp)->pmd), __n;			\
-	pmd_t old;							\
-	for (;;) {							\
-		old = __pmd(__o);					\
-		__n = pmd_val(expr);					\
-		if (__n == __o)						\
-			break;						\
-		if (DTRACK_HW_SETTLED(__o)) {				\
-			WRITE_ONCE((pmdp)->pmd, __n);			\
-			break;						\
-		}							\
-		if (try_cmpxchg(&(pmdp)->pmd, &__o, __n))		\
-			break;						\
-	}								\
-	old;								\
-})
+#define DTRACK_PTE_UPDATE(ptep, old, expr) \
+	DTRACK_ENTRY_UPDATE(&(ptep)->pte, __pte, pte_val, old, expr)
+#define DTRACK_PMD_UPDATE(pmdp, old, expr) \
+	DTRACK_ENTRY_UPDATE(&(pmdp)->pmd, __pmd, pmd_val, old, expr)
 
 /* registry.c */
 extern struct mutex dtrack_reg_lock;

@@ -53,12 +53,14 @@ TEST_F_TIMEOUT(unload, with_live_trackers, 120)
 	size_t i, nr = 0;
 	struct dt_nl nl;
 	char why[256], *mine;
+	const char *unsafe;
 	int err;
 
 	if (!dt_ko_path())
 		SKIP(return, "DTRACK_KO not set: no module file to reload");
-	if (dt_reload_unsafe())
-		SKIP(return, "%s", dt_reload_unsafe());
+	unsafe = dt_reload_unsafe();
+	if (unsafe)
+		SKIP(return, "%s", unsafe);
 	ASSERT_EQ(0, dt_open(&nl, &v));
 	if (!dt_any_method(&nl, &v, why, sizeof(why)))
 		SKIP(return, "%s", why);
@@ -138,12 +140,14 @@ TEST_F_TIMEOUT(unload, wpfault_log_overflow, 60)
 	uint64_t outside;
 	char why[256], *p;
 	uint32_t id;
+	const char *unsafe;
 	int err;
 
 	if (!dt_ko_path())
 		SKIP(return, "DTRACK_KO not set: cannot reload with a small log");
-	if (dt_reload_unsafe())
-		SKIP(return, "%s", dt_reload_unsafe());
+	unsafe = dt_reload_unsafe();
+	if (unsafe)
+		SKIP(return, "%s", unsafe);
 	ASSERT_EQ(0, dt_open(&nl, &v));
 	err = dt_method_check(&nl, &v, DTRACK_METHOD_WPFAULT, why,
 			      sizeof(why));
