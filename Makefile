@@ -11,6 +11,8 @@
 #   make test | run | bench | install | clean
 
 include mk/common.mk
+# common.mk's directory rule would otherwise be the default goal
+.DEFAULT_GOAL := all
 
 KVER ?= 6.12
 ifeq ($(origin KDIR),undefined)
