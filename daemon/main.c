@@ -198,7 +198,8 @@ static void usage(void)
 		"usage: pagerd [--socket PATH] [--budget SIZE] [--threads N]\n"
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
 		"              [--oom-score-adj N|keep] [--fail-fsync PATH]"
-		" [--spin-us US] [--no-follow] [-v]\n"
+		" [--spin-us US] [--no-follow]\n"
+		"              [--fault-around PAGES] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
 		{ "fail-fsync", required_argument, NULL, 'F' },
 		{ "spin-us", required_argument, NULL, 'P' },
 		{ "no-follow", no_argument, NULL, 'N' },
+		{ "fault-around", required_argument, NULL, 'A' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -233,7 +235,8 @@ int main(int argc, char **argv)
 	/* polling only pays where the faulting thread runs elsewhere */
 	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
 	pd.follow = sysconf(_SC_NPROCESSORS_ONLN) > 1;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:NSjvh", opts, NULL)) != -1) {
+	pd.fa_pages = FA_DEFAULT;
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:NA:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -255,6 +258,21 @@ int main(int argc, char **argv)
 		case 'N':
 			pd.follow = false;
 			break;
+		case 'A': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			/* a power of two: chunks are aligned (fault.c) */
+			if (*end || end == optarg || v < 0 || v > RA_MAX_MAP ||
+			    v == 1 || (v & (v - 1))) {
+				fprintf(stderr, "pagerd: --fault-around takes 0 (off) "
+					"or a power of two from 2 to %d pages\n",
+					RA_MAX_MAP);
+				return 2;
+			}
+			pd.fa_pages = v;
+			break;
+		}
 		case 'P':
 			if (atoi(optarg) < 0 || atoi(optarg) > 10000)
 				usage();

@@ -28,6 +28,7 @@
 #define RA_MAX		64	/* readahead window through a buffer, pages */
 #define RA_MAX_MAP	1024	/* window copied from the file mapping */
 #define RA_STREAMS	4	/* sequential streams tracked per region */
+#define FA_DEFAULT	512	/* --fault-around: chunk of a dense region, pages */
 #define WB_BATCH	256	/* pages per write-back round */
 #define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
@@ -102,6 +103,12 @@ struct region {
 	uint64_t ra_next[RA_STREAMS];	/* expected next fault */
 	unsigned int ra_win[RA_STREAMS];	/* window, pages (0: 1) */
 	unsigned int ra_clock;		/* slot a new stream takes */
+	/*
+	 * fault-around (fault.c): random missing faults so far in each
+	 * aligned chunk of pd.fa_pages pages, saturating; NULL when off.
+	 * pd.lock.
+	 */
+	uint8_t *fa_faults;
 	int ops;		/* operations in progress, release waits */
 	uint64_t wb_fail_until;	/* no dirty victims before (now_ns) */
 	uint64_t unsynced;	/* pages with PGF_UNSYNCED or PGF_INFSYNC */
@@ -193,6 +200,7 @@ struct pagerd {
 	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
 	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
 	bool follow;		/* serve faults on the faulting CPU (--no-follow) */
+	unsigned int fa_pages;	/* --fault-around chunk, pages (0: off) */
 	uint64_t follow_moves;	/* atomic: workers bound to a new CPU */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
@@ -308,6 +316,7 @@ void copy_pages(struct region *r, uint64_t idx, uint64_t n, char *buf,
 		bool wp, uint8_t *res);
 int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch);
+int fault_region_init(struct region *r);
 void fault_region_exit(struct region *r);
 
 /* evict.c: replacement policy and budget */

@@ -234,10 +234,13 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 		*err = -errno;
 		goto err_pages;
 	}
+	r->npages = len >> PAGE_SHIFT;
+	*err = fault_region_init(r);
+	if (*err)
+		goto err_pages;
 	r->conn = c;
 	r->addr = addr;
 	r->len = len;
-	r->npages = len >> PAGE_SHIFT;
 	r->flags = flags;
 	r->fd = fd;
 	r->memfd = memfd;
@@ -252,7 +255,7 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	if (reattach) {
 		*err = scan_resident(r);
 		if (*err)
-			goto err_pages;
+			goto err_fault;
 	}
 	pthread_mutex_lock(&pd.lock);
 	r->id = ++pd.next_region_id;
@@ -264,6 +267,8 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	pthread_mutex_unlock(&pd.lock);
 	return r;
 
+err_fault:
+	fault_region_exit(r);
 err_pages:
 	free(r->pages);
 err_free:

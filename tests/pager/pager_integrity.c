@@ -532,6 +532,154 @@ TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+/*
+ * The fault-around chunk the fixture's pagerd uses (pt_start_pagerd), in
+ * pages; 0 when the run turned fault-around off.
+ */
+static size_t fa_chunk(void)
+{
+	const char *s = getenv("PAGER_TEST_FAULT_AROUND");
+
+	return atol(s && *s ? s : PT_FAULT_AROUND);
+}
+
+/*
+ * Random faults over a region used densely: the second random fault in a
+ * chunk fills the chunk (fault-around), so a random walk over every page
+ * takes a fraction of the faults a page-at-a-time pager takes, and reads
+ * the file's exact content.
+ */
+TEST_F_TIMEOUT(pager, random_fault_around, 60)
+{
+	size_t len = self->budget / 2 & ~(PT_PAGE - 1);
+	size_t n = len / PT_PAGE, chunk = fa_chunk();
+	struct pager_stats st;
+	unsigned char *mem;
+	uint32_t *order;
+	uint64_t seed = 42;
+	long long d;
+
+	if (!chunk)
+		SKIP(return, "fault-around turned off (PAGER_TEST_FAULT_AROUND=0)");
+	if (n < 3 * chunk)
+		SKIP(return, "region of %zu pages: under 3 chunks of %zu", n, chunk);
+	order = malloc(n * sizeof(*order));
+	ASSERT_NE(NULL, order);
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = pt_rand(&seed) % (i + 1);
+		uint32_t t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 9));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (size_t i = 0; i < n; i++) {
+		size_t off = (size_t)order[i] * PT_PAGE + (i % 512) * 8;
+
+		ASSERT_EQ(0, memcmp(mem + off, self->model + off, 8))
+			TH_LOG("page %u differs", order[i]);
+	}
+	free(order);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs at %lld", d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	TH_LOG("%zu pages in random order, chunk %zu: %llu missing faults, "
+	       "%llu filled around them", n, chunk,
+	       (unsigned long long)st.missing_faults,
+	       (unsigned long long)st.readahead);
+	EXPECT_EQ(n, st.resident);
+	EXPECT_GT(st.readahead, n / 2);
+	EXPECT_LT(st.missing_faults, n / 3);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/*
+ * Sparse random use, one page per chunk, must not read around: only the
+ * pages touched become resident.  A second page in the same chunks then
+ * fills them.
+ */
+TEST_F_TIMEOUT(pager, sparse_no_fault_around, 60)
+{
+	size_t len = self->budget / 2 & ~(PT_PAGE - 1);
+	size_t n = len / PT_PAGE, chunk = fa_chunk(), nchunks, touched = 0;
+	struct pager_stats st;
+	unsigned char *mem;
+	long long d;
+
+	if (!chunk)
+		SKIP(return, "fault-around turned off (PAGER_TEST_FAULT_AROUND=0)");
+	nchunks = n / chunk;
+	if (nchunks < 3)
+		SKIP(return, "region of %zu pages: under 3 chunks of %zu", n, chunk);
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 10));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	/* chunks in a scattered order, one page each, never sequential */
+	for (size_t k = 0; k < nchunks; k++) {
+		size_t c = k * 7 % nchunks, off;
+
+		if (nchunks % 7 == 0 && k >= nchunks / 7)
+			break;	/* 7 divides nchunks: the walk repeats */
+		off = (c * chunk + 3) * PT_PAGE;
+		ASSERT_EQ(0, memcmp(mem + off, self->model + off, 64));
+		touched++;
+	}
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	TH_LOG("%zu chunks touched once: %llu resident, %llu read around",
+	       touched, (unsigned long long)st.resident,
+	       (unsigned long long)st.readahead);
+	EXPECT_EQ(touched, st.resident);
+	EXPECT_EQ(0, st.readahead);
+
+	/* a second page in the first touched chunk: the chunk fills */
+	ASSERT_EQ(0, memcmp(mem + (chunk - 2) * PT_PAGE,
+			    self->model + (chunk - 2) * PT_PAGE, 64));
+	for (int i = 0; i < 1000; i++) {
+		ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+		/* reserved pages count as resident before they are filled */
+		if (st.readahead >= chunk - 2)
+			break;
+		usleep(2000);	/* the helper thread may fill it */
+	}
+	/* the two pages touched, and the others around them */
+	EXPECT_EQ(touched + chunk - 1, st.resident);
+	EXPECT_EQ(chunk - 2, st.readahead);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/* Bad --fault-around values are refused with a message, exit status 2. */
+TEST_F_TIMEOUT(pager, fault_around_option, 30)
+{
+	static const char *const bad[] = { "3", "-16", "1", "x", "2048", "" };
+	char cmd[4 * PATH_MAX], err[PATH_MAX + 16], msg[256] = "";
+
+	snprintf(err, sizeof(err), "%s/err", self->dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		FILE *f;
+
+		snprintf(cmd, sizeof(cmd), "'%s' --fault-around '%s' --socket "
+			 "'%s.bad' 2>'%s'", pt_pagerd_path(), bad[i],
+			 self->sock, err);
+		EXPECT_EQ(2, WEXITSTATUS(system(cmd)))
+			TH_LOG("--fault-around '%s' not refused", bad[i]);
+		f = fopen(err, "r");
+		ASSERT_NE(NULL, f);
+		if (!fgets(msg, sizeof(msg), f))
+			msg[0] = 0;
+		fclose(f);
+		EXPECT_NE(NULL, strstr(msg, "--fault-around takes"))
+			TH_LOG("--fault-around '%s': %s", bad[i], msg);
+	}
+	/* no pagerd was left behind on the bad socket */
+	EXPECT_FALSE(pt_can_connect(strcat(strcpy(cmd, self->sock), ".bad")));
+}
+
 /* pagerd --stats, text and JSON, while regions are live. */
 TEST_F_TIMEOUT(pager, stats_cli, 30)
 {

@@ -13,6 +13,9 @@
  *                 a tiny value simulates slow clients)
  *   PAGER_WP_MODE pagerd --wp-mode (auto, async or sync; default: pagerd's
  *                 own default), so the whole suite runs in either mode
+ *   PAGER_TEST_FAULT_AROUND  pagerd --fault-around in pages (default
+ *                 PT_FAULT_AROUND: small, so that the small test regions
+ *                 and budgets see fault-around; 0 turns it off)
  */
 #ifndef PAGER_TEST_H
 #define PAGER_TEST_H
@@ -37,6 +40,7 @@
 #include "pager.h"
 
 #define PT_PAGE	4096UL
+#define PT_FAULT_AROUND	"16"	/* pages: a 64 KiB chunk */
 
 static inline size_t pt_region_mb(void)
 {
@@ -152,6 +156,7 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 	const char *threads = getenv("PAGER_TEST_THREADS");
 	const char *wp_mode = getenv("PAGER_WP_MODE");
 	const char *tmo = getenv("PAGER_TEST_CLIENT_TIMEOUT");
+	const char *fa = getenv("PAGER_TEST_FAULT_AROUND");
 	pid_t pid;
 
 	if (!threads || !*threads)
@@ -160,6 +165,8 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 		wp_mode = "auto";
 	if (!tmo || !*tmo)
 		tmo = "1000";
+	if (!fa || !*fa)
+		fa = PT_FAULT_AROUND;
 	pid = fork();
 
 	if (pid < 0)
@@ -178,11 +185,12 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 			execlp(bin, bin, "--socket", sock, "--budget", budget,
 			       "--threads", threads, "--client-timeout", tmo,
 			       "--wp-mode", wp_mode, "--fail-fsync", fail_fsync,
-			       "-v", (char *)NULL);
+			       "--fault-around", fa, "-v", (char *)NULL);
 		else
 			execlp(bin, bin, "--socket", sock, "--budget", budget,
 			       "--threads", threads, "--client-timeout", tmo,
-			       "--wp-mode", wp_mode, "-v", (char *)NULL);
+			       "--wp-mode", wp_mode, "--fault-around", fa,
+			       "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
