@@ -86,7 +86,7 @@ static int transact(struct dtnl *nl, struct req *r, msg_cb cb, void *arg)
 	if (sendto(nl->fd, r, r->nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	for (;;) {
-		int n = recv(nl->fd, nl->buf, nl->buf_size, 0);
+		int n = recv(nl->fd, nl->buf, nl->recv_len, 0);
 		struct nlmsghdr *h;
 
 		if (n < 0) {
@@ -136,6 +136,10 @@ int dtnl_open(struct dtnl *nl)
 
 	memset(nl, 0, sizeof(*nl));
 	nl->buf_size = 1 << 17;
+	nl->recv_len = getenv("BENCH_DTNL_RECV") ?
+		strtoul(getenv("BENCH_DTNL_RECV"), NULL, 0) : DTNL_RECV_LEN;
+	if (nl->recv_len < 4096 || nl->recv_len > nl->buf_size)
+		nl->recv_len = DTNL_RECV_LEN;
 	nl->buf = malloc(nl->buf_size);
 	if (!nl->buf)
 		return -ENOMEM;

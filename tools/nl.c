@@ -24,13 +24,25 @@
 #define NLM_F_ACK_TLVS 0x200
 #endif
 
+/*
+ * The recv() length: a page (libmnl's MNL_SOCKET_BUFFER_SIZE), never more.
+ * The kernel sizes every dump message's skb by the largest recv() length
+ * the socket has seen (netlink_dump(), up to 32 KiB), and Debian's kernels
+ * zero each allocation (init_on_alloc): with a 64 KiB recv() each COLLECT
+ * paid a zeroed 32 KiB skb, about 55 us under TCG, more than the whole
+ * collect of an idle range.  With a page, dump messages are one page
+ * (NLMSG_GOODSIZE) and a large answer simply takes more of them; every
+ * reply of the family fits in one (NLMSG_DEFAULT_SIZE).
+ */
+#define DT_NL_RECV_LEN	MNL_SOCKET_BUFFER_SIZE
+
 int dt_nl_open_raw(struct dt_nl *nl)
 {
 	int one = 1;
 	int err;
 
 	memset(nl, 0, sizeof(*nl));
-	/* Big enough for a full dump skb of the kernel (up to 32 KiB). */
+	/* requests are built here too; answers are read a page at a time */
 	nl->buf_size = MNL_SOCKET_BUFFER_SIZE > 65536 ? MNL_SOCKET_BUFFER_SIZE :
 							  65536;
 	nl->buf = malloc(nl->buf_size);
@@ -284,7 +296,7 @@ int dt_nl_talk(struct dt_nl *nl, struct nlmsghdr *nlh, dt_msg_cb cb,
 	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	for (;;) {
-		len = mnl_socket_recvfrom(nl->sock, nl->buf, nl->buf_size);
+		len = mnl_socket_recvfrom(nl->sock, nl->buf, DT_NL_RECV_LEN);
 		if (len < 0)
 			return -errno;
 		/* seq 0: checked by the callbacks, which skip stale ones */
@@ -346,7 +358,7 @@ int dt_nl_listen(struct dt_nl *nl, int timeout_ms, dt_msg_cb cb, void *data)
 		}
 		if (ret == 0)
 			continue;
-		len = mnl_socket_recvfrom(nl->sock, nl->buf, nl->buf_size);
+		len = mnl_socket_recvfrom(nl->sock, nl->buf, DT_NL_RECV_LEN);
 		if (len < 0)
 			return -errno;
 		ret = mnl_cb_run(nl->buf, len, 0, 0, cb, data);
