@@ -45,9 +45,12 @@ fuzz_cleanup() {
 }
 
 # start_pagerd ARGS...: pagerd on $PAGER_SOCKET in the background, logging
-# to $work/pagerd.log; returns once its socket exists.
+# to $work/pagerd.log; returns once its socket exists.  $PAGERD_ARGS is
+# added to its command line (e.g. --wp-mode sync, --fault-around 16).
 start_pagerd() {
-	"$bin/pagerd" --socket "$PAGER_SOCKET" "$@" >>"$work/pagerd.log" 2>&1 &
+	# shellcheck disable=SC2086 # PAGERD_ARGS is a list of options
+	"$bin/pagerd" --socket "$PAGER_SOCKET" "$@" ${PAGERD_ARGS:-} \
+		>>"$work/pagerd.log" 2>&1 &
 	pagerd_pid=$!
 	for _ in $(seq 50); do [ -S "$PAGER_SOCKET" ] && break; sleep 0.1; done
 }

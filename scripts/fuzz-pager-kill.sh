@@ -18,7 +18,7 @@ fuzz_setup fuzz-pager-kill
 sock=$PAGER_SOCKET
 
 # shellcheck disable=SC2086
-run_pagerd() { start_pagerd --budget "$budget" ${PAGERD_ARGS:-}; }
+run_pagerd() { start_pagerd --budget "$budget"; }
 
 # random integer in [0, $1)
 r() { echo $((RANDOM % $1)); }
