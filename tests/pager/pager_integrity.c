@@ -660,7 +660,7 @@ TEST_F_TIMEOUT(pager, fault_around_option, 30)
 	char cmd[4 * PATH_MAX], err[PATH_MAX + 16], msg[256] = "";
 
 	snprintf(err, sizeof(err), "%s/err", self->dir);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		FILE *f;
 
 		snprintf(cmd, sizeof(cmd), "'%s' --fault-around '%s' --socket "
@@ -677,7 +677,8 @@ TEST_F_TIMEOUT(pager, fault_around_option, 30)
 			TH_LOG("--fault-around '%s': %s", bad[i], msg);
 	}
 	/* no pagerd was left behind on the bad socket */
-	EXPECT_FALSE(pt_can_connect(strcat(strcpy(cmd, self->sock), ".bad")));
+	snprintf(cmd, sizeof(cmd), "%s.bad", self->sock);
+	EXPECT_FALSE(pt_can_connect(cmd));
 }
 
 /* pagerd --stats, text and JSON, while regions are live. */
