@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -275,50 +276,80 @@ static void *mini_handler(void *arg)
 	return NULL;
 }
 
-int bl_uffd(struct env *e, struct res *r, int random, int threads, int null)
+/*
+ * The minimal handler (@null: the null one) as a thread of the faulting
+ * process, or with @proc as a separate process, as an external pager is:
+ * a forked child serves the uffd (UFFDIO_COPY acts on the uffd's mm, the
+ * copy comes from the child's buffer).  The hand-off then switches
+ * address spaces, which the thread does not.
+ */
+int bl_uffd(struct env *e, struct res *r, int random, int threads, int null,
+	    int proc)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
-	struct mini m = { 0 };
+	struct mini *mp;
 	char path[512], cdf[512], name[64], cs[48];
 	pthread_t thr;
+	pid_t child = -1;
 	int err;
 	size_t off;
 
+	/* shared with a handler process: stop flag and CPU set */
+	mp = mmap(NULL, sizeof(*mp), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mp == MAP_FAILED)
+		return -errno;
+	memset(mp, 0, sizeof(*mp));
+
 	if ((err = file_path(e, path, sizeof(path))))
 		return err;
-	m.fd = open(path, O_RDONLY);
-	m.uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (m.fd < 0 || m.uffd < 0) {
+	mp->fd = open(path, O_RDONLY);
+	mp->uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (mp->fd < 0 || mp->uffd < 0) {
 		snprintf(r->note, sizeof(r->note), "userfaultfd: %s", strerror(errno));
 		return -errno;
 	}
-	if (ioctl(m.uffd, UFFDIO_API, &api))
+	if (ioctl(mp->uffd, UFFDIO_API, &api))
 		return -errno;
-	m.base = mmap(NULL, e->len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m.base == MAP_FAILED)
+	mp->base = mmap(NULL, e->len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mp->base == MAP_FAILED)
 		return -errno;
-	madvise(m.base, e->len, MADV_NOHUGEPAGE);
-	reg.range.start = (uintptr_t)m.base;
+	madvise(mp->base, e->len, MADV_NOHUGEPAGE);
+	reg.range.start = (uintptr_t)mp->base;
 	reg.range.len = e->len;
-	if (ioctl(m.uffd, UFFDIO_REGISTER, &reg))
+	if (ioctl(mp->uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
-	m.null = null;
-	pthread_create(&thr, NULL, mini_handler, &m);
-	snprintf(name, sizeof(name), "uffd-%s-%s-%dt", null ? "null" : "mini",
-		 random ? "rnd" : "seq", threads);
+	mp->null = null;
+	if (proc) {
+		child = fork();
+		if (child < 0)
+			return -errno;
+		if (!child) {
+			mini_handler(mp);
+			_exit(0);
+		}
+	} else if (pthread_create(&thr, NULL, mini_handler, mp)) {
+		return -EAGAIN;
+	}
+	snprintf(name, sizeof(name), "uffd-%s%s-%s-%dt", null ? "null" : "mini",
+		 proc ? "-proc" : "", random ? "rnd" : "seq", threads);
 	cdf_name(cdf, sizeof(cdf), e, name);
 	mem_preheat(2 * e->len + 64 * MIB);
-	err = touch_pages(m.base, random ? e->rnd : e->seq, e->npages, threads, 0, r, cdf);
-	m.stop = 1;
-	pthread_join(thr, NULL);
-	cpuset_str(cs, sizeof(cs), m.cpus);
+	err = touch_pages(mp->base, random ? e->rnd : e->seq, e->npages, threads, 0, r, cdf);
+	mp->stop = 1;
+	if (proc)
+		waitpid(child, NULL, 0);
+	else
+		pthread_join(thr, NULL);
+	cpuset_str(cs, sizeof(cs), mp->cpus);
 	off = strlen(r->cpus);
 	snprintf(r->cpus + off, sizeof(r->cpus) - off, " handler@{%s}", cs);
-	munmap(m.base, e->len);
-	close(m.uffd);
-	close(m.fd);
+	munmap(mp->base, e->len);
+	close(mp->uffd);
+	close(mp->fd);
+	munmap(mp, sizeof(*mp));
 	return err;
 }
 

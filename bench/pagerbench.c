@@ -56,6 +56,8 @@ static struct job jobs[] = {
 	J("touch", "minimal uffd handler (pread+COPY), random", K_UFFD, 1, 0, 0, 2),
 	/* the hand-off alone: what no handler design can go below */
 	J("touch", "null uffd handler (ZEROPAGE, no read), random", K_UFFD, 1, 1, 0, 1),
+	/* as an external pager is: the hand-off switches address spaces */
+	J("touch", "minimal uffd handler, another process (pread+COPY), random", K_UFFD, 1, 0, 1, 1),
 	J("touch", "pagerd fill from file, seq", K_PAGER, 0, 0, PG_FILL_SEQ, 1),
 	J("touch", "pagerd fill from file, random", K_PAGER, 1, 0, PG_FILL_RND, 1),
 	J("touch", "pagerd fill from file, seq", K_PAGER, 0, 0, PG_FILL_SEQ, 2),
@@ -99,7 +101,7 @@ static int run_job(struct job *j)
 	case K_MMAP:
 		return bl_mmap(&env, r, j->b, j->c, j->a);
 	case K_UFFD:
-		return bl_uffd(&env, r, j->a, j->threads, j->b);
+		return bl_uffd(&env, r, j->a, j->threads, j->b, j->c);
 	case K_URING:
 		return bl_uring_write(&env, r);
 	case K_PAGER:

@@ -46,7 +46,8 @@ void cdf_name(char *buf, size_t len, const struct env *e, const char *test);
 /* baselines (baseline.c) */
 int bl_anon(struct env *e, struct res *r, int random, int threads);
 int bl_mmap(struct env *e, struct res *r, int shared, int cold, int random);
-int bl_uffd(struct env *e, struct res *r, int random, int threads, int null);
+int bl_uffd(struct env *e, struct res *r, int random, int threads, int null,
+	    int proc);
 int bl_uring_write(struct env *e, struct res *r);
 
 /* pagerd (pager.c or pager_none.c) */
