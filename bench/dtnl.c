@@ -132,14 +132,20 @@ int dtnl_open(struct dtnl *nl)
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	int one = 1, rcv = 4 << 20;
 	struct req r;
+	long page;
 	int err;
 
 	memset(nl, 0, sizeof(*nl));
 	nl->buf_size = 1 << 17;
-	nl->recv_len = getenv("BENCH_DTNL_RECV") ?
-		strtoul(getenv("BENCH_DTNL_RECV"), NULL, 0) : DTNL_RECV_LEN;
-	if (nl->recv_len < 4096 || nl->recv_len > nl->buf_size)
-		nl->recv_len = DTNL_RECV_LEN;
+	/* one page, as libmnl's MNL_SOCKET_BUFFER_SIZE: NLMSG_GOODSIZE fits */
+	page = sysconf(_SC_PAGESIZE);
+	nl->recv_len = page > 0 && page < 8192 ? (size_t)page : 8192;
+	if (getenv("BENCH_DTNL_RECV")) {
+		size_t v = strtoul(getenv("BENCH_DTNL_RECV"), NULL, 0);
+
+		if (v >= nl->recv_len && v <= nl->buf_size)
+			nl->recv_len = v;
+	}
 	nl->buf = malloc(nl->buf_size);
 	if (!nl->buf)
 		return -ENOMEM;

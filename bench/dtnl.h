@@ -15,20 +15,20 @@ struct dtnl {
 	uint32_t seq;
 	char *buf;
 	size_t buf_size;
-	size_t recv_len;	/* recv() length, see DTNL_RECV_LEN */
+	size_t recv_len;	/* recv() length, see below */
 };
 
 /*
- * The recv() length: a page, as the CLI (tools/nl.c).  The kernel sizes
- * each dump message's skb by the largest recv() length the socket has
- * seen (netlink_dump(), up to 32 KiB), and Debian's kernels zero every
- * allocation (init_on_alloc): a 128 KiB recv() made every COLLECT pay a
- * zeroed 32 KiB skb, 55 us under TCG, more than the whole collect of an
- * idle range.  A page gives one-page messages (NLMSG_GOODSIZE), which any
- * reply fits in.  BENCH_DTNL_RECV overrides it (bytes, 4096 to 128 KiB),
- * to measure the difference.
+ * recv_len: a page, at most 8 KiB (libmnl's MNL_SOCKET_BUFFER_SIZE), as
+ * the CLI (tools/nl.c).  The kernel sizes each dump message's skb by the
+ * largest recv() length the socket has seen (netlink_dump(), up to
+ * 32 KiB), and Debian's kernels zero every allocation (init_on_alloc): a
+ * 128 KiB recv() made every COLLECT pay a zeroed 32 KiB skb, 55 us under
+ * TCG, more than the whole collect of an idle range.  A page gives
+ * one-page messages (NLMSG_GOODSIZE), which any reply fits in.
+ * BENCH_DTNL_RECV raises it (bytes, up to 128 KiB), to measure the
+ * difference.
  */
-#define DTNL_RECV_LEN	4096
 
 /* Called for every dirty run of a collect: first page address, pages */
 typedef void (*dtnl_run_cb)(void *arg, uint64_t addr, uint64_t pages);
