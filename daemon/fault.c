@@ -515,38 +515,51 @@ static void fa_job_run(struct ahead_job *job)
 }
 
 /*
- * Page @idx of @r took a random (not sequential) missing fault and has
- * been filled.  Count it in its chunk, and fill the chunk when it is the
- * FA_TRIGGER-th.  The caller holds a reference on r (r->ops).
+ * Page @idx of @r is being filled for a random (not sequential) missing
+ * fault: count it in its chunk.  Is it the FA_TRIGGER-th, so that the
+ * chunk is to be filled (fault_around())?  pd.lock held: counted in the
+ * fill's own locked section, so that the fault path of sparse use takes
+ * the lock no more often than without fault-around.
+ */
+static bool fa_count(struct region *r, uint64_t idx)
+{
+	uint64_t c;
+
+	if (!pd.fa_pages)
+		return false;
+	c = idx / pd.fa_pages;
+	if (r->fa_faults[c] < UINT8_MAX)
+		r->fa_faults[c]++;
+	return r->fa_faults[c] >= FA_TRIGGER;
+}
+
+/*
+ * Fill the chunk of page @idx of @r, whose random faults reached
+ * FA_TRIGGER (fa_count()); the page itself is in.  Another fault of the
+ * chunk may have filled it meanwhile: the count, reset here, says so.
+ * The caller holds a reference on r (r->ops).
  */
 static void fault_around(struct region *r, uint64_t idx)
 {
-	struct fa_job local, *f;
-	uint64_t c, first;
-	unsigned int n, nruns = 0;
+	struct fa_job local;
+	uint64_t c = idx / pd.fa_pages, first = c * pd.fa_pages;
+	unsigned int n = MIN((uint64_t)pd.fa_pages, r->npages - first);
+	unsigned int nruns = 0;
 
-	if (!pd.fa_pages)
-		return;
-	c = idx / pd.fa_pages;
-	first = c * pd.fa_pages;
-	n = MIN((uint64_t)pd.fa_pages, r->npages - first);
 	pthread_mutex_lock(&pd.lock);
-	if (r->fa_faults[c] < UINT8_MAX)
-		r->fa_faults[c]++;
 	/* it never evicts: an eighth of the budget stays free after it */
 	if (r->dying || pd.stopping || r->fa_faults[c] < FA_TRIGGER ||
 	    pd.resident + n + pd.budget / 8 > pd.budget) {
 		pthread_mutex_unlock(&pd.lock);
 		return;
 	}
-	f = &local;
-	memset(f->mine, 0, sizeof(f->mine));
+	memset(local.mine, 0, sizeof(local.mine));
 	for (unsigned int k = 0; k < n; k++) {
 		if (r->pages[first + k].state != PG_ABSENT)
 			continue;
 		pg_set(r, first + k, PG_FILLING);
-		f->mine[k / 64] |= 1ULL << (k % 64);
-		nruns += !k || !fa_mine(f, k - 1);
+		local.mine[k / 64] |= 1ULL << (k % 64);
+		nruns += !k || !fa_mine(&local, k - 1);
 	}
 	r->fa_faults[c] = 0;
 	if (!nruns) {
@@ -554,10 +567,10 @@ static void fault_around(struct region *r, uint64_t idx)
 		return;
 	}
 	r->ops += nruns;
-	f->r = r;
-	f->first = first;
-	f->n = n;
-	f->job.fn = fa_job_run;
+	local.r = r;
+	local.first = first;
+	local.n = n;
+	local.job.fn = fa_job_run;
 	/* fa_job is free while the helper is idle (both under pd.lock) */
 	if (ahead_idle()) {
 		fa_job = local;
@@ -568,7 +581,7 @@ static void fault_around(struct region *r, uint64_t idx)
 	}
 	pthread_mutex_unlock(&pd.lock);
 	fault_rearm();		/* a chunk takes a while: let others serve */
-	fa_fill(f);
+	fa_fill(&local);
 }
 
 /*
@@ -582,7 +595,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	bool wfirst = write && !prefetch;
 	uint64_t nwr, n, half = 0;
 	unsigned int max = RA_MAX, stream = 0;
-	bool random = false;
+	bool random = false, around;
 	int ret;
 
 	/* big windows only where no buffer is needed for them */
@@ -636,6 +649,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	r->ops++;
 	if (!prefetch)
 		r->ra_next[stream] = idx + n;
+	around = random && n == 1 && fa_count(r, idx);
 	/*
 	 * The faulting page of a write fault goes in writable and DIRTY.  So
 	 * does the whole window of a sequential write stream under
@@ -670,7 +684,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 		fault_rearm();	/* a window takes a while: let others serve */
 	ret = fill_reserved(r, idx, half ? half : n, MIN(nwr, half ? half : n),
 			    !prefetch, prefetch);
-	if (!ret && random && n == 1)
+	if (!ret && around)
 		fault_around(r, idx);
 	return ret ? ret : (int)n;
 }

@@ -532,15 +532,10 @@ TEST_F_TIMEOUT(pager, sequential_readahead, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
-/*
- * The fault-around chunk the fixture's pagerd uses (pt_start_pagerd), in
- * pages; 0 when the run turned fault-around off.
- */
+/* The fault-around chunk of the fixture's pagerd, pages; 0: turned off. */
 static size_t fa_chunk(void)
 {
-	const char *s = getenv("PAGER_TEST_FAULT_AROUND");
-
-	return atol(s && *s ? s : PT_FAULT_AROUND);
+	return atol(pt_fault_around());
 }
 
 /*

@@ -42,6 +42,14 @@
 #define PT_PAGE	4096UL
 #define PT_FAULT_AROUND	"16"	/* pages: a 64 KiB chunk */
 
+/* pagerd --fault-around of the suite's pagerd (PAGER_TEST_FAULT_AROUND) */
+static inline const char *pt_fault_around(void)
+{
+	const char *s = getenv("PAGER_TEST_FAULT_AROUND");
+
+	return s && *s ? s : PT_FAULT_AROUND;
+}
+
 static inline size_t pt_region_mb(void)
 {
 	const char *s = getenv("PAGER_TEST_MB");
@@ -156,7 +164,6 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 	const char *threads = getenv("PAGER_TEST_THREADS");
 	const char *wp_mode = getenv("PAGER_WP_MODE");
 	const char *tmo = getenv("PAGER_TEST_CLIENT_TIMEOUT");
-	const char *fa = getenv("PAGER_TEST_FAULT_AROUND");
 	pid_t pid;
 
 	if (!threads || !*threads)
@@ -165,8 +172,6 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 		wp_mode = "auto";
 	if (!tmo || !*tmo)
 		tmo = "1000";
-	if (!fa || !*fa)
-		fa = PT_FAULT_AROUND;
 	pid = fork();
 
 	if (pid < 0)
@@ -181,16 +186,19 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 			dup2(fd, 1);
 		}
 		/* short client timeout: the hostile-client tests wait for it */
-		if (fail_fsync)
-			execlp(bin, bin, "--socket", sock, "--budget", budget,
-			       "--threads", threads, "--client-timeout", tmo,
-			       "--wp-mode", wp_mode, "--fail-fsync", fail_fsync,
-			       "--fault-around", fa, "-v", (char *)NULL);
-		else
-			execlp(bin, bin, "--socket", sock, "--budget", budget,
-			       "--threads", threads, "--client-timeout", tmo,
-			       "--wp-mode", wp_mode, "--fault-around", fa,
-			       "-v", (char *)NULL);
+		{
+			const char *argv[] = {
+				bin, "--socket", sock, "--budget", budget,
+				"--threads", threads, "--client-timeout", tmo,
+				"--wp-mode", wp_mode,
+				"--fault-around", pt_fault_around(), "-v",
+				/* testing: fsyncs fail while this file exists */
+				fail_fsync ? "--fail-fsync" : NULL, fail_fsync,
+				NULL
+			};
+
+			execvp(bin, (char *const *)argv);
+		}
 		_exit(127);
 	}
 	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
