@@ -418,13 +418,15 @@ void drop_abandon(struct conn *c)
 /*
  * PAGER_DROP_MOVE: copy what the helper moved into its staging area to
  * @buf (page j of the moved bytes to buf + j pages; have[j] false where the
- * source was a hole).  The caller holds evict_lock until the pages are in
+ * source was a hole); with !@data only set have[] (the helper wrote the
+ * pages itself).  The caller holds evict_lock until the pages are in
  * the file, because the next move request frees the staging area, and
- * staging is what libpager puts back if pagerd dies before that.  Reading an empty staging page would
- * fault into our own uffd, so the client's pagemap is checked first.
+ * staging is what libpager puts back if pagerd dies before that.  Reading
+ * an empty staging page would fault into our own uffd, so the client's
+ * pagemap is checked first.
  */
 static int read_staging(struct conn *c, const struct pager_drop_done *done,
-			char *buf, bool *have)
+			char *buf, bool *have, bool data)
 {
 	uint64_t n = done->moved >> PAGE_SHIFT;
 	uint64_t pm[PAGER_STAGING_PAGES];
@@ -449,7 +451,7 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 
 		for (e = j + 1; e < n && have[e] == have[j]; e++)
 			;
-		if (!have[j])
+		if (!have[j] || !data)
 			continue;
 		len = (e - j) << PAGE_SHIFT;
 		if (pread(c->memfd, buf + (j << PAGE_SHIFT), len,
@@ -518,7 +520,7 @@ int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
 	for (int i = 0; i < nr; i++)
 		d.moved += len[i];
 	d.moved = MIN(d.moved, end - dst);
-	if (read_staging(c, &d, buf, have))
+	if (read_staging(c, &d, buf, have, true))
 		return 0;
 	for (int i = 0; i < nr; i++) {
 		for (uint64_t off = 0; off < len[i] && j < d.moved >> PAGE_SHIFT;
@@ -624,11 +626,18 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 	}
 	ret = done.status;
 	if (flags & PAGER_DROP_MOVE) {
-		int err = read_staging(c, &done, buf, have);
+		int err;
+
+		/* written by the helper: only which pages it had is needed */
+		done.written = (flags & PAGER_DROP_WRITE) && !ret &&
+			       done.written == 1;
+		err = read_staging(c, &done, buf, have, !done.written);
 
 		/* unreadable: report nothing moved, the caller restores */
-		if (err)
+		if (err) {
 			done.moved = 0;
+			done.written = 0;
+		}
 		if (err && !ret)
 			ret = err;
 	}

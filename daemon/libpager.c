@@ -95,7 +95,12 @@ struct pager {
 	unsigned int gen;
 	bool stop;
 	pid_t owner;
-	struct lregion *regions;	/* under req_lock */
+	/*
+	 * Changed under req_lock and rlock, read under either: the helper
+	 * takes only rlock (see helper_write()).
+	 */
+	struct lregion *regions;
+	pthread_mutex_t rlock;
 	pthread_t helper;
 	pid_t guardian;
 	void *gstack;
@@ -330,6 +335,59 @@ static void staging_forget(struct pager *p)
 }
 
 /*
+ * PAGER_DROP_WRITE: write the @len bytes just moved from @addr to staging
+ * at @src to the backing file of the region they came from.  Only pages
+ * present in staging are written: a hole there (the page was not
+ * resident) has nothing to write, and reading it would fault into the
+ * uffd, which only pagerd can resolve.  rlock is held over the writes, so
+ * pager_unmap() cannot close the file meanwhile (pagerd sends no request
+ * for a region it released, but the helper does not rely on that).
+ * Returns whether every present page was written.
+ */
+static bool helper_write(struct pager *p, uint64_t src, uint64_t addr,
+			 uint64_t len)
+{
+	uint64_t pm[64], np = len / PS;
+	struct lregion *lr;
+	bool ok = false;
+
+	pthread_mutex_lock(&p->rlock);
+	for (lr = p->regions; lr; lr = lr->next)
+		if (addr >= lr->addr && addr - lr->addr < lr->len)
+			break;
+	if (!lr || lr->memfd >= 0 || len > lr->len - (addr - lr->addr))
+		goto out;
+	for (uint64_t k = 0; k < np; ) {
+		uint64_t m = np - k < 64 ? np - k : 64, j, e;
+
+		if (pread(p->pagemap, pm, m * 8, (src / PS + k) * 8) !=
+		    (ssize_t)(m * 8))
+			goto out;
+		/* one write per run of present (or swapped) pages */
+		for (j = 0; j < m; j = e) {
+			bool have = pm[j] & (3ULL << 62);
+			size_t n;
+
+			for (e = j + 1; e < m && !!(pm[e] & (3ULL << 62)) == have;
+			     e++)
+				;
+			if (!have)
+				continue;
+			n = (e - j) * PS;
+			if (pwrite(lr->fd, (void *)(uintptr_t)(src + (k + j) * PS),
+				   n, addr - lr->addr + (k + j) * PS) !=
+			    (ssize_t)n)
+				goto out;
+		}
+		k += m;
+	}
+	ok = true;
+out:
+	pthread_mutex_unlock(&p->rlock);
+	return ok;
+}
+
+/*
  * Invariant (what makes a pagerd SIGKILL lossless in asynchronous mode):
  * every page pagerd has moved out of a region and not yet written to the
  * file is in staging, and p->staged says where it came from.  pagerd holds
@@ -345,6 +403,7 @@ static void helper_move(struct pager *p, const struct pager_drop *d,
 			struct pager_drop_done *done)
 {
 	uint64_t moved = 0, total = 0;
+	bool write = d->hdr.flags & PAGER_DROP_WRITE;
 
 	for (uint32_t i = 0; i < d->nr; i++) {
 		if ((d->r[i].addr | d->r[i].len) & (PS - 1)) {
@@ -369,11 +428,16 @@ static void helper_move(struct pager *p, const struct pager_drop *d,
 		if (got) {
 			p->staged[p->nr_staged++] = (struct staged){
 				.addr = d->r[i].addr, .len = got };
+			/* a failed write: pagerd reads and writes them all */
+			write = write && helper_write(p, (uintptr_t)p->staging +
+						      p->staged_len,
+						      d->r[i].addr, got);
 			p->staged_len += got;
 		}
 		moved += got;
 	}
 	done->moved = moved;
+	done->written = write && !done->status;
 }
 
 static int send_fds(int sock, const void *buf, size_t len, const int *fds,
@@ -454,6 +518,8 @@ static int session_open(struct pager *p)
 	h.token = p->token;
 	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
 	h.staging = (uintptr_t)p->staging;
+	if (p->staging)
+		h.features = PAGER_HELLO_HELPER_WRITE;
 	fds[0] = p->uffd;
 	fds[1] = p->memfd;
 	fds[2] = p->pagemap;
@@ -721,6 +787,7 @@ struct pager *pager_connect(const char *socket_path)
 	if (!p)
 		return NULL;
 	pthread_mutex_init(&p->req_lock, NULL);
+	pthread_mutex_init(&p->rlock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	strcpy(p->path, socket_path);
@@ -818,6 +885,7 @@ static int request(struct pager *p, struct pager_msg_hdr *h, const int *fds,
 		if (ret == -ESHUTDOWN)
 			broken = true;
 		if (!broken) {
+			pthread_mutex_lock(&p->rlock);
 			if (!ret && add) {
 				add->next = p->regions;
 				p->regions = add;
@@ -831,6 +899,7 @@ static int request(struct pager *p, struct pager_msg_hdr *h, const int *fds,
 					}
 				}
 			}
+			pthread_mutex_unlock(&p->rlock);
 			pthread_mutex_unlock(&p->req_lock);
 			return ret;
 		}

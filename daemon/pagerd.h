@@ -158,6 +158,7 @@ struct conn {
 	pthread_mutex_t evict_lock;	/* serialises the evict channel */
 	uint32_t drop_seq;
 	uint64_t staging_base;	/* the helper's staging area (HELLO), or 0 */
+	bool helper_write;	/* its helper takes PAGER_DROP_WRITE */
 	/*
 	 * A (synchronous mode) drop request the helper did not answer within
 	 * --client-timeout: it may still carry it out, so its pages stay

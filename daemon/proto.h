@@ -48,9 +48,12 @@ struct pager_hello {
 	struct pager_msg_hdr hdr;
 	uint64_t token;		/* names this client to its guardian */
 	uint32_t nr_fds;	/* 4, or 5 with a WP_ASYNC uffd */
-	uint32_t pad;
+	uint32_t features;	/* PAGER_HELLO_*; 0 from older clients */
 	uint64_t staging;	/* the helper's staging area (async), or 0 */
 };
+
+/* the helper can write the pages it moves (PAGER_DROP_WRITE) */
+#define PAGER_HELLO_HELPER_WRITE	0x1
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
 
@@ -95,10 +98,22 @@ struct pager_reply {
  * PAGER_DROP_RELEASE (nr 0, no answer): the batch is in the file (or back
  * in the region); the helper forgets it, so a later restore cannot put a
  * stale copy back over a page that was refilled and dropped since.
+ *
+ * PAGER_DROP_WRITE (with MOVE, to a client that announced
+ * PAGER_HELLO_HELPER_WRITE): every range is a dirty part of one region;
+ * after moving, the helper also writes the moved pages from staging to
+ * the region's backing file, which it holds anyway, and sets
+ * pager_drop_done.written if every one of them is written.  That saves
+ * pagerd reading them out of the client (a copy) before its own write.
+ * They stay in staging until the release like all moved pages, since
+ * only pagerd's fdatasync makes them durable.  Without .written pagerd
+ * reads them and writes them itself, so an older helper that ignores the
+ * flag, or a write that fails, loses nothing.
  */
 #define PAGER_DROP_MOVE		0x1
 #define PAGER_DROP_APPEND	0x2
 #define PAGER_DROP_RELEASE	0x4
+#define PAGER_DROP_WRITE	0x8
 #define PAGER_STAGING_PAGES	256	/* = pagerd's WB_BATCH */
 
 struct pager_drop_range {
@@ -116,7 +131,7 @@ struct pager_drop {
 struct pager_drop_done {
 	struct pager_msg_hdr hdr;
 	int32_t status;
-	uint32_t pad;
+	uint32_t written;	/* PAGER_DROP_WRITE: 1 if all moved pages are */
 	uint64_t staging;	/* PAGER_DROP_MOVE: where this request's pages are */
 	uint64_t moved;		/* bytes of the ranges handled, in order */
 };

@@ -774,6 +774,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	/* 0 gone, 1 write failed, 2 not moved, 3 not durable (put back) */
 	int8_t res[WB_BATCH];
 	bool have[WB_BATCH], write[WB_BATCH], cand[WB_BATCH];
+	bool hwrote[WB_BATCH];	/* the helper wrote page k to the file */
+	uint64_t stg[WB_BATCH];	/* where in staging such a page k is */
 	uint64_t wake_idx[WB_BATCH];
 	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
 	bool moved = false, restore_failed = false;
@@ -782,6 +784,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 
 	memset(have, 0, sizeof(have));
 	memset(write, 0, sizeof(write));
+	memset(hwrote, 0, sizeof(hwrote));
 	for (int k = 0; k < n; k++)
 		res[k] = 2;
 
@@ -795,6 +798,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	/* 1: move, in requests of up to PAGER_DROP_MAX ranges */
 	while (k0 < n && !move_err) {
 		struct pager_drop_done done = { 0 };
+		uint16_t flags = PAGER_DROP_MOVE | (k0 ? PAGER_DROP_APPEND : 0);
+		bool all_dirty = true;
 		int nr = 0, k = k0;
 
 		while (k < n && nr < PAGER_DROP_MAX) {
@@ -807,16 +812,30 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 			nr++;
 			k = e + 1;
 		}
+		for (int j = k0; j < k; j++)
+			all_dirty &= dirty[j];
+		/*
+		 * Dirty pages need writing anyway: the helper writes them
+		 * from staging, which saves reading them out of the client.
+		 * Clean ones are compared with the file below instead (a
+		 * write would dirty the page cache for nothing).  Flagged
+		 * before the helper writes, as any write (region_fsync()).
+		 */
+		if (r->conn->helper_write && all_dirty) {
+			flags |= PAGER_DROP_WRITE;
+			wb_mark_unsynced(r, idx + k0, dirty + k0, k - k0);
+		}
 		/* like a failed drop: not an error of the eviction */
-		move_err = drop_private(r->conn, dropa, dropl, nr,
-					PAGER_DROP_MOVE |
-					(k0 ? PAGER_DROP_APPEND : 0),
+		move_err = drop_private(r->conn, dropa, dropl, nr, flags,
 					&done, io->buf +
 					((size_t)k0 << PAGE_SHIFT), have + k0);
 		moved |= done.moved > 0;
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
-		     k0 + (int)j < n; j++)
+		     k0 + (int)j < n; j++) {
 			res[k0 + j] = 0;
+			hwrote[k0 + j] = done.written && have[k0 + j];
+			stg[k0 + j] = done.staging + (j << PAGE_SHIFT);
+		}
 		if (!move_err)
 			dst = done.staging + done.moved;
 		else if (!done.moved &&
@@ -838,8 +857,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		char *buf = io->buf + ((size_t)k << PAGE_SHIFT);
 		uint64_t off = idx[k] << PAGE_SHIFT;
 
-		if (res[k] || !have[k])
-			continue;	/* not moved, or nothing to write */
+		if (res[k] || !have[k] || hwrote[k])
+			continue;	/* not moved, nothing to write, written */
 		if (!dirty[k] && file_has(r, idx[k], buf))
 			continue;
 		if (dirty[k] && !(r->pages[idx[k]].flags & PGF_FILEDATA) &&
@@ -870,9 +889,19 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 			res[k] = 3;
 		if (res[k] != 1 && res[k] != 3)
 			continue;
-		/* the copy is the only one: put it back */
-		copy_pages(r, idx[k], 1, io->buf + ((size_t)k << PAGE_SHIFT),
-			   false, &cres);
+		/*
+		 * The copy is the only one: put it back.  A page the helper
+		 * wrote was never read into io->buf; staging still has it.
+		 */
+		cres = 0;
+		if (hwrote[k] &&
+		    pread(r->conn->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+			  PAGE_SIZE, stg[k]) != (ssize_t)PAGE_SIZE)
+			cres = 1;
+		else
+			copy_pages(r, idx[k], 1,
+				   io->buf + ((size_t)k << PAGE_SHIFT), false,
+				   &cres);
 		if (cres) {
 			pr_err("region %llu page %llu: restore failed",
 			       (unsigned long long)r->id,
@@ -893,7 +922,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	for (int k = 0; k < n; k++) {
 		/* pages the helper could not move may have been written */
 		if (wb_end_page(r, idx[k], res[k] ? PG_DIRTY : PG_ABSENT,
-				write[k], res[k] == 1 ? werr : 0, dropped))
+				write[k] || hwrote[k], res[k] == 1 ? werr : 0,
+				dropped))
 			wake_idx[nwake++] = idx[k];
 	}
 	wb_batch_end(r, wake_idx, nwake);

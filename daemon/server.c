@@ -321,6 +321,8 @@ static int do_hello(struct conn *c, const struct pager_hello *m, int *fds,
 	/* only ever read through the client's own /proc/PID/mem */
 	if (async && !(m->staging & (PAGE_SIZE - 1)))
 		c->staging_base = m->staging;
+	c->helper_write = c->staging_base &&
+			  (m->features & PAGER_HELLO_HELPER_WRITE);
 	c->hello = true;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	arm(c->uffd, &c->es_uffd, EPOLL_CTL_ADD);

@@ -256,6 +256,65 @@ TEST_F_TIMEOUT(pager, evict_prefetch, 60)
 }
 
 /*
+ * One eviction batch whose pages are written by two hands: in
+ * asynchronous mode a move request whose pages are all dirty is written
+ * by libpager's helper from its staging area (PAGER_DROP_WRITE), one with
+ * clean pages in it by pagerd, which writes the dirty ones and compares
+ * the clean ones with the file.  64 single dirty pages (64 ranges, one
+ * request's worth) followed by a run of dirty and clean pages make one
+ * batch of both kinds: the eviction must succeed, write exactly the
+ * dirty pages, and leave file and memory exact.  Shared regions take the
+ * synchronous path, with the same expectations.
+ */
+TEST_F_TIMEOUT(pager, evict_mixed_batch, 60)
+{
+	size_t bpages = self->budget / PT_PAGE, singles = 64, tail, n, len;
+	uint64_t want = 0;
+	struct pager_stats st, st0;
+	unsigned char *mem;
+	long long d;
+
+	/* all of it must stay resident until the eviction */
+	if (bpages < singles + 16)
+		SKIP(return, "budget of %zu pages too small for %zu pages",
+		     bpages, singles + 16);
+	tail = bpages - singles - 8 < 64 ? bpages - singles - 8 : 64;
+	tail &= ~(size_t)1;
+	n = 2 * singles + tail;
+	len = n * PT_PAGE;
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 17));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	d = pt_mem_diff(mem, self->model, len);		/* all resident, clean */
+	ASSERT_EQ(-1, d);
+	for (size_t i = 1; i < 2 * singles; i += 2)
+		ASSERT_EQ(0, pager_evict(self->p, mem + i * PT_PAGE, PT_PAGE));
+	/* dirty: the 64 singles and every other page of the tail */
+	for (size_t i = 0; i < n; i += 2) {
+		size_t off = i * PT_PAGE + 8 * (i % 500);
+
+		mem[off] ^= 0xa5;
+		self->model[off] ^= 0xa5;
+		want++;
+	}
+	/* asynchronous WP: the scan before the answer finds the writes */
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st0));
+	EXPECT_EQ(singles + tail, st0.resident);
+	EXPECT_EQ(want, st0.dirty);
+
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.resident);
+	EXPECT_EQ(0, st.wb_errors);
+	EXPECT_EQ(want, st.writebacks - st0.writebacks);
+	d = pt_file_diff(self->file, self->model, len);
+	EXPECT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("content after evict differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/*
  * SIGTERM: pagerd writes back everything before exiting, without any sync
  * from the client; the client keeps running on a restarted pagerd.
  */
