@@ -9,3 +9,29 @@ log() { echo "$(basename "$0"): $*" >&2; }
 
 # kernel_dir 6.12|6.1|debug -> cache directory of that kernel
 kernel_dir() { echo "$DTRACK_CACHE/kernels/$1"; }
+
+# What the kernel's own self-checks print (vm-run.sh's verdict,
+# reliability.sh).
+splat_re='(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|Kernel panic|KASAN:|UBSAN:|KFENCE:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked for more than|unreferenced object|new suspected memory leaks|rcu: INFO: .* detected stalls|watchdog: BUG: soft lockup|page_table_check)'
+# The line the VM's /init writes to the kernel log first thing
+# (scripts/vm-init.sh): what the kernel reports before it comes from its
+# own boot, before anything of the project (module, tools, tests) ran.
+init_marker='vm-init: /init starts'
+
+# kernel_report CONSOLE-LOG boot|run: the first kernel report of the boot
+# part of the log (before the marker) or of the run part (from it on; the
+# whole log when the marker is missing, e.g. /init never ran), without its
+# timestamp; nothing if there is none.
+kernel_report() {
+	local log=$1 part=$2 m
+	m=$(grep -a -n -m1 -F "$init_marker" "$log" | cut -d: -f1)
+	if [ -z "$m" ]; then
+		[ "$part" = run ] || return 0
+		m=1
+	fi
+	if [ "$part" = boot ]; then
+		head -n "$((m - 1))" "$log"
+	else
+		tail -n "+$m" "$log"
+	fi | grep -a -E -m1 "$splat_re" | sed 's/^\[[ 0-9.]*\] //' || true
+}

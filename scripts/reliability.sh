@@ -23,7 +23,6 @@ rm -rf "$out"
 mkdir -p "$out"
 # another 'make clean' may remove build/ meanwhile: recreate before each part
 part() { mkdir -p "$out"; echo "== $*"; }
-splat_re='(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|Kernel panic|KASAN:|UBSAN:|KFENCE:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|INFO: task .* blocked for more than|unreferenced object|new suspected memory leaks|rcu: INFO: .* detected stalls|watchdog: BUG: soft lockup|page_table_check)'
 
 kernels=${REL_KERNELS:-}
 if [ -z "$kernels" ]; then

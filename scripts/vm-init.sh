@@ -12,6 +12,8 @@ mkdir -p /proc /sys /dev /tmp /scratch /root /run
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# vm-run.sh's verdict: kernel reports before this line are the boot's own
+echo "vm-init: /init starts" > /dev/kmsg
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
