@@ -52,8 +52,11 @@ struct pager_hello {
 	uint64_t staging;	/* the helper's staging area (async), or 0 */
 };
 
-/* the helper can write the pages it moves (PAGER_DROP_WRITE) */
-#define PAGER_HELLO_HELPER_WRITE	0x1
+/*
+ * HELLO features announce what the client can do; pagerd uses those it
+ * knows and ignores the others (a newer client still works with it).
+ */
+#define PAGER_HELLO_HELPER_WRITE	0x1	/* takes PAGER_DROP_WRITE */
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
 
