@@ -661,7 +661,7 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	 * writable).  DIRTY is the safe side: at worst an unwritten page is
 	 * written back (zero pages over holes are skipped there).
 	 */
-	nwr = !wfirst ? 0 : n > 1 ? n : 1;
+	nwr = wfirst ? n : 0;
 	/* a stream: make room for its next window meanwhile (evict.c) */
 	if (!prefetch && n > 1)
 		evict_ahead(n);

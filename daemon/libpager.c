@@ -347,7 +347,7 @@ static void staging_forget(struct pager *p)
 static bool helper_write(struct pager *p, uint64_t src, uint64_t addr,
 			 uint64_t len)
 {
-	uint64_t pm[64], np = len / PS;
+	uint64_t pm[PAGER_STAGING_PAGES], np = len / PS, e;
 	struct lregion *lr;
 	bool ok = false;
 
@@ -355,31 +355,24 @@ static bool helper_write(struct pager *p, uint64_t src, uint64_t addr,
 	for (lr = p->regions; lr; lr = lr->next)
 		if (addr >= lr->addr && addr - lr->addr < lr->len)
 			break;
-	if (!lr || lr->memfd >= 0 || len > lr->len - (addr - lr->addr))
+	/* a move never exceeds staging, so neither does np */
+	if (!lr || lr->memfd >= 0 || len > lr->len - (addr - lr->addr) ||
+	    np > PAGER_STAGING_PAGES ||
+	    pread(p->pagemap, pm, np * 8, src / PS * 8) != (ssize_t)(np * 8))
 		goto out;
-	for (uint64_t k = 0; k < np; ) {
-		uint64_t m = np - k < 64 ? np - k : 64, j, e;
+	/* one write per run of present (or swapped) pages */
+	for (uint64_t j = 0; j < np; j = e) {
+		bool have = pm[j] & (3ULL << 62);
+		size_t n;
 
-		if (pread(p->pagemap, pm, m * 8, (src / PS + k) * 8) !=
-		    (ssize_t)(m * 8))
+		for (e = j + 1; e < np && !!(pm[e] & (3ULL << 62)) == have; e++)
+			;
+		if (!have)
+			continue;
+		n = (e - j) * PS;
+		if (pwrite(lr->fd, (void *)(uintptr_t)(src + j * PS), n,
+			   addr - lr->addr + j * PS) != (ssize_t)n)
 			goto out;
-		/* one write per run of present (or swapped) pages */
-		for (j = 0; j < m; j = e) {
-			bool have = pm[j] & (3ULL << 62);
-			size_t n;
-
-			for (e = j + 1; e < m && !!(pm[e] & (3ULL << 62)) == have;
-			     e++)
-				;
-			if (!have)
-				continue;
-			n = (e - j) * PS;
-			if (pwrite(lr->fd, (void *)(uintptr_t)(src + (k + j) * PS),
-				   n, addr - lr->addr + (k + j) * PS) !=
-			    (ssize_t)n)
-				goto out;
-		}
-		k += m;
 	}
 	ok = true;
 out:
