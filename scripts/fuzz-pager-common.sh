@@ -19,8 +19,9 @@ fuzz_opts() {
 	done
 }
 
-# fuzz_setup NAME: $bin (pagerd, pager-stress), $work (removed at exit),
-# PAGER_SOCKET in $work.  At exit, $pagerd_pid, $cpid and the pids in the
+# fuzz_setup NAME: $bin (pagerd, pager-stress), $work (removed at exit
+# unless $FUZZ_KEEP is set: pagerd.log stays for a look), PAGER_SOCKET in
+# $work.  At exit, $pagerd_pid, $cpid and the pids in the
 # cpids array are killed, then fuzz_cleanup_hook runs if the caller has one.
 fuzz_setup() {
 	bin=${FUZZ_BIN:-$DTRACK_ROOT/build/bin}
@@ -41,7 +42,7 @@ fuzz_cleanup() {
 		wait
 		if declare -F fuzz_cleanup_hook >/dev/null; then fuzz_cleanup_hook; fi
 	} 2>/dev/null
-	rm -rf "$work"
+	[ -n "${FUZZ_KEEP:-}" ] || rm -rf "$work"
 }
 
 # start_pagerd ARGS...: pagerd on $PAGER_SOCKET in the background, logging
