@@ -177,36 +177,54 @@ int evict_some(uint64_t want)
  */
 static pthread_cond_t evict_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t evict_goal;	/* free pages wanted, pd.lock */
+static uint64_t evict_inflight;	/* pages the workers are evicting, pd.lock */
+
+/* Pages that stay resident once the workers' batches are done.  pd.lock. */
+static uint64_t evict_after(void)
+{
+	return pd.resident > evict_inflight ? pd.resident - evict_inflight : 0;
+}
 
 void evict_ahead(uint64_t n)
 {
 	if (n > evict_goal)
 		evict_goal = n;
-	if (pd.resident + evict_goal > pd.budget)
+	if (evict_after() + evict_goal > pd.budget)
 		pthread_cond_signal(&evict_cond);
 }
 
+/*
+ * EVICT_WORKERS of these run (main.c), so that one client's next batch is
+ * moved and written while the last one is settled (its two staging slots,
+ * wb_run_move()).  A worker that takes part of a larger deficit wakes
+ * another for the rest; the pages in flight count as gone already.
+ */
 void *evict_worker(void *arg)
 {
 	(void)arg;
 	io_self();
 	pthread_mutex_lock(&pd.lock);
 	for (;;) {
-		uint64_t deficit;
+		uint64_t deficit, want;
 		int got;
 
 		if (pd.stopping || !evict_goal ||
-		    pd.resident + evict_goal <= pd.budget) {
+		    evict_after() + evict_goal <= pd.budget) {
 			evict_goal = 0;
 			pthread_cond_wait(&evict_cond, &pd.lock);
 			continue;
 		}
-		deficit = pd.resident + evict_goal - pd.budget;
+		deficit = evict_after() + evict_goal - pd.budget;
+		want = MIN(MAX(deficit, 16), WB_BATCH);
+		if (deficit > want)
+			pthread_cond_signal(&evict_cond);
+		evict_inflight += want;
 		/* the SIGTERM flush waits for active operations */
 		pd.active_ops++;
 		pthread_mutex_unlock(&pd.lock);
-		got = evict_some(MIN(MAX(deficit, 16), WB_BATCH));
+		got = evict_some(want);
 		pthread_mutex_lock(&pd.lock);
+		evict_inflight -= want;
 		pd.active_ops--;
 		pthread_cond_broadcast(&pd.cond);
 		if (!got)
@@ -411,19 +429,14 @@ void drop_abandon(struct conn *c)
 }
 
 /*
- * Ask the client's helper thread to MADV_DONTNEED ranges, and wait for it.
- * The pages are write-protected and written back, so a client write to
- * them is blocked in its WP fault meanwhile and cannot be lost.
- */
-/*
  * PAGER_DROP_MOVE: copy what the helper moved into its staging area to
  * @buf (page j of the moved bytes to buf + j pages; have[j] false where the
  * source was a hole); with !@data only set have[] (the helper wrote the
- * pages itself).  The caller holds evict_lock until the pages are in
- * the file, because the next move request frees the staging area, and
- * staging is what libpager puts back if pagerd dies before that.  Reading
- * an empty staging page would fault into our own uffd, so the client's
- * pagemap is checked first.
+ * pages itself).  The caller owns the batch's staging slot until the pages
+ * are in the file, because the next move request into the slot frees it,
+ * and staging is what libpager puts back if pagerd dies before that.
+ * Reading an empty staging page would fault into our own uffd, so the
+ * client's pagemap is checked first.
  */
 static int read_staging(struct conn *c, const struct pager_drop_done *done,
 			char *buf, bool *have, bool data)
@@ -461,24 +474,100 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 	return 0;
 }
 
+/* The next request's sequence number; 0 means "none".  evict_lock held. */
+static uint32_t drop_next_seq(struct conn *c)
+{
+	if (!++c->drop_seq)
+		++c->drop_seq;
+	return c->drop_seq;
+}
+
+static void drop_msg_init(struct pager_drop *msg, uint16_t flags,
+			  const uint64_t *addr, const uint64_t *len, int nr)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->hdr.magic = PAGER_MAGIC;
+	msg->hdr.type = PAGER_MSG_DROP;
+	msg->hdr.len = sizeof(*msg);
+	msg->hdr.flags = flags;
+	msg->nr = nr;
+	for (int i = 0; i < nr; i++) {
+		msg->r[i].addr = addr[i];
+		msg->r[i].len = len[i];
+	}
+}
+
+/* Staging slot @s of the client's helper: where its pages go. */
+uint64_t slot_base(struct conn *c, unsigned int s)
+{
+	return c->staging_base +
+	       (uint64_t)s * PAGER_STAGING_PAGES * PAGE_SIZE;
+}
+
 /*
- * The move batch is in the file (or back in the region): let the helper
- * forget its staging copy (see PAGER_DROP_RELEASE).  No answer is waited
- * for.  Caller holds evict_lock.  If this cannot be sent the helper keeps
- * the copy until the next batch; putting it back would then only be
- * wrong for a page the application dropped itself since.
+ * Wait for a free staging slot of @c and own it (see struct conn).  A slot
+ * whose last batch was not released goes first: the new batch frees it,
+ * as the next batch always did with one slot, so an old copy does not
+ * stay in staging for long (libpager's restore puts the newest batch back
+ * first, but a stale copy would still land on a page evicted since).
  */
-void drop_release(struct conn *c)
+unsigned int slot_get(struct conn *c)
+{
+	unsigned int s, pick;
+
+	pthread_mutex_lock(&c->evict_lock);
+	for (;;) {
+		pick = c->nslots;
+		for (s = 0; s < c->nslots; s++) {
+			if (c->slot_busy[s])
+				continue;
+			if (pick == c->nslots || c->slot_stale[s])
+				pick = s;
+		}
+		if (pick < c->nslots)
+			break;
+		pthread_cond_wait(&c->slot_cond, &c->evict_lock);
+	}
+	c->slot_busy[pick] = true;
+	pthread_mutex_unlock(&c->evict_lock);
+	return pick;
+}
+
+/*
+ * The batch in slot @s is done.  @moved: the helper moved pages into the
+ * slot; @released: drop_release() was sent for it.  Moved and not
+ * released, the slot may keep copies until its next batch.
+ */
+void slot_put(struct conn *c, unsigned int s, bool moved, bool released)
+{
+	pthread_mutex_lock(&c->evict_lock);
+	c->slot_busy[s] = false;
+	if (released)
+		c->slot_stale[s] = false;
+	else if (moved)
+		c->slot_stale[s] = true;
+	pthread_cond_broadcast(&c->slot_cond);
+	pthread_mutex_unlock(&c->evict_lock);
+}
+
+/*
+ * The move batch in slot @s is in the file (or back in the region): let
+ * the helper forget its staging copy (see PAGER_DROP_RELEASE).  No answer
+ * is waited for.  The caller still owns the slot.  If this cannot be sent
+ * the helper keeps the copy until the slot's next batch; putting it back
+ * would then only be wrong for a page the application dropped itself
+ * since.
+ */
+void drop_release(struct conn *c, unsigned int s)
 {
 	struct pager_drop msg;
 
-	memset(&msg, 0, sizeof(msg));
-	msg.hdr.magic = PAGER_MAGIC;
-	msg.hdr.type = PAGER_MSG_DROP;
-	msg.hdr.len = sizeof(msg);
-	msg.hdr.seq = ++c->drop_seq;
-	msg.hdr.flags = PAGER_DROP_RELEASE;
+	drop_msg_init(&msg, PAGER_DROP_RELEASE, NULL, NULL, 0);
+	msg.slot = s;
+	pthread_mutex_lock(&c->evict_lock);
+	msg.hdr.seq = drop_next_seq(c);
 	send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	pthread_mutex_unlock(&c->evict_lock);
 }
 
 /* Is the client's page at @addr present or swapped (its pagemap)? */
@@ -492,30 +581,31 @@ static bool client_has(struct conn *c, uint64_t addr)
 }
 
 /*
- * A move request failed without an answer (the client was killed, its
- * helper with it, and the channel closed): the helper may have moved some
- * of the pages to staging at @dst before it stopped, and staging then
- * holds their only copy.  Read them as read_staging() would (page j of
- * the request's ranges, in order, to @buf, @have[j] set); the caller
- * treats them as moved.  A page counts as moved if the region no longer
- * has it and its staging slot does: the helper moves each page to exactly
- * that slot, and a move into a slot still holding an older page fails,
- * leaving the page in the region.  (Not excluded: a slot still holding a
- * page of an earlier batch whose RELEASE the helper never processed,
- * taken for a page the client had dropped itself; telling them apart
- * would need a batch epoch in staging.)  The mm stays readable while the
- * guardian keeps it.  Returns the pages found; 0 when staging's place is
- * not known.  Caller holds evict_lock.
+ * A move request into slot @s failed without an answer (the client was
+ * killed, its helper with it, and the channel closed): the helper may have
+ * moved some of the pages to staging at @dst before it stopped, and
+ * staging then holds their only copy.  Read them as read_staging() would
+ * (page j of the request's ranges, in order, to @buf, @have[j] set); the
+ * caller treats them as moved.  A page counts as moved if the region no
+ * longer has it and its staging slot does: the helper moves each page to
+ * exactly that place, and a move into a place still holding an older page
+ * fails, leaving the page in the region.  (Not excluded: a place still
+ * holding a page of an earlier batch whose RELEASE the helper never
+ * processed, taken for a page the client had dropped itself; telling them
+ * apart would need a batch epoch in staging.)  The mm stays readable while
+ * the guardian keeps it.  Returns the pages found; 0 when staging's place
+ * is not known.  The caller owns slot @s.
  */
-int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
-		 const uint64_t *len, int nr, char *buf, bool *have)
+int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
+		 const uint64_t *addr, const uint64_t *len, int nr, char *buf,
+		 bool *have)
 {
-	uint64_t end = c->staging_base + PAGER_STAGING_PAGES * PAGE_SIZE;
+	uint64_t end = slot_base(c, s) + PAGER_STAGING_PAGES * PAGE_SIZE;
 	struct pager_drop_done d = { .staging = dst };
 	uint64_t j = 0;
 	int found = 0;
 
-	if (!c->staging_base || dst < c->staging_base || dst >= end)
+	if (!c->staging_base || dst < slot_base(c, s) || dst >= end)
 		return 0;
 	for (int i = 0; i < nr; i++)
 		d.moved += len[i];
@@ -533,39 +623,170 @@ int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
 	return found;
 }
 
+static void conn_unresponsive(struct conn *c, bool on)
+{
+	pthread_mutex_lock(&pd.lock);
+	c->unresponsive = on;
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
+ * Read one message of the evict channel for whoever waits for it (see
+ * struct conn): store an answer for the slot that awaits it, drop a stale
+ * one, or fail the channel.  Called with evict_lock held and rx_reading
+ * set by the caller; the lock is dropped while waiting.  *@slow: the
+ * helper took longer than --client-timeout.
+ */
+static void move_rx(struct conn *c, bool *slow)
+{
+	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
+	struct pager_drop_done d;
+	ssize_t got = -1;
+	int ret, err = 0;
+
+	pthread_mutex_unlock(&c->evict_lock);
+	ret = poll(&pfd, 1, pd.client_timeout_ms);
+	if (ret == 0) {
+		/*
+		 * A move cannot be given up on: the helper may still carry
+		 * it out, and pages pagerd then believed mapped would be
+		 * refilled from the file, losing their writes.  Stop
+		 * choosing this client as a victim and keep waiting; only a
+		 * closed channel ends the wait.
+		 */
+		if (!*slow)
+			pr_info("client pid %d: slow move answer, waiting",
+				c->pid);
+		conn_unresponsive(c, true);
+		*slow = true;
+	} else if (ret < 0) {
+		err = errno == EINTR ? 0 : -errno;
+	} else {
+		got = recv(c->evfd, &d, sizeof(d), MSG_DONTWAIT);
+		if (got < 0 && errno != EAGAIN && errno != EINTR)
+			err = -errno;
+		else if (got == 0)
+			err = -ECONNRESET;	/* the helper is gone */
+		else if (got > 0 && (got != sizeof(d) ||
+				     d.hdr.magic != PAGER_MAGIC ||
+				     d.hdr.type != PAGER_MSG_DROP_DONE))
+			err = -EPROTO;
+	}
+	pthread_mutex_lock(&c->evict_lock);
+	c->rx_reading = false;
+	if (err && !c->rx_err)
+		c->rx_err = err;
+	for (unsigned int s = 0; !err && got > 0 && s < c->nslots; s++) {
+		if (c->rx_seq[s] == d.hdr.seq && !c->rx_have[s]) {
+			c->rx_done[s] = d;
+			c->rx_have[s] = true;
+		}
+	}
+	pthread_cond_broadcast(&c->slot_cond);
+}
+
+/*
+ * Send a PAGER_DROP_MOVE request for slot @slot, which the caller owns,
+ * and wait for its answer; the moved pages are then copied to @buf as
+ * read_staging() says (or only have[] set, when the helper wrote them).
+ * A move is never given up on (see move_rx()).  Returns the helper's
+ * status or -errno; *@out gets the answer.
+ */
+int drop_move(struct conn *c, unsigned int slot, const uint64_t *addr,
+	      const uint64_t *len, int nr, uint16_t flags,
+	      struct pager_drop_done *out, char *buf, bool *have)
+{
+	struct pager_drop msg;
+	struct pager_drop_done done = { 0 };
+	bool slow = false;
+	int ret = 0, err;
+
+	drop_msg_init(&msg, flags | PAGER_DROP_MOVE, addr, len, nr);
+	msg.slot = slot;
+	pthread_mutex_lock(&c->evict_lock);
+	if (c->rx_err) {
+		ret = c->rx_err;
+		goto out_unlock;
+	}
+	msg.hdr.seq = drop_next_seq(c);
+	if (send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL) != sizeof(msg)) {
+		ret = -errno;
+		goto out_unlock;
+	}
+	c->rx_seq[slot] = msg.hdr.seq;
+	c->rx_have[slot] = false;
+	for (;;) {
+		if (c->rx_have[slot]) {
+			done = c->rx_done[slot];
+			c->rx_have[slot] = false;
+			break;
+		}
+		if (c->rx_err) {
+			ret = c->rx_err;
+			break;
+		}
+		if (c->rx_reading) {
+			pthread_cond_wait(&c->slot_cond, &c->evict_lock);
+			continue;
+		}
+		c->rx_reading = true;
+		move_rx(c, &slow);
+	}
+	c->rx_seq[slot] = 0;
+out_unlock:
+	pthread_mutex_unlock(&c->evict_lock);
+	if (ret) {
+		conn_unresponsive(c, true);
+		pr_info("client pid %d does not answer drop requests (%s)",
+			c->pid, strerror(-ret));
+		if (out)
+			*out = done;
+		return ret;
+	}
+	if (slow)	/* slow (an emulated machine, a loaded host), not dead */
+		conn_unresponsive(c, false);
+	ret = done.status;
+	/* written by the helper: only which pages it had is needed */
+	done.written = (flags & PAGER_DROP_WRITE) && !ret && done.written == 1;
+	err = read_staging(c, &done, buf, have, !done.written);
+	/* unreadable: report nothing moved, the caller restores */
+	if (err) {
+		done.moved = 0;
+		done.written = 0;
+	}
+	if (err && !ret)
+		ret = err;
+	if (out)
+		*out = done;
+	return ret;
+}
+
+/*
+ * Ask the client's helper thread to MADV_DONTNEED ranges, and wait for it
+ * (synchronous mode; a client's channel carries either these or moves).
+ * The pages are write-protected and written back, so a client write to
+ * them is blocked in its WP fault meanwhile and cannot be lost.
+ */
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
-		 int nr, uint16_t flags, struct pager_drop_done *out,
-		 char *buf, bool *have)
+		 int nr)
 {
 	struct pager_drop msg;
 	struct pager_drop_done done;
 	struct pollfd pfd = { .fd = c->evfd, .events = POLLIN };
-	bool move = flags & PAGER_DROP_MOVE, slow = false, pending;
+	bool pending;
 	int ret = 0;
 
-	memset(&msg, 0, sizeof(msg));
-	/* a move's caller holds it until the moved pages are written */
-	if (!move)
-		pthread_mutex_lock(&c->evict_lock);
+	drop_msg_init(&msg, 0, addr, len, nr);
+	pthread_mutex_lock(&c->evict_lock);
 	pthread_mutex_lock(&pd.lock);
 	pending = c->drop_pending;
 	pthread_mutex_unlock(&pd.lock);
 	if (pending) {
 		/* the helper has not answered the last one: nothing sent */
-		if (!move)
-			pthread_mutex_unlock(&c->evict_lock);
+		pthread_mutex_unlock(&c->evict_lock);
 		return -EBUSY;
 	}
-	msg.hdr.magic = PAGER_MAGIC;
-	msg.hdr.type = PAGER_MSG_DROP;
-	msg.hdr.len = sizeof(msg);
-	msg.hdr.seq = ++c->drop_seq;
-	msg.hdr.flags = flags;
-	msg.nr = nr;
-	for (int i = 0; i < nr; i++) {
-		msg.r[i].addr = addr[i];
-		msg.r[i].len = len[i];
-	}
+	msg.hdr.seq = drop_next_seq(c);
 	if (send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL) != sizeof(msg)) {
 		ret = -errno;
 		goto out_unresponsive;
@@ -574,23 +795,6 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		ssize_t got;
 
 		ret = poll(&pfd, 1, pd.client_timeout_ms);
-		if (ret == 0 && move) {
-			/*
-			 * A move cannot be given up on: the helper may still
-			 * carry it out, and pages pagerd then believed mapped
-			 * would be refilled from the file, losing their
-			 * writes.  Stop choosing this client as a victim and
-			 * keep waiting; only a closed channel ends the wait.
-			 */
-			pthread_mutex_lock(&pd.lock);
-			if (!c->unresponsive)
-				pr_info("client pid %d: slow move answer, waiting",
-					c->pid);
-			c->unresponsive = true;
-			slow = true;
-			pthread_mutex_unlock(&pd.lock);
-			continue;
-		}
 		if (ret == 0) {
 			/*
 			 * The helper may still carry the drop out later; the
@@ -618,41 +822,12 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		if (done.hdr.seq == msg.hdr.seq)
 			break;
 	}
-	if (slow) {
-		/* slow (an emulated machine, a loaded host), not dead */
-		pthread_mutex_lock(&pd.lock);
-		c->unresponsive = false;
-		pthread_mutex_unlock(&pd.lock);
-	}
-	ret = done.status;
-	if (flags & PAGER_DROP_MOVE) {
-		int err;
-
-		/* written by the helper: only which pages it had is needed */
-		done.written = (flags & PAGER_DROP_WRITE) && !ret &&
-			       done.written == 1;
-		err = read_staging(c, &done, buf, have, !done.written);
-
-		/* unreadable: report nothing moved, the caller restores */
-		if (err) {
-			done.moved = 0;
-			done.written = 0;
-		}
-		if (err && !ret)
-			ret = err;
-	}
-	if (out)
-		*out = done;
-	if (!move)
-		pthread_mutex_unlock(&c->evict_lock);
-	return ret;
+	pthread_mutex_unlock(&c->evict_lock);
+	return done.status;
 
 out_unresponsive:
-	if (!move)
-		pthread_mutex_unlock(&c->evict_lock);
-	pthread_mutex_lock(&pd.lock);
-	c->unresponsive = true;
-	pthread_mutex_unlock(&pd.lock);
+	pthread_mutex_unlock(&c->evict_lock);
+	conn_unresponsive(c, true);
 	pr_info("client pid %d does not answer drop requests (%s)", c->pid,
 		strerror(-ret));
 	return ret;

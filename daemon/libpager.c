@@ -71,11 +71,22 @@ struct lregion {
 	int fd, memfd;
 };
 
-/* pages of the current eviction batch in staging, back to back */
+/* pages of an eviction batch in a staging slot, back to back */
 struct staged {
 	uint64_t addr;		/* where they came from */
 	uint64_t len;		/* bytes moved */
 };
+
+/* what one staging slot holds (helper only): see helper_move() */
+struct slot {
+	struct staged staged[PAGER_STAGING_PAGES];
+	uint32_t nr_staged;
+	uint64_t staged_len;
+	uint64_t gen;		/* when its batch began: restore newest first */
+};
+
+#define SLOT_BYTES	(PAGER_STAGING_PAGES * PS)
+#define STAGING_BYTES	(PAGER_STAGING_SLOTS * SLOT_BYTES)
 
 struct pager {
 	pthread_mutex_t req_lock;	/* one request at a time; reconnect */
@@ -85,10 +96,8 @@ struct pager {
 	int uffd, memfd, pagemap;
 	int uffd_sync;			/* shared regions when uffd is async */
 	void *staging;			/* UFFDIO_MOVE target, async only */
-	/* what staging holds (helper only): see helper_move() */
-	struct staged staged[PAGER_STAGING_PAGES];
-	uint32_t nr_staged;
-	uint64_t staged_len;
+	struct slot slot[PAGER_STAGING_SLOTS];
+	uint64_t batch_gen;		/* batches begun (helper only) */
 	char path[108];
 	uint64_t token;
 	uint32_t seq;
@@ -228,7 +237,7 @@ out_free:
  */
 static int staging_init(struct pager *p)
 {
-	size_t len = PAGER_STAGING_PAGES * PS;
+	size_t len = STAGING_BYTES;
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 
 	p->staging = sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -325,13 +334,18 @@ static uint64_t move_range(struct pager *p, uint64_t dst, uint64_t src,
 	return done;
 }
 
-/* The batch in staging is in the file: forget it, free the pages. */
-static void staging_forget(struct pager *p)
+static char *slot_base(struct pager *p, uint32_t s)
 {
-	p->nr_staged = 0;
-	p->staged_len = 0;
+	return (char *)p->staging + s * SLOT_BYTES;
+}
+
+/* The batch in slot @s is in the file: forget it, free the pages. */
+static void staging_forget(struct pager *p, uint32_t s)
+{
+	p->slot[s].nr_staged = 0;
+	p->slot[s].staged_len = 0;
 	if (p->staging)
-		madvise(p->staging, PAGER_STAGING_PAGES * PS, MADV_DONTNEED);
+		madvise(slot_base(p, s), SLOT_BYTES, MADV_DONTNEED);
 }
 
 /*
@@ -355,7 +369,7 @@ static bool helper_write(struct pager *p, uint64_t src, uint64_t addr,
 	for (lr = p->regions; lr; lr = lr->next)
 		if (addr >= lr->addr && addr - lr->addr < lr->len)
 			break;
-	/* a move never exceeds staging, so neither does np */
+	/* a move never exceeds its slot, so neither does np */
 	if (!lr || lr->memfd >= 0 || len > lr->len - (addr - lr->addr) ||
 	    np > PAGER_STAGING_PAGES ||
 	    pread(p->pagemap, pm, np * 8, src / PS * 8) != (ssize_t)(np * 8))
@@ -383,20 +397,21 @@ out:
 /*
  * Invariant (what makes a pagerd SIGKILL lossless in asynchronous mode):
  * every page pagerd has moved out of a region and not yet written to the
- * file is in staging, and p->staged says where it came from.  pagerd holds
- * the client's evict lock from the first move of a batch until the batch
- * is in the file and it sends PAGER_DROP_RELEASE; a batch that needs
- * several requests continues with PAGER_DROP_APPEND, so nothing of it is
- * freed before the release.  Only a request that starts a new batch frees
- * staging, and pagerd sends one only when the previous batch is in the
- * file (with a release, unless a move or a put-back failed: README,
- * "Limitations").
+ * file is in a staging slot, and the slot's staged[] says where it came
+ * from.  pagerd owns a slot from the first move of a batch until the
+ * batch is in the file and it sends PAGER_DROP_RELEASE for the slot; a
+ * batch that needs several requests continues with PAGER_DROP_APPEND, so
+ * nothing of it is freed before the release.  Only a request that starts
+ * a new batch in a slot frees that slot, and pagerd sends one only when
+ * the slot's previous batch is in the file (with a release, unless a
+ * move or a put-back failed: README, "Limitations").
  */
 static void helper_move(struct pager *p, const struct pager_drop *d,
 			struct pager_drop_done *done)
 {
 	uint64_t moved = 0, total = 0;
 	bool write = d->hdr.flags & PAGER_DROP_WRITE;
+	struct slot *sl;
 
 	for (uint32_t i = 0; i < d->nr; i++) {
 		if ((d->r[i].addr | d->r[i].len) & (PS - 1)) {
@@ -405,27 +420,34 @@ static void helper_move(struct pager *p, const struct pager_drop *d,
 		}
 		total += d->r[i].len;
 	}
-	if (!(d->hdr.flags & PAGER_DROP_APPEND))
-		staging_forget(p);
-	if (!p->staging || total > PAGER_STAGING_PAGES * PS - p->staged_len) {
+	if (!p->staging || d->slot >= PAGER_STAGING_SLOTS) {
 		done->status = -EINVAL;
 		return;
 	}
-	done->staging = (uintptr_t)p->staging + p->staged_len;
+	sl = &p->slot[d->slot];
+	if (!(d->hdr.flags & PAGER_DROP_APPEND)) {
+		staging_forget(p, d->slot);
+		sl->gen = ++p->batch_gen;
+	}
+	if (total > SLOT_BYTES - sl->staged_len) {
+		done->status = -EINVAL;
+		return;
+	}
+	done->staging = (uintptr_t)slot_base(p, d->slot) + sl->staged_len;
 	for (uint32_t i = 0; i < d->nr && !done->status; i++) {
-		uint64_t got = move_range(p, (uintptr_t)p->staging +
-					  p->staged_len, d->r[i].addr,
-					  d->r[i].len, &done->status);
+		uint64_t dst = (uintptr_t)slot_base(p, d->slot) +
+			       sl->staged_len;
+		uint64_t got = move_range(p, dst, d->r[i].addr, d->r[i].len,
+					  &done->status);
 
 		/* each record holds at least a page: staged[] cannot overflow */
 		if (got) {
-			p->staged[p->nr_staged++] = (struct staged){
+			sl->staged[sl->nr_staged++] = (struct staged){
 				.addr = d->r[i].addr, .len = got };
 			/* a failed write: pagerd reads and writes them all */
-			write = write && helper_write(p, (uintptr_t)p->staging +
-						      p->staged_len,
-						      d->r[i].addr, got);
-			p->staged_len += got;
+			write = write && helper_write(p, dst, d->r[i].addr,
+						      got);
+			sl->staged_len += got;
 		}
 		moved += got;
 	}
@@ -512,7 +534,8 @@ static int session_open(struct pager *p)
 	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
 	h.staging = (uintptr_t)p->staging;
 	if (p->staging)
-		h.features = PAGER_HELLO_HELPER_WRITE;
+		h.features = PAGER_HELLO_HELPER_WRITE |
+			     PAGER_HELLO_STAGING_SLOTS;
 	fds[0] = p->uffd;
 	fds[1] = p->memfd;
 	fds[2] = p->pagemap;
@@ -548,24 +571,27 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 }
 
 /*
- * pagerd died: pages of the batch it was evicting may exist only in
+ * pagerd died: pages of the batches it was evicting may exist only in
  * staging (moved out, not yet written back; see helper_move()).  Put every
- * page of it back where it came from.  That is right in every case: while
- * the page is absent from the region no write can have changed it (writes
- * fault and wait), so the staging copy is its latest content; where the
- * region has the page again (EEXIST, put back by pagerd after a failed
- * write) that one is the same or newer.  The new pagerd takes restored
- * pages as dirty.
+ * page of them back where it came from.  That is right in every case:
+ * while the page is absent from the region no write can have changed it
+ * (writes fault and wait), so the staging copy is its latest content;
+ * where the region has the page again (EEXIST, put back by pagerd after a
+ * failed write) that one is the same or newer.  The newest batch goes
+ * first: a slot left unreleased (README, "Limitations") may hold an older
+ * copy of a page a later batch moved again, and that one must lose.  The
+ * new pagerd takes restored pages as dirty.
  */
-static void staging_restore(struct pager *p)
+static void slot_restore(struct pager *p, uint32_t s)
 {
+	struct slot *sl = &p->slot[s];
 	uint64_t off = 0;
 
-	for (uint32_t i = 0; p->staging && i < p->nr_staged; i++) {
-		for (uint64_t a = 0; a < p->staged[i].len; a += PS, off += PS) {
+	for (uint32_t i = 0; i < sl->nr_staged; i++) {
+		for (uint64_t a = 0; a < sl->staged[i].len; a += PS, off += PS) {
 			struct uffdio_move mv = {
-				.dst = p->staged[i].addr + a,
-				.src = (uintptr_t)p->staging + off,
+				.dst = sl->staged[i].addr + a,
+				.src = (uintptr_t)slot_base(p, s) + off,
 				.len = PS,
 				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 			};
@@ -589,7 +615,25 @@ static void staging_restore(struct pager *p)
 			}
 		}
 	}
-	staging_forget(p);
+	staging_forget(p, s);
+}
+
+static void staging_restore(struct pager *p)
+{
+	if (!p->staging)
+		return;
+	for (;;) {
+		uint32_t newest = PAGER_STAGING_SLOTS;
+
+		for (uint32_t s = 0; s < PAGER_STAGING_SLOTS; s++)
+			if (p->slot[s].nr_staged &&
+			    (newest == PAGER_STAGING_SLOTS ||
+			     p->slot[s].gen > p->slot[newest].gen))
+				newest = s;
+		if (newest == PAGER_STAGING_SLOTS)
+			break;
+		slot_restore(p, newest);
+	}
 }
 
 /* pagerd went away: wait for a new one and hand it everything again. */
@@ -675,7 +719,8 @@ static void *helper_main(void *arg)
 		    d.hdr.type != PAGER_MSG_DROP || d.nr > PAGER_DROP_MAX) {
 			done.status = -EBADMSG;
 		} else if (d.hdr.flags & PAGER_DROP_RELEASE) {
-			staging_forget(p);
+			if (d.slot < PAGER_STAGING_SLOTS)
+				staging_forget(p, d.slot);
 			continue;	/* no answer: pagerd does not wait */
 		} else if (d.hdr.flags & PAGER_DROP_MOVE) {
 			helper_move(p, &d, &done);
@@ -844,7 +889,7 @@ err_mem:
 err_uffd:
 	ret = errno;
 	if (p->staging)
-		sys_munmap(p->staging, PAGER_STAGING_PAGES * PS);
+		sys_munmap(p->staging, STAGING_BYTES);
 	if (p->uffd_sync >= 0)
 		close(p->uffd_sync);
 	close(p->uffd);
@@ -1160,7 +1205,7 @@ void pager_disconnect(struct pager *p)
 	if (p->uffd_sync >= 0)
 		close(p->uffd_sync);
 	if (p->staging)
-		sys_munmap(p->staging, PAGER_STAGING_PAGES * PS);
+		sys_munmap(p->staging, STAGING_BYTES);
 	close(p->memfd);
 	close(p->pagemap);
 	free(p);

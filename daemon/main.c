@@ -367,9 +367,11 @@ int main(int argc, char **argv)
 	{
 		pthread_t t;
 
-		if (pthread_create(&t, NULL, evict_worker, NULL)) {
-			pr_err("cannot start the eviction thread");
-			return 1;
+		for (int i = 0; i < EVICT_WORKERS; i++) {
+			if (pthread_create(&t, NULL, evict_worker, NULL)) {
+				pr_err("cannot start the eviction threads");
+				return 1;
+			}
 		}
 		/* the second CPU's share of windows and syncs (ahead.c) */
 		if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&

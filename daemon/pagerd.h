@@ -30,6 +30,7 @@
 #define RA_STREAMS	4	/* sequential streams tracked per region */
 #define FA_DEFAULT	512	/* --fault-around: chunk of a dense region, pages */
 #define WB_BATCH	256	/* pages per write-back round */
+#define EVICT_WORKERS	PAGER_STAGING_SLOTS	/* a batch in each slot */
 #define WB_FAIL_BACKOFF_NS	(100 * 1000 * 1000ULL)	/* after a failed write */
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
@@ -155,10 +156,35 @@ struct conn {
 	bool spin_missed;	/* the last poll found nothing: probe briefly */
 	/* the polling worker's (placement.c) */
 	unsigned int follow_count;
-	pthread_mutex_t evict_lock;	/* serialises the evict channel */
-	uint32_t drop_seq;
+	/*
+	 * Synchronous mode: held over a drop request and its answer.
+	 * Asynchronous mode: protects the slot and answer fields below;
+	 * held only to send and to hand out answers (evict.c).
+	 */
+	pthread_mutex_t evict_lock;
+	uint32_t drop_seq;	/* evict_lock */
 	uint64_t staging_base;	/* the helper's staging area (HELLO), or 0 */
 	bool helper_write;	/* its helper takes PAGER_DROP_WRITE */
+	/*
+	 * Asynchronous mode: staging slots (PAGER_HELLO_STAGING_SLOTS; one
+	 * for a helper without them).  A batch owns a slot from its first
+	 * move until its release (region.c, wb_run_move()), so up to
+	 * nslots batches of this client are in flight.  Their answers
+	 * come on the one channel, in order: one waiting thread at a time
+	 * reads it (rx_reading) and hands each answer to the slot whose
+	 * request it answers (rx_seq); a failed channel fails them all
+	 * (rx_err).  All under evict_lock; slot_cond signals a freed slot,
+	 * a stored answer, and the end of a read.
+	 */
+	pthread_cond_t slot_cond;
+	unsigned int nslots;
+	bool slot_busy[PAGER_STAGING_SLOTS];
+	bool slot_stale[PAGER_STAGING_SLOTS];	/* last batch not released */
+	bool rx_reading;
+	int rx_err;
+	uint32_t rx_seq[PAGER_STAGING_SLOTS];	/* awaited answer, or 0 */
+	bool rx_have[PAGER_STAGING_SLOTS];
+	struct pager_drop_done rx_done[PAGER_STAGING_SLOTS];
 	/*
 	 * A (synchronous mode) drop request the helper did not answer within
 	 * --client-timeout: it may still carry it out, so its pages stay
@@ -328,11 +354,17 @@ int budget_reserve(struct region *r, uint64_t *n);
 void clock_forget(struct region *r);
 void clock_filled(struct page *pg, bool demand, bool prefetch);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
-		 int nr, uint16_t flags, struct pager_drop_done *done,
-		 char *buf, bool *have);
-void drop_release(struct conn *c);
-int drop_salvage(struct conn *c, uint64_t dst, const uint64_t *addr,
-		 const uint64_t *len, int nr, char *buf, bool *have);
+		 int nr);
+uint64_t slot_base(struct conn *c, unsigned int s);
+unsigned int slot_get(struct conn *c);
+void slot_put(struct conn *c, unsigned int s, bool moved, bool released);
+int drop_move(struct conn *c, unsigned int slot, const uint64_t *addr,
+	      const uint64_t *len, int nr, uint16_t flags,
+	      struct pager_drop_done *out, char *buf, bool *have);
+void drop_release(struct conn *c, unsigned int s);
+int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
+		 const uint64_t *addr, const uint64_t *len, int nr, char *buf,
+		 bool *have);
 void drop_register(struct conn *c, struct region *r, const uint64_t *idx,
 		   int n);
 void drop_abandon(struct conn *c);

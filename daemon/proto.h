@@ -57,6 +57,7 @@ struct pager_hello {
  * knows and ignores the others (a newer client still works with it).
  */
 #define PAGER_HELLO_HELPER_WRITE	0x1	/* takes PAGER_DROP_WRITE */
+#define PAGER_HELLO_STAGING_SLOTS	0x2	/* staging has PAGER_STAGING_SLOTS */
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
 
@@ -119,6 +120,19 @@ struct pager_reply {
 #define PAGER_DROP_WRITE	0x8
 #define PAGER_STAGING_PAGES	256	/* = pagerd's WB_BATCH */
 
+/*
+ * Staging slots (PAGER_HELLO_STAGING_SLOTS): the helper's staging area is
+ * PAGER_STAGING_SLOTS slots of PAGER_STAGING_PAGES pages, slot s at
+ * HELLO's staging + s * PAGER_STAGING_PAGES pages, and pager_drop.slot
+ * names the slot a move, an append or a release is for.  Everything said
+ * above of "staging" holds per slot: a batch owns its slot from its
+ * first move to its release.  With two slots pagerd has the next batch
+ * moved and written while it settles the last one.  A helper without the
+ * feature has one slot, and pagerd sends slot 0 only.  The helper answers
+ * in the order it was asked.
+ */
+#define PAGER_STAGING_SLOTS	2
+
 struct pager_drop_range {
 	uint64_t addr;
 	uint64_t len;
@@ -127,7 +141,7 @@ struct pager_drop_range {
 struct pager_drop {
 	struct pager_msg_hdr hdr;
 	uint32_t nr;
-	uint32_t pad;
+	uint32_t slot;		/* MOVE, APPEND, RELEASE: the staging slot */
 	struct pager_drop_range r[PAGER_DROP_MAX];
 };
 

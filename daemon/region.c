@@ -756,13 +756,15 @@ static int wb_write_runs(struct region *r, struct pager_io *io,
  * written).
  *
  * Lossless across a pagerd SIGKILL because every page of the batch that is
- * out of the region and not yet in the file stays in libpager's staging
- * area, which libpager puts back when the evict channel closes (invariant
- * at libpager's helper_move()).  So: evict_lock from the first move until
- * the release; requests after the first append to staging
- * (PAGER_DROP_APPEND) instead of replacing it, since the pages of the
- * earlier ones are only in io->buf until written; and the release only
- * once every moved page is in the file or back in the region.
+ * out of the region and not yet in the file stays in its slot of
+ * libpager's staging area, which libpager puts back when the evict channel
+ * closes (invariant at libpager's helper_move()).  So: the batch owns its
+ * slot from the first move until the release; requests after the first
+ * append to the slot (PAGER_DROP_APPEND) instead of replacing it, since
+ * the pages of the earlier ones are only in io->buf until written; and the
+ * release only once every moved page is in the file or back in the region.
+ * With two slots (PAGER_HELLO_STAGING_SLOTS) another thread moves and the
+ * helper writes the client's next batch while this one is settled.
  */
 static int wb_run_move(struct region *r, struct pager_io *io,
 		       const uint64_t *idx, const bool *dirty, int n,
@@ -778,9 +780,10 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	uint64_t stg[WB_BATCH];	/* where in staging such a page k is */
 	uint64_t wake_idx[WB_BATCH];
 	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
-	bool moved = false, restore_failed = false;
-	/* where the helper puts the next request's pages */
-	uint64_t dst = r->conn->staging_base;
+	bool moved = false, restore_failed = false, release;
+	struct conn *c = r->conn;
+	unsigned int slot;
+	uint64_t dst;	/* where the helper puts the next request's pages */
 
 	memset(have, 0, sizeof(have));
 	memset(write, 0, sizeof(write));
@@ -789,11 +792,12 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		res[k] = 2;
 
 	/*
-	 * The staging area must keep the moved pages until they are durable
+	 * The staging slot must keep the moved pages until they are durable
 	 * in the file: if pagerd dies before, libpager moves them back from
-	 * there.  So no other move on this client until then.
+	 * there.  So no other batch uses the slot until then.
 	 */
-	pthread_mutex_lock(&r->conn->evict_lock);
+	slot = slot_get(c);
+	dst = slot_base(c, slot);
 
 	/* 1: move, in requests of up to PAGER_DROP_MAX ranges */
 	while (k0 < n && !move_err) {
@@ -821,14 +825,14 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		 * write would dirty the page cache for nothing).  Flagged
 		 * before the helper writes, as any write (region_fsync()).
 		 */
-		if (r->conn->helper_write && all_dirty) {
+		if (c->helper_write && all_dirty) {
 			flags |= PAGER_DROP_WRITE;
 			wb_mark_unsynced(r, idx + k0, dirty + k0, k - k0);
 		}
 		/* like a failed drop: not an error of the eviction */
-		move_err = drop_private(r->conn, dropa, dropl, nr, flags,
-					&done, io->buf +
-					((size_t)k0 << PAGE_SHIFT), have + k0);
+		move_err = drop_move(c, slot, dropa, dropl, nr, flags, &done,
+				     io->buf + ((size_t)k0 << PAGE_SHIFT),
+				     have + k0);
 		moved |= done.moved > 0;
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
 		     k0 + (int)j < n; j++) {
@@ -839,7 +843,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		if (!move_err)
 			dst = done.staging + done.moved;
 		else if (!done.moved &&
-			 drop_salvage(r->conn, dst, dropa, dropl, nr,
+			 drop_salvage(c, slot, dst, dropa, dropl, nr,
 				      io->buf + ((size_t)k0 << PAGE_SHIFT),
 				      have + k0)) {
 			/* moved before the helper died: staging has them */
@@ -895,7 +899,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		 */
 		cres = 0;
 		if (hwrote[k] &&
-		    pread(r->conn->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
+		    pread(c->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
 			  PAGE_SIZE, stg[k]) != (ssize_t)PAGE_SIZE)
 			cres = 1;
 		else
@@ -914,9 +918,10 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	 * pages may be in staging that are neither in the file nor in the
 	 * region, and staging is their last copy.
 	 */
-	if (moved && !move_err && !restore_failed)
-		drop_release(r->conn);
-	pthread_mutex_unlock(&r->conn->evict_lock);
+	release = moved && !move_err && !restore_failed;
+	if (release)
+		drop_release(c, slot);
+	slot_put(c, slot, moved, release);
 
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n; k++) {
@@ -1092,8 +1097,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			} else {
 				if (ndrop == PAGER_DROP_MAX) {
 					drop_err = drop_private(c, dropa, dropl,
-								ndrop, 0, NULL, NULL,
-								NULL);
+								ndrop);
 					late |= drop_err == -ETIMEDOUT;
 					ndrop = 0;
 				}
@@ -1104,8 +1108,7 @@ static int wb_run(struct region *r, const uint64_t *idx, const bool *dirty,
 			k = e;
 		}
 		if (ndrop && !drop_err) {
-			drop_err = drop_private(c, dropa, dropl, ndrop, 0,
-						NULL, NULL, NULL);
+			drop_err = drop_private(c, dropa, dropl, ndrop);
 			late |= drop_err == -ETIMEDOUT;
 		}
 		for (int k = 0; k < n && drop_err; k++) {

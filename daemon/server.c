@@ -140,6 +140,8 @@ static void server_accept(void)
 	c->uid = cred.uid;
 	list_init(&c->regions);
 	pthread_mutex_init(&c->evict_lock, NULL);
+	pthread_cond_init(&c->slot_cond, NULL);
+	c->nslots = 1;
 	c->es_sock = (struct evsrc){ .type = SRC_SOCK, .c = c };
 	c->es_uffd = (struct evsrc){ .type = SRC_UFFD, .c = c };
 	c->es_uffd_sync = (struct evsrc){ .type = SRC_UFFD_SYNC, .c = c };
@@ -323,6 +325,8 @@ static int do_hello(struct conn *c, const struct pager_hello *m, int *fds,
 		c->staging_base = m->staging;
 	c->helper_write = c->staging_base &&
 			  (m->features & PAGER_HELLO_HELPER_WRITE);
+	if (c->staging_base && (m->features & PAGER_HELLO_STAGING_SLOTS))
+		c->nslots = PAGER_STAGING_SLOTS;
 	c->hello = true;
 	fcntl(c->uffd, F_SETFL, fcntl(c->uffd, F_GETFL) | O_NONBLOCK);
 	arm(c->uffd, &c->es_uffd, EPOLL_CTL_ADD);
