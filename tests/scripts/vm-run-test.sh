@@ -20,7 +20,7 @@ build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
 	echo "$d/dtrack_warn_test.ko"
 }
 
-count=$(( $(echo $kernels | wc -w) * 8 + 1 ))
+count=$(( $(echo $kernels | wc -w) * 8 + 2 ))
 echo "TAP version 13"
 echo "1..$count"
 
@@ -41,6 +41,19 @@ if [ "$(kernel_report "$tmp/c1" boot)" = "BUG: KASAN: wild-memory-access in x" ]
 	ok "vm-run verdict: boot-time kernel reports noted, reports once /init runs fail the run"
 else
 	notok "vm-run verdict: console log split at /init ($(kernel_report "$tmp/c1" boot) | $(kernel_report "$tmp/c2" run) | $(kernel_report "$tmp/c3" run))"
+fi
+# A guest kernel that dies before /init is booted again (--boot-retries),
+# and once the retries are used up the run fails.  No init to run makes
+# the kernel panic at the end of its boot.
+k1=${kernels%% *}
+"$vmrun" --kernel "$k1" --quiet --boot-retries 1 \
+	--append "rdinit=/nonexistent init=/nonexistent" -- true >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 125 ] && [ "$(grep -c 'booting again (1 of 1' "$tmp/err")" = 1 ] &&
+   grep -q 'vm-run: FAIL' "$tmp/err"; then
+	ok "vm-run $k1: a kernel dying before /init is booted again, then the run fails"
+else
+	notok "vm-run $k1: --boot-retries (rc=$rc: $(tr '\n' ' ' < "$tmp/err"))"
 fi
 for k in $kernels; do
 	out=$("$vmrun" --kernel "$k" --quiet -- sh -c 'echo hello-from-guest; uname -r; exit 7' 2>"$tmp/err")
