@@ -6,6 +6,7 @@
  * write-back hits ENOSPC (pages stay dirty, error reported, recovery when
  * space returns), hostile protocol messages and file permissions.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include "kselftest_harness.h"
 #include "pager_test.h"
 #include "../../daemon/proto.h"
+#include "../../daemon/uffd_compat.h"
 
 #define NTHREADS 3
 
@@ -663,6 +665,136 @@ TEST_F_TIMEOUT(fail, unresponsive_client, 90)
 		ASSERT_EQ(0, hmem[off]);
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
 	close(s);
+}
+
+/* The garbage helper of hostile_helper: answers every request wrongly. */
+struct bad_helper {
+	int ev;
+	int requests;		/* move requests seen (atomic) */
+};
+
+static void *bad_helper_main(void *arg)
+{
+	struct bad_helper *h = arg;
+	struct pollfd pfd = { .fd = h->ev, .events = POLLIN };
+
+	while (poll(&pfd, 1, 20000) == 1) {
+		struct pager_drop d;
+		struct pager_drop_done bad;
+
+		if (recv(h->ev, &d, sizeof(d), 0) <= 0)
+			break;
+		if (!(d.hdr.flags & PAGER_DROP_MOVE))
+			continue;
+		__atomic_add_fetch(&h->requests, 1, __ATOMIC_SEQ_CST);
+		/* the right size, nothing else right */
+		memset(&bad, 0x5a, sizeof(bad));
+		send(h->ev, &bad, sizeof(bad), MSG_NOSIGNAL);
+	}
+	return NULL;
+}
+
+/*
+ * Asynchronous mode: a client whose helper answers move requests with
+ * garbage.  The eviction still ends (no hang) and loses nothing: the pages
+ * were not moved, so they stay mapped with their content.  pagerd stops
+ * asking that channel (a second eviction sends no request), stays up,
+ * and serves its other clients.
+ */
+TEST_F_TIMEOUT(fail, hostile_helper, 60)
+{
+	const size_t hlen = 16 * PT_PAGE, slen = 2 * 256 * PT_PAGE;
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
+	struct uffdio_register reg;
+	struct pager_hello hello;
+	struct pager_map_req map;
+	struct pager_range_req ev;
+	struct bad_helper h = { 0 };
+	char hfile[PATH_MAX + 32];
+	unsigned char *hmem, *staging, *mem;
+	int s, fds[5], sv[2], ret;
+	pthread_t t;
+
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_LE(0, fds[0]);
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
+	close(fds[0]);
+	if ((api.features & amode) != amode)
+		SKIP(return, "no uffd WP_ASYNC and MOVE");
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API, .features = amode };
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
+	fds[4] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API };
+	ASSERT_EQ(0, ioctl(fds[4], UFFDIO_API, &api));
+	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	fds[3] = sv[1];
+	staging = mmap(NULL, slen, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, staging);
+	reg.range.start = (uintptr_t)staging;
+	reg.range.len = slen;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
+
+	s = raw_connect(self->sock);
+	ASSERT_LE(0, s);
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 5;
+	hello.staging = (uintptr_t)staging;
+	hello.features = PAGER_HELLO_HELPER_WRITE | PAGER_HELLO_STAGING_SLOTS;
+	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 5));
+
+	snprintf(hfile, sizeof(hfile), "%s/hostile-helper", self->dir);
+	hmem = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hmem);
+	reg.range.start = (uintptr_t)hmem;
+	reg.range.len = hlen;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
+	fds[3] = open(hfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	ASSERT_LE(0, fds[3]);
+	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+	map.addr = (uintptr_t)hmem;
+	map.len = hlen;
+	ASSERT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[3], 1));
+	for (size_t off = 0; off < hlen; off += PT_PAGE)
+		hmem[off] = 0xa0 + off / PT_PAGE;	/* pagerd fills them */
+
+	h.ev = sv[0];
+	ASSERT_EQ(0, pthread_create(&t, NULL, bad_helper_main, &h));
+	hdr(&ev.hdr, PAGER_MSG_EVICT, sizeof(ev));
+	ev.addr = (uintptr_t)hmem;
+	ev.len = hlen;
+	ret = raw_xfer(s, &ev, sizeof(ev), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("EVICT: no reply (%d)", ret);
+	ASSERT_EQ(1, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	for (size_t off = 0; off < hlen; off += PT_PAGE)
+		ASSERT_EQ(0xa0 + off / PT_PAGE, hmem[off]);
+	ret = raw_xfer(s, &ev, sizeof(ev), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("second EVICT: no reply (%d)", ret);
+	ASSERT_EQ(1, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	for (size_t off = 0; off < hlen; off += PT_PAGE)
+		ASSERT_EQ(0xa0 + off / PT_PAGE, hmem[off]);
+
+	/* pagerd and its other clients go on */
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, self->len / 4, 5));
+	mem = pager_map(self->p, self->len / 4, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	fill_pattern(mem, self->model, self->len / 4, 9);
+	ASSERT_EQ(0, pager_sync(self->p, mem, self->len / 4));
+	ASSERT_EQ(-1, pt_file_diff(self->file, self->model, self->len / 4));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	close(s);
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(t, NULL);
 }
 
 /* A client cannot make pagerd touch files it has no access to. */
