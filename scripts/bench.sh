@@ -16,6 +16,8 @@
 #   BENCH_PAGER_VM=1           also run the pager part in the VM (6.12, --disk)
 #   BENCH_PAGER_VM_MB=16       its region (budget a quarter of it), 1 vCPU
 #   BENCH_PAGER_VM_FS=tmpfs    file systems in the VM ("tmpfs ext4" adds /disk)
+#   BENCH_PAGER_PAIRS=3        runs of the io_uring baseline and the pagerd
+#                              write-back jobs; their targets take the median
 #   BENCH_SKIP=dirty|pager     skip one half
 #   BENCH_NO_DOCS=1            do not copy the results to docs/bench
 #   BENCH_PREHEAT=0            do not touch memory before each timed pager phase
