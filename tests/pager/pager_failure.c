@@ -494,6 +494,41 @@ static void hdr(struct pager_msg_hdr *h, int type, size_t len)
 }
 
 /*
+ * A raw client's region: @len bytes of private memory registered with
+ * @uffd (MISSING and WP) and mapped by pagerd over @file.  Returns the
+ * address, or NULL.
+ */
+static unsigned char *raw_map(int s, int uffd, size_t len, const char *file)
+{
+	struct uffdio_register reg = {
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	struct pager_map_req map;
+	unsigned char *mem;
+	int fd, ret;
+
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	reg.range.start = (uintptr_t)mem;
+	reg.range.len = len;
+	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		if (fd >= 0)
+			close(fd);
+		munmap(mem, len);
+		return NULL;
+	}
+	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+	map.addr = (uintptr_t)mem;
+	map.len = len;
+	ret = raw_xfer(s, &map, sizeof(map), &fd, 1);
+	close(fd);
+	return ret ? NULL : mem;
+}
+
+/*
  * Malformed and hostile messages get errors (or a disconnect); pagerd and
  * its other clients go on.  pagerd only uses descriptors: a read-only fd
  * (say /etc/passwd) or a directory is refused, and a client cannot reach
@@ -615,9 +650,7 @@ TEST_F_TIMEOUT(fail, unresponsive_client, 90)
 {
 	size_t hlen = self->len / 8, len = self->len;
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg;
 	struct pager_hello hello;
-	struct pager_map_req map;
 	char hfile[PATH_MAX + 32];
 	unsigned char *hmem, *mem;
 	int s, fds[5], sv[2];
@@ -636,18 +669,8 @@ TEST_F_TIMEOUT(fail, unresponsive_client, 90)
 	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
 	hello.nr_fds = 4;
 	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 4));
-	hmem = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, hmem);
-	reg.range.start = (uintptr_t)hmem;
-	reg.range.len = hlen;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
-	fds[4] = open(hfile, O_RDWR | O_CREAT, 0644);
-	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
-	map.addr = (uintptr_t)hmem;
-	map.len = hlen;
-	ASSERT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[4], 1));
+	hmem = raw_map(s, fds[0], hlen, hfile);
+	ASSERT_NE(NULL, hmem);
 	for (size_t off = 0; off < hlen; off += PT_PAGE)
 		ASSERT_EQ(0, hmem[off]);	/* pagerd fills them */
 
@@ -708,7 +731,6 @@ TEST_F_TIMEOUT(fail, hostile_helper, 60)
 	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
 	struct uffdio_register reg;
 	struct pager_hello hello;
-	struct pager_map_req map;
 	struct pager_range_req ev;
 	struct bad_helper h = { 0 };
 	char hfile[PATH_MAX + 32];
@@ -752,19 +774,8 @@ TEST_F_TIMEOUT(fail, hostile_helper, 60)
 	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 5));
 
 	snprintf(hfile, sizeof(hfile), "%s/hostile-helper", self->dir);
-	hmem = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, hmem);
-	reg.range.start = (uintptr_t)hmem;
-	reg.range.len = hlen;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
-	fds[3] = open(hfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	ASSERT_LE(0, fds[3]);
-	hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
-	map.addr = (uintptr_t)hmem;
-	map.len = hlen;
-	ASSERT_EQ(0, raw_xfer(s, &map, sizeof(map), &fds[3], 1));
+	hmem = raw_map(s, fds[0], hlen, hfile);
+	ASSERT_NE(NULL, hmem);
 	for (size_t off = 0; off < hlen; off += PT_PAGE)
 		hmem[off] = 0xa0 + off / PT_PAGE;	/* pagerd fills them */
 
