@@ -18,11 +18,10 @@ splat_re='(WARNING:|BUG:|Oops|kernel BUG at|general protection fault|Kernel pani
 # own boot, before anything of the project (module, tools, tests) ran.
 init_marker='vm-init: /init starts'
 
-# kernel_report CONSOLE-LOG boot|run: the first kernel report of the boot
-# part of the log (before the marker) or of the run part (from it on; the
-# whole log when the marker is missing, e.g. /init never ran), without its
-# timestamp; nothing if there is none.
-kernel_report() {
+# log_part CONSOLE-LOG boot|run: the boot part of the log (before the
+# marker) or the run part (from it on; the whole log when the marker is
+# missing, e.g. /init never ran).
+log_part() {
 	local log=$1 part=$2 m
 	m=$(grep -a -n -m1 -F "$init_marker" "$log" | cut -d: -f1)
 	if [ -z "$m" ]; then
@@ -33,5 +32,11 @@ kernel_report() {
 		head -n "$((m - 1))" "$log"
 	else
 		tail -n "+$m" "$log"
-	fi | grep -a -E -m1 "$splat_re" | sed 's/^\[[ 0-9.]*\] //' || true
+	fi
+}
+
+# kernel_report CONSOLE-LOG boot|run: the first kernel report of that part
+# of the log, without its timestamp; nothing if there is none.
+kernel_report() {
+	log_part "$1" "$2" | grep -a -E -m1 "$splat_re" | sed 's/^\[[ 0-9.]*\] //' || true
 }

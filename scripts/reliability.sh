@@ -37,18 +37,24 @@ fail() { failures+=("$1"); echo "FAIL: $1"; }
 field() { sed -n "s/.*[ ]$2=\([0-9.]*\).*/\1/p" "$1" | tail -1; }
 sum_field() { sed -n "s/.*[ ]$2=\([0-9]*\).*/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'; }
 
-# vm_part NAME LOG: account a VM run (kernel reports, kernel release)
+# vm_part NAME LOG: account a VM run (kernel reports, kernel release).
+# As in vm-run.sh, a report the kernel printed while it booted, before
+# /init and anything of the project ran, is shown and not counted (nor
+# are boots vm-run.sh retried: their logs are separate).
 vm_part() {
-	local name=$1 log=$2 clog n rel
+	local name=$1 log=$2 clog n rel boot
 	vm_runs=$((vm_runs + 1))
 	clog=$(sed -n 's/.*console log: \(.*\)$/\1/p' "$log" | tail -1)
 	rel=$(sed -n 's/^vm-run: kernel \([^,]*\),.*/\1/p' "$log" | tail -1)
 	[ -n "$rel" ] && covered[$rel]=1
 	if [ -n "$clog" ] && [ -f "$clog" ]; then
-		n=$(grep -a -E -c "$splat_re" "$clog")
+		boot=$(kernel_report "$clog" boot)
+		[ -z "$boot" ] ||
+			echo "note: $name: kernel report during its own boot, before /init (not counted): $boot"
+		n=$(log_part "$clog" run | grep -a -E -c "$splat_re")
 		if [ "$n" -gt 0 ]; then
 			reports=$((reports + n))
-			fail "$name: $n kernel report lines, first: $(grep -a -E -m1 "$splat_re" "$clog")"
+			fail "$name: $n kernel report lines, first: $(kernel_report "$clog" run)"
 		fi
 	elif grep -q 'vm-run: FAIL' "$log"; then
 		reports=$((reports + 1))
