@@ -474,6 +474,13 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 	return 0;
 }
 
+/* Is @d, @got bytes received on the evict channel, a well-formed answer? */
+static bool drop_answer_ok(const struct pager_drop_done *d, ssize_t got)
+{
+	return got == sizeof(*d) && d->hdr.magic == PAGER_MAGIC &&
+	       d->hdr.type == PAGER_MSG_DROP_DONE;
+}
+
 /* The next request's sequence number; 0 means "none".  evict_lock held. */
 static uint32_t drop_next_seq(struct conn *c)
 {
@@ -667,9 +674,7 @@ static void move_rx(struct conn *c, bool *slow)
 			err = -errno;
 		else if (got == 0)
 			err = -ECONNRESET;	/* the helper is gone */
-		else if (got > 0 && (got != sizeof(d) ||
-				     d.hdr.magic != PAGER_MAGIC ||
-				     d.hdr.type != PAGER_MSG_DROP_DONE))
+		else if (got > 0 && !drop_answer_ok(&d, got))
 			err = -EPROTO;
 	}
 	pthread_mutex_lock(&c->evict_lock);
@@ -814,8 +819,7 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 			goto out_unresponsive;
 		}
 		got = recv(c->evfd, &done, sizeof(done), 0);
-		if (got != sizeof(done) || done.hdr.magic != PAGER_MAGIC ||
-		    done.hdr.type != PAGER_MSG_DROP_DONE) {
+		if (!drop_answer_ok(&done, got)) {
 			ret = -EPROTO;
 			goto out_unresponsive;
 		}

@@ -131,6 +131,11 @@ if [ "$disk" -gt 0 ]; then
 fi
 keep="$DTRACK_ROOT/build/vm-logs"
 mkdir -p "$keep"
+# save_log [SUFFIX]: keep the console log in build/vm-logs; sets $saved
+save_log() {
+	saved="$keep/console-$kernel-$(date +%Y%m%d-%H%M%S)-$$${1:+-$1}.log"
+	cp "$log" "$saved"
+}
 boots=0
 while :; do
 	: > "$log"
@@ -150,8 +155,7 @@ while :; do
 	if [ $qrc -ne 124 ] && [ $qrc -ne 137 ] && [ "$boots" -lt "$boot_retries" ] &&
 	   ! grep -a -q -F "$init_marker" "$log"; then
 		boots=$((boots + 1))
-		saved="$keep/console-$kernel-$(date +%Y%m%d-%H%M%S)-$$-boot$boots.log"
-		cp "$log" "$saved"
+		save_log "boot$boots"
 		echo "vm-run: note: the guest kernel died while booting, before /init ran: $(kernel_report "$log" run); booting again ($boots of $boot_retries; console log: $saved)" >&2
 		continue
 	fi
@@ -175,8 +179,7 @@ cmd_rc=$(grep -a -o 'CMD-EXIT [0-9]*' "$st" | cut -d' ' -f2 || true)
 if [ -z "$cmd_rc" ] && [ ${#fail[@]} -eq 0 ]; then
 	fail+=("guest did not finish (qemu exit $qrc)")
 fi
-saved="$keep/console-$kernel-$(date +%Y%m%d-%H%M%S)-$$.log"
-cp "$log" "$saved"
+save_log
 [ -z "$boot_report" ] ||
 	echo "vm-run: note: kernel report during its boot, before /init ran (not held against the run): $boot_report (console log: $saved)" >&2
 if [ ${#fail[@]} -gt 0 ]; then
