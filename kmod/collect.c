@@ -8,7 +8,9 @@
  * the snapshot while clearing them.  A write before the harvest reaches its
  * PTE is seen in the old epoch; one after it sets the bit again (or faults)
  * and belongs to the new one.  mmu notifier marks made while the snapshot
- * is open go to both epochs.  Everything runs under dmm->op_lock.
+ * is open (the harvest) go to both epochs; then it is closed, and the
+ * answer is built from an epoch nothing writes to.  Everything runs under
+ * dmm->op_lock.
  */
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -149,9 +151,9 @@ static void dtrack_wp_reset(struct dtrack_tracker *t, struct dtrack_epoch *snap,
 }
 
 /*
- * Start a new epoch of @t and return the one that ended (t->snap until
- * the caller is done with it).  The caller holds op_lock and a reference
- * on mm_users.  A wpfault reset leaves the pages it walked in @pg.
+ * Start a new epoch of @t and return the one that ended (t->snap during
+ * the harvest, frozen once this returns).  The caller holds op_lock and a
+ * reference on mm_users.  A wpfault reset leaves the pages it walked in @pg.
  */
 static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t,
 						struct dtrack_pages *pg)
@@ -198,6 +200,12 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t,
 	}
 	WRITE_ONCE(t->dmm->harvester, NULL);
 	dtrack_mark_unwalkable(t, snap);
+	/*
+	 * Every bit of the ended epoch is harvested: close it, so that
+	 * nothing changes it while the answer is built from it (a notifier
+	 * mark is in the live epoch anyway).
+	 */
+	dtrack_close_snap(t);
 	if (write)
 		mmap_write_unlock(mm);
 	else
@@ -253,7 +261,6 @@ int dtrack_tracker_start(struct dtrack_tracker *t)
 	t->kprobe_missed = dtrack_wpfault_missed();
 	snap = dtrack_reset_locked(t, &pg);
 	kvfree(pg.idx);
-	dtrack_close_snap(t);
 	dtrack_epoch_clear(t, snap);
 	/*
 	 * A write fault that entered handle_mm_fault() before the tracker was
@@ -491,8 +498,8 @@ static int dtrack_runs_from_bitmap(struct dtrack_tracker *t,
  * The answer as bitmap words (DTRACK_COLLECT_BITMAP): a copy of the words
  * of @ep from the first to the last with a page, O(that span / BITS_PER_LONG)
  * with no work per page.  With @pg (the epoch's sorted pages, @same: still
- * all of them) the span is known without a scan; a page a notifier adds
- * outside it meanwhile is in the live epoch too (dtrack_mark_addr()).
+ * all of them) the span is known without a scan.  @ep is no longer live:
+ * nothing adds to it meanwhile (dtrack_reset_locked() closed it).
  */
 static int dtrack_bits_from_epoch(struct dtrack_tracker *t,
 				  struct dtrack_epoch *ep,
@@ -523,7 +530,7 @@ static int dtrack_bits_from_epoch(struct dtrack_tracker *t,
 	memcpy(res->bits, ep->bitmap + lo, res->nr_words * sizeof(*res->bits));
 	if (hi == nw - 1 && t->npages % BITS_PER_LONG)
 		res->bits[hi - lo] &= BITMAP_LAST_WORD_MASK(t->npages);
-	/* counted: notifier marks may have joined the snapshot meanwhile */
+	/* counted: marks during the harvest may have joined the snapshot */
 	for (i = 0; i < res->nr_words; i++)
 		n += hweight_long(res->bits[i]);
 	res->nr_dirty = n;
@@ -591,17 +598,13 @@ int dtrack_collect(struct dtrack_tracker *t, bool reset, bool bitmap,
 	else
 		ret = dtrack_runs_from_bitmap(t, ep, res);
 	kvfree(pg.idx);
-	if (reset) {
-		dtrack_close_snap(t);
-		if (ret) {
-			/* no answer: keep the writes for the next collect */
-			spin_lock(&t->lock);
-			bitmap_or(t->cur->bitmap, t->cur->bitmap, ep->bitmap,
-				  t->npages);
-			if (t->cur->log)
-				t->cur->overflow = true;
-			spin_unlock(&t->lock);
-		}
+	if (reset && ret) {
+		/* no answer: keep the writes for the next collect */
+		spin_lock(&t->lock);
+		bitmap_or(t->cur->bitmap, t->cur->bitmap, ep->bitmap, t->npages);
+		if (t->cur->log)
+			t->cur->overflow = true;
+		spin_unlock(&t->lock);
 	}
 	dtrack_epoch_clear(t, ep);
 

@@ -668,6 +668,86 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+#define DN_PAGES	16384
+#define DN_COLLECTS	60
+
+struct dontneeder {
+	char *base;
+	int stop;
+	long calls;
+};
+
+/* Drops page 4k + 3 of the range, for every k, over and over. */
+static void *dontneed_loop(void *arg)
+{
+	struct dontneeder *d = arg;
+	size_t i = 3;
+
+	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
+		madvise(d->base + i * PAGE_SZ, PAGE_SZ, MADV_DONTNEED);
+		d->calls++;
+		i = (i + 4) % DN_PAGES;
+	}
+	return NULL;
+}
+
+/*
+ * Pages zapped while a collect builds its answer (each zap is marked
+ * dirty by the notifier, at its start and end): the answer, a run list
+ * here, must stay well-formed and cover every write.  The kernel log
+ * check after the test (KASAN on the debug kernel) catches an answer
+ * written past its allocation.
+ */
+TEST_F_TIMEOUT(life, dontneed_during_collect, 180)
+{
+	struct dontneeder d = {};
+	size_t miss = 0, first = 0;
+	pthread_t thr;
+	uint8_t *want, *got;
+	uint32_t id;
+	int i;
+
+	if (!self->ready)
+		return;
+	want = calloc(DN_PAGES, 1);
+	got = calloc(DN_PAGES, 1);
+	ASSERT_TRUE(want && got);
+	d.base = map_anon(DN_PAGES);
+	ASSERT_NE(NULL, d.base);
+	id = TRACK(d.base, DN_PAGES);
+	/*
+	 * Page 4k + 1 is written every epoch, never dropped: each dropped
+	 * page (4k + 3) marked while an answer is built is a run of its own.
+	 */
+	for (i = 1; i < DN_PAGES; i += 4)
+		want[i] = 1;
+	ASSERT_EQ(0, pthread_create(&thr, NULL, dontneed_loop, &d));
+	for (i = 0; i < DN_COLLECTS && !miss; i++) {
+		int err;
+
+		touch_set(d.base, want, DN_PAGES);
+		err = dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
+				     (uintptr_t)d.base, DN_PAGES, got, NULL,
+				     NULL);
+		if (err) {
+			EXPECT_EQ(0, err);
+			break;
+		}
+		miss = dt_missing(want, got, DN_PAGES, &first);
+	}
+	__atomic_store_n(&d.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thr, NULL);
+	EXPECT_EQ(0, miss) {
+		TH_LOG("collect %d: %zu written pages not reported (first: page %zu)",
+		       i, miss, first);
+	}
+	TH_LOG("%d collects, %ld pages dropped meanwhile", i, d.calls);
+	dt_destroy(&self->nl, id);
+	munmap(d.base, DN_PAGES * PAGE_SZ);
+	free(want);
+	free(got);
+}
+
 #define KSM "/sys/kernel/mm/ksm/"
 
 TEST_F_TIMEOUT(life, ksm_merge, 90)
