@@ -98,6 +98,40 @@ struct dtrack_sd_table {
 	bool any;			/* a bit set in @hand */
 };
 
+/*
+ * A non-present entry that will become a writable PTE again without a
+ * fault (a writable migration entry: remove_migration_pte(); a writable
+ * device entry) must lose its write permission when a reset clears its
+ * soft-dirty bit, or the page comes back writable and clean and its
+ * writes go unseen.  What mprotect() does, with soft-dirty cleared and
+ * uffd-wp kept.  The PTE lock is held: migration cannot restore it now.
+ */
+static swp_entry_t dtrack_swp_readable(swp_entry_t entry)
+{
+	if (is_writable_migration_entry(entry))
+		return PageAnon(pfn_swap_entry_to_page(entry)) ?
+		       make_readable_exclusive_migration_entry(swp_offset(entry)) :
+		       make_readable_migration_entry(swp_offset(entry));
+	if (is_writable_device_private_entry(entry))
+		return make_readable_device_private_entry(swp_offset(entry));
+	if (is_writable_device_exclusive_entry(entry))
+		return make_readable_device_exclusive_entry(swp_offset(entry));
+	return entry;
+}
+
+static pte_t dtrack_swp_pte_reset(pte_t pte)
+{
+	swp_entry_t entry = pte_to_swp_entry(pte), ro = dtrack_swp_readable(entry);
+	pte_t npte;
+
+	if (ro.val == entry.val)
+		return pte_swp_clear_soft_dirty(pte);
+	npte = swp_entry_to_pte(ro);
+	if (pte_swp_uffd_wp(pte))
+		npte = pte_swp_mkuffd_wp(npte);
+	return npte;
+}
+
 /* Entry @i of the table (page @a): the soft-dirty pass proper. */
 static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
 					  struct dtrack_sd_ctx *c,
@@ -135,11 +169,18 @@ static __always_inline void dtrack_sd_pte(struct dtrack_walk *w,
 				tb->fs = a;
 			tb->fe = a + PAGE_SIZE;
 		}
-	} else if (is_swap_pte(pte) && pte_swp_soft_dirty(pte)) {
-		__set_bit(i, tb->hand);
-		tb->any = true;
-		if (c->h.clear)
-			set_pte_at(w->mm, a, ptep, pte_swp_clear_soft_dirty(pte));
+	} else if (is_swap_pte(pte)) {
+		pte_t npte;
+
+		if (pte_swp_soft_dirty(pte)) {
+			__set_bit(i, tb->hand);
+			tb->any = true;
+		}
+		if (!c->h.clear)
+			return;
+		npte = dtrack_swp_pte_reset(pte);
+		if (pte_val(npte) != pte_val(pte))
+			set_pte_at(w->mm, a, ptep, npte);
 	}
 }
 
@@ -207,11 +248,22 @@ static void dtrack_sd_pmd(struct dtrack_walk *w, unsigned long addr,
 			dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
 		if (pmd_write(old) || pmd_soft_dirty(old))
 			dtrack_walk_changed(w, haddr, haddr + HPAGE_PMD_SIZE);
-	} else if (is_pmd_migration_entry(pmd) && pmd_swp_soft_dirty(pmd)) {
-		dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
-		if (c->h.clear)
-			set_pmd_at(w->mm, haddr, pmdp,
-				   pmd_swp_clear_soft_dirty(pmd));
+	} else if (is_pmd_migration_entry(pmd)) {
+		swp_entry_t entry = pmd_to_swp_entry(pmd);
+		pmd_t npmd = pmd_swp_clear_soft_dirty(pmd);
+
+		if (pmd_swp_soft_dirty(pmd))
+			dtrack_hand(&c->h, haddr, haddr + HPAGE_PMD_SIZE, false);
+		if (!c->h.clear)
+			return;
+		/* as dtrack_swp_pte_reset(): no writable return */
+		if (is_writable_migration_entry(entry)) {
+			npmd = swp_entry_to_pmd(dtrack_swp_readable(entry));
+			if (pmd_swp_uffd_wp(pmd))
+				npmd = pmd_swp_mkuffd_wp(npmd);
+		}
+		if (pmd_val(npmd) != pmd_val(pmd))
+			set_pmd_at(w->mm, haddr, pmdp, npmd);
 	}
 }
 

@@ -668,6 +668,104 @@ static int write_long(const char *path, long v)
 	return ret;
 }
 
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE 101
+#endif
+
+#define MIG_PAGES	256
+#define MIG_ROUNDS	300
+#define MIG_MAX		20000	/* each soft offline retires a page frame */
+
+struct migrator {
+	char *base;
+	int stop;
+	long moved;
+	int err;
+};
+
+static void *migrator_loop(void *arg)
+{
+	struct migrator *m = arg;
+	size_t i = 0;
+
+	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE) &&
+	       m->moved < MIG_MAX) {
+		if (madvise(m->base + i * PAGE_SZ, PAGE_SZ, MADV_SOFT_OFFLINE)) {
+			/* the page was busy (being written or walked): next */
+			if (errno != EBUSY && errno != EAGAIN) {
+				m->err = errno;
+				break;
+			}
+		} else {
+			m->moved++;
+		}
+		i = (i + 1) % MIG_PAGES;
+	}
+	return NULL;
+}
+
+/*
+ * A reset that meets a page being migrated (a writable migration entry
+ * in its page table) must not let the page come back writable and clean:
+ * its next write would go unseen, that epoch and every later one.  Pages
+ * are migrated without pause on another thread (MADV_SOFT_OFFLINE: to a
+ * new page of the same node, as one NUMA node is all the VM has) while
+ * every page is written and collected, round after round.
+ */
+TEST_F_TIMEOUT(life, migration_during_reset, 180)
+{
+	struct migrator m = {};
+	size_t miss = 0, first = 0;
+	pthread_t thr;
+	uint32_t id;
+	int round;
+	char *p;
+
+	if (!self->ready)
+		return;
+	p = map_anon(MIG_PAGES);
+	ASSERT_NE(NULL, p);
+	if (madvise(p, PAGE_SZ, MADV_SOFT_OFFLINE)) {
+		int err = errno;
+
+		munmap(p, MIG_PAGES * PAGE_SZ);
+		SKIP(return, "MADV_SOFT_OFFLINE: %s (CONFIG_MEMORY_FAILURE?)",
+		     strerror(err));
+	}
+	id = TRACK(p, MIG_PAGES);
+	m.base = p;
+	memset(self->want, 1, MIG_PAGES);
+	ASSERT_EQ(0, pthread_create(&thr, NULL, migrator_loop, &m));
+	for (round = 0; round < MIG_ROUNDS && !miss; round++) {
+		int err;
+
+		touch_set(p, self->want, MIG_PAGES);
+		err = dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
+				     (uintptr_t)p, MIG_PAGES, self->got, NULL,
+				     NULL);
+		if (err) {
+			EXPECT_EQ(0, err) {
+				TH_LOG("collect: %s", self->nl.extack);
+			}
+			break;
+		}
+		miss = dt_missing(self->want, self->got, MIG_PAGES, &first);
+	}
+	__atomic_store_n(&m.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thr, NULL);
+	EXPECT_EQ(0, miss) {
+		TH_LOG("round %d: %zu of %d written pages not reported (first: page %zu)",
+		       round, miss, MIG_PAGES, first);
+	}
+	EXPECT_EQ(0, m.err) {
+		TH_LOG("MADV_SOFT_OFFLINE after %ld migrations: %s", m.moved,
+		       strerror(m.err));
+	}
+	TH_LOG("%d rounds, %ld pages migrated meanwhile", round, m.moved);
+	dt_destroy(&self->nl, id);
+	munmap(p, MIG_PAGES * PAGE_SZ);
+}
+
 #define DN_PAGES	16384
 #define DN_COLLECTS	60
 
