@@ -14,7 +14,8 @@
  * that a fault which made the PTE writable after a racing reset had
  * write-protected it is still seen by the new epoch (reset switches epochs
  * before walking the range).  A write fault that installs a writable huge
- * PMD marks the whole huge page.  If the kretprobe ever misses a fault
+ * PMD marks the whole huge page, one that maps a large folio with writable
+ * PTEs all its pages there.  If the kretprobe ever misses a fault
  * (nmissed), the epochs concerned fall back on soft-dirty (degraded).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -44,7 +45,7 @@ struct dtrack_rp_data {
 	struct mm_struct *mm;
 	unsigned long addr;
 	int gen;
-	bool maybe_huge;		/* the fault may install a huge PMD */
+	bool maybe_huge;		/* the fault may map a huge PMD or large folio */
 };
 
 /* A wpfault tracker switches epochs (t->lock held, before its walk). */
@@ -58,17 +59,29 @@ void dtrack_wpfault_users(int delta)
 	atomic_add(delta, &dtrack_wp_users);
 }
 
-/* Does a writable huge PMD map @addr? (called in the faulting context) */
-static bool dtrack_huge_writable(struct mm_struct *mm, unsigned long addr)
+/*
+ * The span a write fault at @addr of @mm made writable at once, in
+ * [*s, *e): a writable huge PMD, or the pages of a large folio mapped by
+ * writable PTEs (6.12 maps a whole mTHP folio in one fault: anonymous,
+ * shmem, swap-in), else the page.  Called in the faulting context after the fault; read
+ * like GUP-fast (page tables are not freed while IRQs are off) and without
+ * a folio reference: a folio freed meanwhile was zapped, which the
+ * notifier marks conservatively, so a stale size only widens the span.
+ */
+static void dtrack_fault_span(struct mm_struct *mm, unsigned long addr,
+			      unsigned long *s, unsigned long *e)
 {
-	unsigned long flags;
-	bool huge = false;
+	unsigned long flags, pfn, nr, idx, lo, hi, back, fwd, k;
+	struct folio *folio;
+	pte_t *ptep;
 	pgd_t *pgd;
 	p4d_t *p4d;
 	pud_t *pud;
 	pmd_t pmd;
+	pte_t pte;
 
-	/* like GUP-fast: page tables are not freed while IRQs are off */
+	*s = addr & PAGE_MASK;
+	*e = *s + PAGE_SIZE;
 	local_irq_save(flags);
 	pgd = pgd_offset(mm, addr);
 	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
@@ -80,10 +93,54 @@ static bool dtrack_huge_writable(struct mm_struct *mm, unsigned long addr)
 	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
 		goto out;
 	pmd = READ_ONCE(*pmd_offset(pud, addr));
-	huge = pmd_present(pmd) && pmd_trans_huge(pmd) && pmd_write(pmd);
+	lo = addr & HPAGE_PMD_MASK;
+	hi = lo + HPAGE_PMD_SIZE;
+	if (!pmd_present(pmd))
+		goto out;
+	if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+		if (pmd_write(pmd)) {
+			*s = lo;
+			*e = hi;
+		}
+		goto out;
+	}
+	if (pmd_none(pmd) || pmd_bad(pmd))
+		goto out;
+	ptep = pte_offset_kernel(&pmd, addr);
+	pte = ptep_get_lockless(ptep);
+	if (!pte_present(pte) || !pte_write(pte) || pte_special(pte))
+		goto out;
+	pfn = pte_pfn(pte);
+	if (!pfn_valid(pfn))
+		goto out;
+	folio = page_folio(pfn_to_page(pfn));
+	nr = folio_nr_pages(folio);
+	idx = pfn - folio_pfn(folio);
+	if (nr < 2 || idx >= nr)
+		goto out;
+	/*
+	 * The folio's pages around @addr within this page table, as far as
+	 * they are mapped writable in a row: a shared file folio may have
+	 * other pages mapped read-only, which did not change.
+	 */
+	back = min(idx, (*s - lo) >> PAGE_SHIFT);
+	fwd = min(nr - idx, (hi - *s) >> PAGE_SHIFT);
+	for (k = 1; k <= back; k++) {
+		pte = ptep_get_lockless(ptep - k);
+		if (!pte_present(pte) || !pte_write(pte) ||
+		    pte_pfn(pte) != pfn - k)
+			break;
+	}
+	*s -= (k - 1) << PAGE_SHIFT;
+	for (k = 1; k < fwd; k++) {
+		pte = ptep_get_lockless(ptep + k);
+		if (!pte_present(pte) || !pte_write(pte) ||
+		    pte_pfn(pte) != pfn + k)
+			break;
+	}
+	*e = (addr & PAGE_MASK) + (k << PAGE_SHIFT);
 out:
 	local_irq_restore(flags);
-	return huge;
 }
 
 /*
@@ -93,7 +150,8 @@ out:
 static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
 			     int *gen)
 {
-	bool entry = gen, found = false, huge = false, gen_read = false;
+	bool entry = gen, found = false, gen_read = false;
+	unsigned long s = addr & PAGE_MASK, e = s + PAGE_SIZE;
 	struct dtrack_tracker *t;
 	struct dtrack_mm *dmm;
 
@@ -102,18 +160,12 @@ static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
 	if (!dmm)
 		goto out;
 	list_for_each_entry_rcu(t, &dmm->trackers, mm_node) {
-		unsigned long s = addr & PAGE_MASK, e = s + PAGE_SIZE;
-
 		if (t->method != DTRACK_METHOD_WPFAULT ||
 		    addr < t->start || addr >= t->end)
 			continue;
 		if (!entry && !found)
-			huge = dtrack_huge_writable(mm, addr);
+			dtrack_fault_span(mm, addr, &s, &e);
 		found = true;
-		if (huge) {
-			s = addr & HPAGE_PMD_MASK;
-			e = s + HPAGE_PMD_SIZE;
-		}
 		spin_lock(&t->lock);
 		dtrack_mark(t, t->cur, (max(s, t->start) - t->start) >> PAGE_SHIFT,
 			    (min(e, t->end) - max(s, t->start)) >> PAGE_SHIFT,
@@ -147,8 +199,8 @@ static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 }
 
 /*
- * On return, only two things can need a mark: a huge PMD the fault made
- * writable, and a reset that switched epochs while the fault ran (its PTE
+ * On return, only two things can need a mark: a huge PMD or the PTEs of a
+ * large folio the fault made writable, and a reset that switched epochs while the fault ran (its PTE
  * may have become writable after the reset's walk).  A reset bumps the
  * generation before its walk takes the PTE lock, which the fault takes
  * after it to update the PTE: an unchanged generation here means the

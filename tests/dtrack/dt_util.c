@@ -440,7 +440,7 @@ int dt_wait_event(struct dt_nl *nl, uint32_t event, uint32_t id,
 
 /* ---- target processes ------------------------------------------------ */
 
-enum { TGT_WRITE = 1, TGT_QUIT };
+enum { TGT_WRITE = 1, TGT_QUIT, TGT_STORE };
 
 struct tgt_hello {
 	int err;
@@ -531,7 +531,11 @@ target_main(enum dt_backing b, size_t len, const uint8_t *prefault, int in,
 				ret = -EINVAL;
 				break;
 			}
-			dt_touch(p, idx[i]);
+			if (hdr[0] == TGT_STORE)
+				/* no load first: a read fault would map the zero page */
+				((volatile char *)p)[idx[i] * PAGE_SZ] = (char)(idx[i] | 1);
+			else
+				dt_touch(p, idx[i]);
 		}
 		if (write_full(out, &ret, sizeof(ret)))
 			_exit(1);
@@ -586,7 +590,7 @@ int dt_target_start(struct dt_target *t, enum dt_backing b, size_t len,
 	return 0;
 }
 
-int dt_target_write(struct dt_target *t, const uint8_t *map)
+static int target_cmd(struct dt_target *t, uint32_t cmd, const uint8_t *map)
 {
 	uint32_t *msg;
 	size_t i, n = 0;
@@ -599,13 +603,23 @@ int dt_target_write(struct dt_target *t, const uint8_t *map)
 	for (i = 0; i < t->npages; i++)
 		if (map[i])
 			msg[2 + n++] = i;
-	msg[0] = TGT_WRITE;
+	msg[0] = cmd;
 	msg[1] = n;
 	err = write_full(t->to_fd, msg, (n + 2) * sizeof(*msg));
 	free(msg);
 	if (!err)
 		err = read_full(t->from_fd, &ret, sizeof(ret));
 	return err ? err : ret;
+}
+
+int dt_target_write(struct dt_target *t, const uint8_t *map)
+{
+	return target_cmd(t, TGT_WRITE, map);
+}
+
+int dt_target_store(struct dt_target *t, const uint8_t *map)
+{
+	return target_cmd(t, TGT_STORE, map);
 }
 
 static void target_close(struct dt_target *t)

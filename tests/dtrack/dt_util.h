@@ -149,6 +149,11 @@ int dt_target_start(struct dt_target *t, enum dt_backing b, size_t len,
 		    const uint8_t *prefault);
 /* Have the target write every page set in map; 0 or -errno. */
 int dt_target_write(struct dt_target *t, const uint8_t *map);
+/*
+ * The same with a plain store, in ascending order: a first access that is
+ * a write fault (no zero page mapped by a read first).
+ */
+int dt_target_store(struct dt_target *t, const uint8_t *map);
 /* Ask the target to exit and reap it; its status. */
 int dt_target_stop(struct dt_target *t);
 /* SIGKILL it and reap it. */

@@ -846,6 +846,136 @@ TEST_F_TIMEOUT(life, dontneed_during_collect, 180)
 	free(got);
 }
 
+#define MTHP_SYSFS "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/"
+#define MTHP_PAGES (65536 / PAGE_SZ)
+
+/* Set an mTHP policy file to @val; its old value in @old.  0 or -errno. */
+static int mthp_set(const char *file, const char *val, char *old, size_t n)
+{
+	char path[256];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), MTHP_SYSFS "%s", file);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(old, n, f))
+		ret = -EIO;
+	fclose(f);
+	if (ret)
+		return ret;
+	/* "always [inherit] madvise never": keep the bracketed word */
+	if (strchr(old, '[')) {
+		char *s = strchr(old, '[') + 1, *e = strchr(s, ']');
+
+		if (!e)
+			return -EIO;
+		memmove(old, s, e - s);
+		old[e - s] = '\0';
+	}
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	if (fputs(val, f) < 0)
+		ret = -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+static long mthp_stat(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MTHP_SYSFS "stats/%s", name);
+	return read_long(path);
+}
+
+/*
+ * One write fault may map a whole multi-size THP folio (6.8+: anonymous
+ * memory, shmem, swap-in): 16 writable PTEs at once for 64 KiB.  The
+ * writes to the 15 other pages take no fault, and must still be reported,
+ * also when the reset that ends the epoch walks only the pages it knows
+ * of (wpfault's O(dirty) reset: the target process unmaps nothing).
+ */
+static void mthp_writes(struct __test_metadata *_metadata,
+			FIXTURE_DATA(life) *self, uint32_t method, bool shared)
+{
+	const char *file = shared ? "shmem_enabled" : "enabled";
+	const char *stat = shared ? "shmem_alloc" : "anon_fault_alloc";
+	size_t npages = 8 * MTHP_PAGES, i, first;
+	uint8_t none[8 * MTHP_PAGES] = {};
+	char old[64], cur[64];
+	struct dt_target tgt;
+	struct dt_collect c;
+	long allocs;
+	uint32_t id;
+	int err;
+
+	err = mthp_set(file, "always", old, sizeof(old));
+	if (err == -ENOENT)
+		SKIP(return, "no 64 KiB multi-size THP in this kernel (%s)",
+		     MTHP_SYSFS);
+	ASSERT_EQ(0, err) {
+		TH_LOG("%s%s: %s", MTHP_SYSFS, file, strerror(-err));
+	}
+	allocs = mthp_stat(stat);
+	err = dt_target_start(&tgt, shared ? DT_SHMEM : DT_ANON,
+			      npages * PAGE_SZ, none);
+	ASSERT_EQ(0, err);
+	err = dt_create(&self->nl, tgt.pid, tgt.addr, tgt.len, method, 0, &id);
+	ASSERT_EQ(0, err) {
+		TH_LOG("create: %s: %s", self->nl.extack, strerror(-err));
+	}
+	ASSERT_EQ(0, dt_collect(&self->nl, id, DTRACK_COLLECT_RESET, &c));
+	dt_collect_free(&c);
+	/*
+	 * Every page, in ascending order: the first write of each 64 KiB
+	 * block (address-aligned for anonymous memory, offset-aligned for
+	 * shmem) maps the whole block.
+	 */
+	memset(self->want, 1, npages);
+	ASSERT_EQ(0, dt_target_store(&tgt, self->want));
+	if (mthp_stat(stat) <= allocs) {
+		dt_destroy(&self->nl, id);
+		dt_target_kill(&tgt);
+		mthp_set(file, old, cur, sizeof(cur));
+		SKIP(return, "no 64 KiB folio was allocated (stats/%s)", stat);
+	}
+	for (i = 0; i < 3; i++) {
+		err = dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET, tgt.addr,
+				     npages, self->got, NULL, NULL);
+		ASSERT_EQ(0, err);
+		EXPECT_EQ(0, dt_missing(self->want, self->got, npages, &first)) {
+			TH_LOG("epoch %zu: %zu of %zu written pages not reported (first: page %zu)",
+			       i + 1, dt_missing(self->want, self->got, npages,
+						 &first),
+			       dt_count(self->want, npages), first);
+		}
+		/* then writes to a few pages of the folios */
+		memset(self->want, 0, npages);
+		self->want[5 + i] = self->want[MTHP_PAGES + 9 + i] = 1;
+		self->want[npages - 1 - i] = 1;
+		ASSERT_EQ(0, dt_target_write(&tgt, self->want));
+	}
+	dt_destroy(&self->nl, id);
+	dt_target_kill(&tgt);
+	mthp_set(file, old, cur, sizeof(cur));
+}
+
+TEST_F(life, mthp_anon)
+{
+	if (self->ready)
+		mthp_writes(_metadata, self, variant->method, false);
+}
+
+TEST_F(life, mthp_shmem)
+{
+	if (self->ready)
+		mthp_writes(_metadata, self, variant->method, true);
+}
+
 #define KSM "/sys/kernel/mm/ksm/"
 
 TEST_F_TIMEOUT(life, ksm_merge, 90)
