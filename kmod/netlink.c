@@ -117,7 +117,11 @@ static int dtrack_nl_create(struct sk_buff *skb, struct genl_info *info)
 		return -EMSGSIZE;
 	}
 	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	ret = genlmsg_reply(msg, info);
+	if (ret)
+		/* not delivered (full receive queue): nobody knows the id */
+		dtrack_tracker_destroy(id);
+	return ret;
 }
 
 static int dtrack_nl_destroy(struct sk_buff *skb, struct genl_info *info)
@@ -489,7 +493,8 @@ static const struct genl_ops dtrack_genl_ops[] = {
 };
 
 static const struct genl_multicast_group dtrack_mcgrps[] = {
-	{ .name = DTRACK_MCGRP_EVENTS, },
+	/* tracker ids and their fate: for the admins the family answers */
+	{ .name = DTRACK_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_NET_ADMIN, },
 };
 
 static struct genl_family dtrack_genl_family __ro_after_init = {

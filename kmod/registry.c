@@ -146,7 +146,8 @@ void dtrack_mark(struct dtrack_tracker *t, struct dtrack_epoch *ep,
 			overflowed = true;
 		}
 	}
-	if (overflowed && ep != t->snap) {
+	/* only the live epoch's overflow is news: not a snapshot's or a copy's */
+	if (overflowed && ep == t->cur) {
 		atomic64_inc(&t->log_overflows);
 		atomic_set(&t->overflow_event, 1);
 		dtrack_queue_events();
@@ -872,4 +873,9 @@ void dtrack_registry_exit(void)
 	/* wait for dtrack_mn_free() (SRCU) and its kfree_rcu() */
 	mmu_notifier_synchronize();
 	rcu_barrier();
+	/*
+	 * A notifier callback that read dtrack_exiting before it was set may
+	 * have queued the work after the first cancel; none runs any more.
+	 */
+	cancel_work_sync(&dtrack_event_work);
 }

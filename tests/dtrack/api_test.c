@@ -464,6 +464,11 @@ static int as_nobody(bool net_admin, pid_t victim, uintptr_t addr,
 		free(ts);
 	}
 	dt_nl_close(&nl);
+	/* nor watch the events of root's trackers */
+	err = dt_events_open(&nl);
+	if (!err)
+		dt_nl_close(&nl);
+	REFUSE(19, net_admin ? err == 0 : err == -EPERM, err);
 	return 0;
 }
 
@@ -498,7 +503,7 @@ TEST(unprivileged_cannot_touch_others)
 					id));
 		st = dt_wait_child(pid);
 		EXPECT_EQ(0, st) {
-			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17-18 list)",
+			TH_LOG("uid %d%s: step %d failed (10 setuid, 11 open, 12 version, 13 create on root's process, 14 get, 15 collect, 16 destroy, 17-18 list, 19 events)",
 			       NOBODY, net_admin ? " with CAP_NET_ADMIN" : "",
 			       st);
 		}
