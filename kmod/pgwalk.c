@@ -100,7 +100,17 @@ again:
 			return;
 		}
 		spin_unlock(ptl);
-		if (pmd_none(val) || pmd_devmap(val))
+		if (pmd_devmap(val)) {
+			/*
+			 * DAX: dtrack does not rewrite device entries, so
+			 * the huge page counts as written, in every epoch.
+			 */
+			if (w->skip)
+				w->skip(w, addr & HPAGE_PMD_MASK,
+					(addr & HPAGE_PMD_MASK) + HPAGE_PMD_SIZE);
+			return;
+		}
+		if (pmd_none(val))
 			return;
 	}
 	if (!w->ptes)
