@@ -465,6 +465,16 @@ TEST_F_TIMEOUT(pager, evict_while_writing, 120)
 		h[i] = (struct hammer){ .mem = mem, .id = i, .stop = &stop };
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, hammer_main, &h[i]));
 	}
+	/*
+	 * Every writer must be writing before the evictions start: a new
+	 * thread may wait for a CPU a while (seen in the VM on a busy host:
+	 * 40 rounds done before any increment, nothing left to evict).
+	 */
+	for (int i = 0, waited = 0; i < NW; i++)
+		while (!__atomic_load_n(&h[i].count[0], __ATOMIC_RELAXED)) {
+			ASSERT_GT(30000, waited++) TH_LOG("writer %d never ran", i);
+			usleep(1000);
+		}
 	/* evict (and now and then sync) under the writers' feet */
 	for (int round = 0; round < ROUNDS; round++) {
 		EXPECT_EQ(0, pager_evict(self->p, mem, len));
