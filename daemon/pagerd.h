@@ -127,7 +127,7 @@ struct region {
 	 * Taken before pd.lock, never while holding it.
 	 */
 	pthread_mutex_t sync_lock;
-	bool dying;
+	bool dying;		/* release claimed (region_claim()), pd.lock */
 	struct pager_stats st;
 };
 
@@ -219,6 +219,7 @@ struct pagerd {
 	uint32_t nr_regions;
 	bool stopping;
 	int active_ops;
+	int releasing;		/* regions claimed for release, not yet gone */
 	int epfd;
 	int lsock;
 	const char *socket_path;
@@ -307,6 +308,7 @@ bool pg_resident(enum pg_state s);
 struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 			     uint32_t flags, int fd, int memfd, bool reattach,
 			     int *err);
+bool region_claim(struct region *r);
 int region_release(struct region *r, bool writeback);
 struct region *conn_find_region(struct conn *c, uint64_t addr);
 int region_writeback(struct region *r, uint64_t first, uint64_t last,

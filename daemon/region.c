@@ -258,6 +258,18 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 			goto err_fault;
 	}
 	pthread_mutex_lock(&pd.lock);
+	/*
+	 * A teardown of @c (DEAD from another connection) may have run while
+	 * this was being set up: it has released what c->regions held then
+	 * and will not look again, so a region linked now would outlive its
+	 * connection (closed descriptors, still in pd.regions).  c->dead is
+	 * set under pd.lock before teardown reads the list.
+	 */
+	if (c->dead) {
+		pthread_mutex_unlock(&pd.lock);
+		*err = -ESHUTDOWN;
+		goto err_fault;
+	}
 	r->id = ++pd.next_region_id;
 	pd.resident += r->resident;
 	pd.dirty += r->dirty;
@@ -290,12 +302,30 @@ static void region_quiesce(struct region *r)
 	}
 }
 
+/*
+ * Claim the release of @r for the caller; pd.lock held.  Releasing is a
+ * one-time claim: an UNMAP of a connection and the teardown of that
+ * connection (DEAD from another connection, its socket closing) may both
+ * want to release the same region, and only the thread that got the claim
+ * may call region_release() - whoever else wanted it waits for the region
+ * to leave conn->regions instead.  pd.releasing counts claimed regions not
+ * yet written back, which the SIGTERM flush waits for.
+ */
+bool region_claim(struct region *r)
+{
+	if (r->dying)
+		return false;
+	r->dying = true;
+	pd.releasing++;
+	return true;
+}
+
+/* Write back (if @writeback), unlink and free @r; region_claim() first. */
 int region_release(struct region *r, bool writeback)
 {
 	int ret = 0;
 
 	pthread_mutex_lock(&pd.lock);
-	r->dying = true;
 	region_quiesce(r);
 	pthread_mutex_unlock(&pd.lock);
 
@@ -310,6 +340,7 @@ int region_release(struct region *r, bool writeback)
 	pd.resident -= r->resident;
 	pd.dirty -= r->dirty;
 	pd.nr_regions--;
+	pd.releasing--;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 

@@ -180,17 +180,39 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
 	if (c->uffd_sync >= 0)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd_sync, NULL);
+	/*
+	 * Release every region, one claim at a time (region_claim()).  A
+	 * region already claimed is being released by an UNMAP still running
+	 * on another worker (we may have come from DEAD): wait for it to
+	 * leave the list, so that the answer to DEAD means "all written
+	 * back".  No region is added any more: do_map() checks c->dead.
+	 */
+	pthread_mutex_lock(&pd.lock);
 	for (;;) {
-		struct region *r;
+		struct region *r = NULL;
+		bool others = false;
 
-		pthread_mutex_lock(&pd.lock);
-		r = list_empty(&c->regions) ? NULL :
-		    container_of(c->regions.next, struct region, cnode);
-		pthread_mutex_unlock(&pd.lock);
-		if (!r)
+		for (struct list *l = c->regions.next; l != &c->regions;
+		     l = l->next) {
+			struct region *t = container_of(l, struct region, cnode);
+
+			if (region_claim(t)) {
+				r = t;
+				break;
+			}
+			others = true;
+		}
+		if (r) {
+			pthread_mutex_unlock(&pd.lock);
+			region_release(r, !(r->flags & PAGER_TEMPORARY));
+			pthread_mutex_lock(&pd.lock);
+		} else if (others) {
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		} else {
 			break;
-		region_release(r, !(r->flags & PAGER_TEMPORARY));
+		}
 	}
+	pthread_mutex_unlock(&pd.lock);
 
 	pthread_mutex_lock(&pd.lock);
 	while (c->users > (holds_ref ? 1 : 0))
@@ -447,6 +469,7 @@ static void put_region(struct region *r)
 static int do_range(struct conn *c, const struct pager_range_req *m)
 {
 	struct region *r;
+	bool claimed;
 	uint64_t off;
 	int ret;
 
@@ -465,10 +488,23 @@ static int do_range(struct conn *c, const struct pager_range_req *m)
 		 */
 		ret = r->flags & PAGER_TEMPORARY ? 0 :
 		      region_sync(r, 0, r->len);
-		put_region(r);
-		if (ret)
+		/*
+		 * Claim the release while still holding our reference: a
+		 * teardown of this connection (DEAD from another connection)
+		 * may claim it first, and then frees it.  Requests of one
+		 * connection are serialised, so the teardown is the only
+		 * other releaser; if it won, wait until it is done (r is then
+		 * only compared, never dereferenced).
+		 */
+		pthread_mutex_lock(&pd.lock);
+		r->ops--;
+		pthread_cond_broadcast(&pd.cond);
+		claimed = !ret && region_claim(r);
+		while (!ret && !claimed && conn_find_region(c, m->addr) == r)
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		pthread_mutex_unlock(&pd.lock);
+		if (!claimed)
 			return ret;
-		/* requests of one client are serialised: nobody else unmaps */
 		return region_release(r, !(r->flags & PAGER_TEMPORARY));
 	}
 	if (m->addr % PAGE_SIZE)
