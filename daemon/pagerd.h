@@ -220,6 +220,7 @@ struct pagerd {
 	bool stopping;
 	int active_ops;
 	int releasing;		/* regions claimed for release, not yet gone */
+	int release_err;	/* a release's write-back failed while stopping */
 	int epfd;
 	int lsock;
 	const char *socket_path;
@@ -375,7 +376,7 @@ void drop_abandon(struct conn *c);
 int server_init(const char *path);
 void *server_worker(void *arg);
 void server_rearm(int fd, struct evsrc *s);
-void server_flush_all(void);
+int server_flush_all(void);
 
 /* stats.c */
 void stats_fault_latency(struct region *r, uint64_t ns);

@@ -341,6 +341,9 @@ int region_release(struct region *r, bool writeback)
 	pd.dirty -= r->dirty;
 	pd.nr_regions--;
 	pd.releasing--;
+	/* the SIGTERM flush waited for this one: its exit status tells */
+	if (ret && pd.stopping)
+		pd.release_err = ret;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 

@@ -204,6 +204,8 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 		}
 		if (r) {
 			pthread_mutex_unlock(&pd.lock);
+			pr_debug("client pid %d: releasing region %llu", c->pid,
+				 (unsigned long long)r->id);
 			region_release(r, !(r->flags & PAGER_TEMPORARY));
 			pthread_mutex_lock(&pd.lock);
 		} else if (others) {
@@ -624,8 +626,16 @@ static bool handle_msg(struct conn *c)
 		ret = -EBADMSG;
 		goto out_reply;
 	}
+	/*
+	 * While stopping, a guardian's DEAD is still served: its answer ends
+	 * the guardian and with it the dead client's memory, so it must not
+	 * come before that client's teardown (which may already be writing
+	 * back, from its socket closing) is done.  The flush waits for the
+	 * teardown; a DEAD that comes after the flush began finds the
+	 * region held by the flush, which writes it back first.
+	 */
 	if (pd.stopping && m.hdr.type != PAGER_MSG_STATS &&
-	    m.hdr.type != PAGER_MSG_STATS_TEXT) {
+	    m.hdr.type != PAGER_MSG_STATS_TEXT && m.hdr.type != PAGER_MSG_DEAD) {
 		ret = -ESHUTDOWN;
 		goto out_reply;
 	}
@@ -736,17 +746,34 @@ void *server_worker(void *arg)
 	return NULL;
 }
 
-/* SIGTERM: stop resolving faults, then write back and fsync everything. */
-void server_flush_all(void)
+/*
+ * SIGTERM: stop resolving faults, then write back and fsync everything.
+ * Returns 0, or the last error of a write-back (the exit status says so).
+ */
+int server_flush_all(void)
 {
 	struct region **rs;
 	int n = 0, err = 0;
 
 	pthread_mutex_lock(&pd.lock);
 	pd.stopping = true;
-	while (pd.active_ops)
+	/*
+	 * Regions being released (a dead client's teardown, an UNMAP) are
+	 * written back by their releaser, and skipped below: wait until
+	 * that is done, or _exit() would cut their write-back short.  A
+	 * release claimed after this sees our reference (r->ops) and waits
+	 * for our sync of the region.
+	 */
+	while (pd.active_ops || pd.releasing)
 		pthread_cond_wait(&pd.cond, &pd.lock);
+	if (pd.release_err) {
+		pr_err("write-back of a released region failed: %s",
+		       strerror(-pd.release_err));
+		err = pd.release_err;
+	}
 	rs = calloc(pd.nr_regions + 1, sizeof(*rs));
+	if (!rs && pd.nr_regions)
+		err = -ENOMEM;
 	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
 	     l = l->next) {
 		struct region *r = container_of(l, struct region, node);
@@ -769,4 +796,5 @@ void server_flush_all(void)
 	}
 	free(rs);
 	pr_info("flushed %d regions%s", n, err ? " with errors" : "");
+	return err;
 }

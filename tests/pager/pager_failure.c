@@ -405,6 +405,29 @@ TEST_F_TIMEOUT(fail, fsync_eio, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+/*
+ * SIGTERM while fsyncs fail: the flush cannot make the dirty pages durable,
+ * and pagerd's exit status says so (it was 0 whatever happened).
+ */
+TEST_F_TIMEOUT(fail, sigterm_eio, 60)
+{
+	size_t len = self->len / 8;	/* half the budget: stays resident */
+	unsigned char *mem;
+	int fd, st;
+
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	memset(self->model, 0, len);
+	fill_pattern(mem, self->model, len, 1);
+	fd = open(self->failfs, O_WRONLY | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	close(fd);
+	st = pt_stop_pagerd(self->pagerd, SIGTERM);
+	self->pagerd = -1;
+	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
+	ASSERT_NE(0, WEXITSTATUS(st)) TH_LOG("failed flush, exit status 0");
+}
+
 /* A raw protocol connection. */
 static int raw_connect(const char *path)
 {
@@ -1072,6 +1095,77 @@ TEST_F_TIMEOUT(race, dead_during_map, 60)
 	}
 	ASSERT_EQ(0, leaked) TH_LOG("a region outlived its dead connection");
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+}
+
+/* Wait (bounded) until @path contains @text. */
+static int wait_log(const char *path, const char *text, int ms)
+{
+	static char buf[1 << 16];
+
+	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < (uint64_t)ms; ) {
+		int fd = open(path, O_RDONLY);
+		ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		if (strstr(buf, text))
+			return 0;
+		usleep(200);	/* pagerd's log is the only sign: poll it */
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * SIGTERM while a dead client's regions are being written back by its
+ * teardown: the flush waits for that write-back instead of skipping the
+ * region and exiting under it (which lost the dead client's data while
+ * pagerd exited 0).
+ */
+TEST_F_TIMEOUT(race, sigterm_during_release, 90)
+{
+	/* 256 MiB by default: its write-back takes tens of ms on the host */
+	const size_t len = pt_region_mb() << 25;
+	unsigned char *model = calloc(1, len);
+	char file[PATH_MAX + 32], c;
+	int pipefd[2], st;
+	long long d;
+	pid_t child;
+
+	ASSERT_NE(NULL, model);
+	snprintf(file, sizeof(file), "%s/dead", self->dir);
+	ASSERT_EQ(0, pipe(pipefd));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct pager *p = pager_connect(self->sock);
+		unsigned char *m;
+
+		if (!p)
+			_exit(1);
+		m = pager_map(p, len, file, 0);
+		if (!m)
+			_exit(2);
+		fill_pattern(m, model, len, 77);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(1, read(pipefd[0], &c, 1)) TH_LOG("child failed");
+	fill_pattern(NULL, model, len, 77);
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+	/* its guardian asked for the flush: stop pagerd in the middle of it */
+	ASSERT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	st = pt_stop_pagerd(self->pagerd, SIGTERM);
+	self->pagerd = -1;
+	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	d = pt_file_diff(file, model, len);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+	free(model);
 }
 
 TEST_HARNESS_MAIN
