@@ -146,7 +146,13 @@ struct region *conn_find_region(struct conn *c, uint64_t addr)
 	return NULL;
 }
 
-/* Mark pages whose file blocks hold data (SEEK_DATA/SEEK_HOLE). */
+/*
+ * Mark pages whose file blocks hold data (SEEK_DATA/SEEK_HOLE).  A page
+ * not marked is filled with zeros without reading the file, so in doubt a
+ * page is data: only ENXIO (no data past pos) ends the scan with holes.
+ * Any other error marks the rest of the file as data, to be read - else
+ * real data would be served as zeros, and later written back as such.
+ */
 static void scan_file_data(struct region *r)
 {
 	off_t end = MIN((uint64_t)r->file_size, r->len), pos = 0;
@@ -155,12 +161,17 @@ static void scan_file_data(struct region *r)
 		off_t data = lseek(r->fd, pos, SEEK_DATA);
 		off_t hole;
 
-		if (data < 0 || data >= end)
-			break;
-		hole = lseek(r->fd, data, SEEK_HOLE);
-		if (hole < 0)
+		if (data < 0 && errno != ENXIO) {
+			data = pos;	/* unknown: read all the rest */
 			hole = end;
-		hole = MIN(hole, end);
+		} else if (data < 0 || data >= end) {
+			break;
+		} else {
+			hole = lseek(r->fd, data, SEEK_HOLE);
+			if (hole < 0)
+				hole = end;
+			hole = MIN(hole, end);
+		}
 		for (uint64_t i = data >> PAGE_SHIFT;
 		     i < ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
 			r->pages[i].flags |= PGF_FILEDATA;

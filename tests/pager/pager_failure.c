@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
@@ -426,6 +428,65 @@ TEST_F_TIMEOUT(fail, sigterm_eio, 60)
 	self->pagerd = -1;
 	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
 	ASSERT_NE(0, WEXITSTATUS(st)) TH_LOG("failed flush, exit status 0");
+}
+
+/*
+ * In pagerd (before its exec): every lseek(SEEK_DATA) fails with EIO, as
+ * on a file system that cannot answer it.  The whence argument's low 32
+ * bits (little-endian hosts) are enough: SEEK_DATA is 3.
+ */
+static void seek_data_eio(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_lseek, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SEEK_DATA, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(f), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		_exit(126);
+}
+
+/*
+ * lseek(SEEK_DATA) on the backing file fails with something other than
+ * ENXIO: pagerd cannot tell data from holes, so it reads the pages.  It
+ * used to take the rest of the file for holes, filled the region with
+ * zeros, and a later write-back would have written them over the data.
+ */
+TEST_F_TIMEOUT(fail, seek_data_error, 60)
+{
+	size_t len = self->len / 8;	/* half the budget */
+	unsigned char *mem;
+	struct pager *p;
+	long long d;
+
+	if (variant->flags)
+		SKIP(return, "private only: pagerd also asks a shared region's memfd with SEEK_DATA");
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
+					    self->log, NULL, seek_data_eio);
+	ASSERT_LT(0, self->pagerd);
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 21));
+	p = pager_connect(self->sock);
+	ASSERT_NE(NULL, p);
+	mem = pager_map(p, len, self->file, 0);
+	ASSERT_NE(NULL, mem);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs from the file at %lld", d);
+	/* every page written (and so written back), half of them read only */
+	fill_pattern(mem, self->model, len / 2, 22);
+	ASSERT_EQ(0, pager_sync(p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(p, mem));
+	pager_disconnect(p);
 }
 
 /* A raw protocol connection. */
