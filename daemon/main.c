@@ -399,8 +399,14 @@ int main(int argc, char **argv)
 		fputs(buf, stderr);
 	}
 	pr_info("signal %d: flushing", sig);
-	/* refuse new clients first: they would only find a stopping pagerd */
+	/*
+	 * The socket stays until the flush is done: the guardian of a client
+	 * that just died still has to reach us (its DEAD keeps the client's
+	 * memory alive until the teardown has written it back).  Clients
+	 * that connect meanwhile are told -ESHUTDOWN and retry.
+	 */
+	ret = server_flush_all();
 	unlink(path);
-	server_flush_all();
-	_exit(0);
+	/* a page that did not reach its file must not look like success */
+	_exit(ret ? 1 : 0);
 }

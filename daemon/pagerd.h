@@ -127,7 +127,7 @@ struct region {
 	 * Taken before pd.lock, never while holding it.
 	 */
 	pthread_mutex_t sync_lock;
-	bool dying;
+	bool dying;		/* release claimed (region_claim()), pd.lock */
 	struct pager_stats st;
 };
 
@@ -219,6 +219,8 @@ struct pagerd {
 	uint32_t nr_regions;
 	bool stopping;
 	int active_ops;
+	int releasing;		/* regions claimed for release, not yet gone */
+	int release_err;	/* a release's write-back failed while stopping */
 	int epfd;
 	int lsock;
 	const char *socket_path;
@@ -307,6 +309,7 @@ bool pg_resident(enum pg_state s);
 struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 			     uint32_t flags, int fd, int memfd, bool reattach,
 			     int *err);
+bool region_claim(struct region *r);
 int region_release(struct region *r, bool writeback);
 struct region *conn_find_region(struct conn *c, uint64_t addr);
 int region_writeback(struct region *r, uint64_t first, uint64_t last,
@@ -373,7 +376,7 @@ void drop_abandon(struct conn *c);
 int server_init(const char *path);
 void *server_worker(void *arg);
 void server_rearm(int fd, struct evsrc *s);
-void server_flush_all(void);
+int server_flush_all(void);
 
 /* stats.c */
 void stats_fault_latency(struct region *r, uint64_t ns);

@@ -146,7 +146,13 @@ struct region *conn_find_region(struct conn *c, uint64_t addr)
 	return NULL;
 }
 
-/* Mark pages whose file blocks hold data (SEEK_DATA/SEEK_HOLE). */
+/*
+ * Mark pages whose file blocks hold data (SEEK_DATA/SEEK_HOLE).  A page
+ * not marked is filled with zeros without reading the file, so in doubt a
+ * page is data: only ENXIO (no data past pos) ends the scan with holes.
+ * Any other error marks the rest of the file as data, to be read - else
+ * real data would be served as zeros, and later written back as such.
+ */
 static void scan_file_data(struct region *r)
 {
 	off_t end = MIN((uint64_t)r->file_size, r->len), pos = 0;
@@ -155,12 +161,17 @@ static void scan_file_data(struct region *r)
 		off_t data = lseek(r->fd, pos, SEEK_DATA);
 		off_t hole;
 
-		if (data < 0 || data >= end)
-			break;
-		hole = lseek(r->fd, data, SEEK_HOLE);
-		if (hole < 0)
+		if (data < 0 && errno != ENXIO) {
+			data = pos;	/* unknown: read all the rest */
 			hole = end;
-		hole = MIN(hole, end);
+		} else if (data < 0 || data >= end) {
+			break;
+		} else {
+			hole = lseek(r->fd, data, SEEK_HOLE);
+			if (hole < 0)
+				hole = end;
+			hole = MIN(hole, end);
+		}
 		for (uint64_t i = data >> PAGE_SHIFT;
 		     i < ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
 			r->pages[i].flags |= PGF_FILEDATA;
@@ -258,6 +269,18 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 			goto err_fault;
 	}
 	pthread_mutex_lock(&pd.lock);
+	/*
+	 * A teardown of @c (DEAD from another connection) may have run while
+	 * this was being set up: it has released what c->regions held then
+	 * and will not look again, so a region linked now would outlive its
+	 * connection (closed descriptors, still in pd.regions).  c->dead is
+	 * set under pd.lock before teardown reads the list.
+	 */
+	if (c->dead) {
+		pthread_mutex_unlock(&pd.lock);
+		*err = -ESHUTDOWN;
+		goto err_fault;
+	}
 	r->id = ++pd.next_region_id;
 	pd.resident += r->resident;
 	pd.dirty += r->dirty;
@@ -290,12 +313,30 @@ static void region_quiesce(struct region *r)
 	}
 }
 
+/*
+ * Claim the release of @r for the caller; pd.lock held.  Releasing is a
+ * one-time claim: an UNMAP of a connection and the teardown of that
+ * connection (DEAD from another connection, its socket closing) may both
+ * want to release the same region, and only the thread that got the claim
+ * may call region_release() - whoever else wanted it waits for the region
+ * to leave conn->regions instead.  pd.releasing counts claimed regions not
+ * yet written back, which the SIGTERM flush waits for.
+ */
+bool region_claim(struct region *r)
+{
+	if (r->dying)
+		return false;
+	r->dying = true;
+	pd.releasing++;
+	return true;
+}
+
+/* Write back (if @writeback), unlink and free @r; region_claim() first. */
 int region_release(struct region *r, bool writeback)
 {
 	int ret = 0;
 
 	pthread_mutex_lock(&pd.lock);
-	r->dying = true;
 	region_quiesce(r);
 	pthread_mutex_unlock(&pd.lock);
 
@@ -310,6 +351,10 @@ int region_release(struct region *r, bool writeback)
 	pd.resident -= r->resident;
 	pd.dirty -= r->dirty;
 	pd.nr_regions--;
+	pd.releasing--;
+	/* the SIGTERM flush waited for this one: its exit status tells */
+	if (ret && pd.stopping)
+		pd.release_err = ret;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 

@@ -180,17 +180,41 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
 	if (c->uffd_sync >= 0)
 		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd_sync, NULL);
+	/*
+	 * Release every region, one claim at a time (region_claim()).  A
+	 * region already claimed is being released by an UNMAP still running
+	 * on another worker (we may have come from DEAD): wait for it to
+	 * leave the list, so that the answer to DEAD means "all written
+	 * back".  No region is added any more: do_map() checks c->dead.
+	 */
+	pthread_mutex_lock(&pd.lock);
 	for (;;) {
-		struct region *r;
+		struct region *r = NULL;
+		bool others = false;
 
-		pthread_mutex_lock(&pd.lock);
-		r = list_empty(&c->regions) ? NULL :
-		    container_of(c->regions.next, struct region, cnode);
-		pthread_mutex_unlock(&pd.lock);
-		if (!r)
+		for (struct list *l = c->regions.next; l != &c->regions;
+		     l = l->next) {
+			struct region *t = container_of(l, struct region, cnode);
+
+			if (region_claim(t)) {
+				r = t;
+				break;
+			}
+			others = true;
+		}
+		if (r) {
+			pthread_mutex_unlock(&pd.lock);
+			pr_debug("client pid %d: releasing region %llu", c->pid,
+				 (unsigned long long)r->id);
+			region_release(r, !(r->flags & PAGER_TEMPORARY));
+			pthread_mutex_lock(&pd.lock);
+		} else if (others) {
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		} else {
 			break;
-		region_release(r, !(r->flags & PAGER_TEMPORARY));
+		}
 	}
+	pthread_mutex_unlock(&pd.lock);
 
 	pthread_mutex_lock(&pd.lock);
 	while (c->users > (holds_ref ? 1 : 0))
@@ -447,6 +471,7 @@ static void put_region(struct region *r)
 static int do_range(struct conn *c, const struct pager_range_req *m)
 {
 	struct region *r;
+	bool claimed;
 	uint64_t off;
 	int ret;
 
@@ -465,10 +490,23 @@ static int do_range(struct conn *c, const struct pager_range_req *m)
 		 */
 		ret = r->flags & PAGER_TEMPORARY ? 0 :
 		      region_sync(r, 0, r->len);
-		put_region(r);
-		if (ret)
+		/*
+		 * Claim the release while still holding our reference: a
+		 * teardown of this connection (DEAD from another connection)
+		 * may claim it first, and then frees it.  Requests of one
+		 * connection are serialised, so the teardown is the only
+		 * other releaser; if it won, wait until it is done (r is then
+		 * only compared, never dereferenced).
+		 */
+		pthread_mutex_lock(&pd.lock);
+		r->ops--;
+		pthread_cond_broadcast(&pd.cond);
+		claimed = !ret && region_claim(r);
+		while (!ret && !claimed && conn_find_region(c, m->addr) == r)
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		pthread_mutex_unlock(&pd.lock);
+		if (!claimed)
 			return ret;
-		/* requests of one client are serialised: nobody else unmaps */
 		return region_release(r, !(r->flags & PAGER_TEMPORARY));
 	}
 	if (m->addr % PAGE_SIZE)
@@ -588,8 +626,16 @@ static bool handle_msg(struct conn *c)
 		ret = -EBADMSG;
 		goto out_reply;
 	}
+	/*
+	 * While stopping, a guardian's DEAD is still served: its answer ends
+	 * the guardian and with it the dead client's memory, so it must not
+	 * come before that client's teardown (which may already be writing
+	 * back, from its socket closing) is done.  The flush waits for the
+	 * teardown; a DEAD that comes after the flush began finds the
+	 * region held by the flush, which writes it back first.
+	 */
 	if (pd.stopping && m.hdr.type != PAGER_MSG_STATS &&
-	    m.hdr.type != PAGER_MSG_STATS_TEXT) {
+	    m.hdr.type != PAGER_MSG_STATS_TEXT && m.hdr.type != PAGER_MSG_DEAD) {
 		ret = -ESHUTDOWN;
 		goto out_reply;
 	}
@@ -700,17 +746,34 @@ void *server_worker(void *arg)
 	return NULL;
 }
 
-/* SIGTERM: stop resolving faults, then write back and fsync everything. */
-void server_flush_all(void)
+/*
+ * SIGTERM: stop resolving faults, then write back and fsync everything.
+ * Returns 0, or the last error of a write-back (the exit status says so).
+ */
+int server_flush_all(void)
 {
 	struct region **rs;
 	int n = 0, err = 0;
 
 	pthread_mutex_lock(&pd.lock);
 	pd.stopping = true;
-	while (pd.active_ops)
+	/*
+	 * Regions being released (a dead client's teardown, an UNMAP) are
+	 * written back by their releaser, and skipped below: wait until
+	 * that is done, or _exit() would cut their write-back short.  A
+	 * release claimed after this sees our reference (r->ops) and waits
+	 * for our sync of the region.
+	 */
+	while (pd.active_ops || pd.releasing)
 		pthread_cond_wait(&pd.cond, &pd.lock);
+	if (pd.release_err) {
+		pr_err("write-back of a released region failed: %s",
+		       strerror(-pd.release_err));
+		err = pd.release_err;
+	}
 	rs = calloc(pd.nr_regions + 1, sizeof(*rs));
+	if (!rs && pd.nr_regions)
+		err = -ENOMEM;
 	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
 	     l = l->next) {
 		struct region *r = container_of(l, struct region, node);
@@ -733,4 +796,5 @@ void server_flush_all(void)
 	}
 	free(rs);
 	pr_info("flushed %d regions%s", n, err ? " with errors" : "");
+	return err;
 }

@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
@@ -405,6 +407,88 @@ TEST_F_TIMEOUT(fail, fsync_eio, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+/*
+ * SIGTERM while fsyncs fail: the flush cannot make the dirty pages durable,
+ * and pagerd's exit status says so (it was 0 whatever happened).
+ */
+TEST_F_TIMEOUT(fail, sigterm_eio, 60)
+{
+	size_t len = self->len / 8;	/* half the budget: stays resident */
+	unsigned char *mem;
+	int fd, st;
+
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	memset(self->model, 0, len);
+	fill_pattern(mem, self->model, len, 1);
+	fd = open(self->failfs, O_WRONLY | O_CREAT, 0644);
+	ASSERT_LE(0, fd);
+	close(fd);
+	st = pt_stop_pagerd(self->pagerd, SIGTERM);
+	self->pagerd = -1;
+	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
+	ASSERT_NE(0, WEXITSTATUS(st)) TH_LOG("failed flush, exit status 0");
+}
+
+/*
+ * In pagerd (before its exec): every lseek(SEEK_DATA) fails with EIO, as
+ * on a file system that cannot answer it.  The whence argument's low 32
+ * bits (little-endian hosts) are enough: SEEK_DATA is 3.
+ */
+static void seek_data_eio(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_lseek, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SEEK_DATA, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(f), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		_exit(126);
+}
+
+/*
+ * lseek(SEEK_DATA) on the backing file fails with something other than
+ * ENXIO: pagerd cannot tell data from holes, so it reads the pages.  It
+ * used to take the rest of the file for holes, filled the region with
+ * zeros, and a later write-back would have written them over the data.
+ */
+TEST_F_TIMEOUT(fail, seek_data_error, 60)
+{
+	size_t len = self->len / 8;	/* half the budget */
+	unsigned char *mem;
+	struct pager *p;
+	long long d;
+
+	if (variant->flags)
+		SKIP(return, "private only: pagerd also asks a shared region's memfd with SEEK_DATA");
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
+					    self->log, NULL, seek_data_eio);
+	ASSERT_LT(0, self->pagerd);
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 21));
+	p = pager_connect(self->sock);
+	ASSERT_NE(NULL, p);
+	mem = pager_map(p, len, self->file, 0);
+	ASSERT_NE(NULL, mem);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("region differs from the file at %lld", d);
+	/* every page written (and so written back), half of them read only */
+	fill_pattern(mem, self->model, len / 2, 22);
+	ASSERT_EQ(0, pager_sync(p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(p, mem));
+	pager_disconnect(p);
+}
+
 /* A raw protocol connection. */
 static int raw_connect(const char *path)
 {
@@ -421,15 +505,13 @@ static int raw_connect(const char *path)
 	return fd;
 }
 
-/* Send raw bytes (+fds); return the reply status, or 1 on EOF. */
-static int raw_xfer(int s, const void *buf, size_t len, const int *fds,
+/* Send raw bytes (+fds) without waiting: 0, or 2 if the send failed. */
+static int raw_send(int s, const void *buf, size_t len, const int *fds,
 		    int nfds)
 {
 	char cbuf[CMSG_SPACE(sizeof(int) * 16)];
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct pager_reply rep;
-	ssize_t n;
 
 	if (nfds) {
 		struct cmsghdr *cm;
@@ -445,12 +527,30 @@ static int raw_xfer(int s, const void *buf, size_t len, const int *fds,
 	}
 	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)len)
 		return 2;
+	return 0;
+}
+
+/* The next reply's status, or 1 on EOF, 3 if it is no reply. */
+static int raw_reply(int s)
+{
+	struct pager_reply rep;
+	ssize_t n;
+
 	n = recv(s, &rep, sizeof(rep), 0);
 	if (n <= 0)
 		return 1;
 	if (n < (ssize_t)sizeof(rep) || rep.hdr.magic != PAGER_MAGIC)
 		return 3;
 	return rep.status;
+}
+
+/* Send raw bytes (+fds); return the reply status, or 1 on EOF. */
+static int raw_xfer(int s, const void *buf, size_t len, const int *fds,
+		    int nfds)
+{
+	int ret = raw_send(s, buf, len, fds, nfds);
+
+	return ret ? ret : raw_reply(s);
 }
 
 /*
@@ -862,6 +962,271 @@ TEST_F_TIMEOUT(fail, other_users_files, 30)
 		ASSERT_EQ(0, memcmp(buf, "hush\n", 5));
 	}
 	close(fd);
+}
+
+/*
+ * Races of DEAD (a connection torn down from another one) with requests of
+ * the dying connection.  pagerd runs with a budget the regions fit in, so
+ * the raw clients (whose evict channel nobody serves) are never asked to
+ * drop pages.
+ */
+FIXTURE(race) {
+	char dir[PATH_MAX];
+	char sock[PATH_MAX + 16];
+	char log[PATH_MAX + 16];
+	pid_t pagerd;
+	struct pager *p;
+};
+
+FIXTURE_SETUP(race)
+{
+	ASSERT_EQ(0, pt_scratch(self->dir, sizeof(self->dir)));
+	snprintf(self->sock, sizeof(self->sock), "%s/sock", self->dir);
+	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
+	self->pagerd = pt_start_pagerd(self->sock, "1G", self->log);
+	ASSERT_LT(0, self->pagerd);
+	self->p = pager_connect(self->sock);
+	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	if (getenv("PAGER_TEST_KEEP"))
+		fprintf(stderr, "# kept %s\n", self->dir);
+	else
+		pt_rmrf(self->dir);
+}
+
+/*
+ * A raw client (synchronous uffd) that introduced itself with @token;
+ * returns the socket, its uffd in *uffd (the evict channel's other end is
+ * closed: nothing is ever evicted here).
+ */
+static int raw_client(const char *sock, uint64_t token, int *uffd)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct pager_hello hello;
+	int s, fds[4], sv[2], ret;
+
+	s = raw_connect(sock);
+	if (s < 0)
+		return -1;
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fds[0] < 0 || ioctl(fds[0], UFFDIO_API, &api) ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	fds[3] = sv[1];
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 4;
+	hello.token = token;
+	ret = raw_xfer(s, &hello, sizeof(hello), fds, 4);
+	for (int i = 1; i < 4; i++)
+		close(fds[i]);
+	close(sv[0]);
+	if (ret) {
+		close(fds[0]);
+		close(s);
+		return -1;
+	}
+	*uffd = fds[0];
+	return s;
+}
+
+/* DEAD for @token from a connection of its own; the reply status. */
+static int raw_dead(const char *sock, uint64_t token)
+{
+	struct pager_hello dead;
+	int d = raw_connect(sock), ret;
+
+	if (d < 0)
+		return 2;
+	hdr(&dead.hdr, PAGER_MSG_DEAD, sizeof(dead));
+	dead.token = token;
+	ret = raw_xfer(d, &dead, sizeof(dead), NULL, 0);
+	close(d);
+	return ret;
+}
+
+/*
+ * DEAD for a client whose UNMAP is writing its region back (a client
+ * killed in pager_unmap(), or a hostile one naming itself): the region is
+ * released once, not by both (a double free and a use-after-free before),
+ * and its data is in the file.
+ */
+TEST_F_TIMEOUT(race, dead_during_unmap, 60)
+{
+	const size_t len = 32 << 20;
+	unsigned char *model = calloc(1, len);
+	struct pager_range_req un;
+	char file[PATH_MAX + 32];
+
+	ASSERT_NE(NULL, model);
+	for (int iter = 0; iter < 8; iter++) {
+		uint64_t token = 0xdead0000 + iter;
+		unsigned char *mem;
+		int s, uffd, ret;
+		long long d;
+
+		snprintf(file, sizeof(file), "%s/unmap%d", self->dir, iter);
+		s = raw_client(self->sock, token, &uffd);
+		ASSERT_LE(0, s);
+		mem = raw_map(s, uffd, len, file);
+		ASSERT_NE(NULL, mem);
+		memset(model, 0, len);
+		fill_pattern(mem, model, len, 100 + iter);
+
+		hdr(&un.hdr, PAGER_MSG_UNMAP, sizeof(un));
+		un.addr = (uintptr_t)mem;
+		ASSERT_EQ(0, raw_send(s, &un, sizeof(un), NULL, 0));
+		/* now, while the UNMAP writes back (after iter 0: a bit later) */
+		if (iter)
+			usleep(iter * 300);
+		ASSERT_EQ(0, raw_dead(self->sock, token));
+		/* done, or never read: the teardown took the socket first */
+		ret = raw_reply(s);
+		ASSERT_TRUE(ret == 0 || ret == 1) TH_LOG("UNMAP: %d", ret);
+		ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG))
+			TH_LOG("pagerd died (iteration %d)", iter);
+		d = pt_file_diff(file, model, len);
+		ASSERT_EQ(-1, d) TH_LOG("iteration %d: file differs at %lld",
+					iter, d);
+		close(s);
+		munmap(mem, len);
+		close(uffd);
+	}
+	ASSERT_EQ(0, wait_regions(self->p, 0, 5000));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	free(model);
+}
+
+/*
+ * DEAD while the connection's MAP is still setting its region up (a big
+ * re-attached region: pagerd reads its whole pagemap): the region is not
+ * left behind on the dead connection (before, it stayed in pagerd with
+ * closed descriptors for ever).
+ */
+TEST_F_TIMEOUT(race, dead_during_map, 60)
+{
+	const size_t len = 64ULL << 30;	/* the largest region pagerd takes */
+	static const int delay_ms[] = { 1, 3, 10, 30, 100 };
+	char file[PATH_MAX + 32];
+	int leaked = 0;
+
+	snprintf(file, sizeof(file), "%s/map", self->dir);
+	for (size_t iter = 0; iter < ARRAY_SIZE(delay_ms); iter++) {
+		uint64_t token = 0xa11ce000 + iter;
+		struct pager_map_req map;
+		struct pager_stats st;
+		unsigned char *mem;
+		int s, uffd, fd, ret;
+
+		s = raw_client(self->sock, token, &uffd);
+		ASSERT_LE(0, s);
+		mem = mmap(NULL, len, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		ASSERT_NE(MAP_FAILED, mem);
+		fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		ASSERT_LE(0, fd);
+		hdr(&map.hdr, PAGER_MSG_MAP, sizeof(map));
+		map.addr = (uintptr_t)mem;
+		map.len = len;
+		map.map_flags = PAGER_MAP_REATTACH;
+		ASSERT_EQ(0, raw_send(s, &map, sizeof(map), &fd, 1));
+		close(fd);
+		usleep(delay_ms[iter] * 1000);
+		ASSERT_EQ(0, raw_dead(self->sock, token));
+		/* mapped and then released, or refused: never left behind */
+		ret = raw_reply(s);
+		ASSERT_TRUE(ret == 0 || ret == -ESHUTDOWN || ret == 1)
+			TH_LOG("MAP: %d", ret);
+		/* DEAD is answered after the teardown, MAP's worker included */
+		ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+		if (st.nr_regions)
+			leaked++;
+		TH_LOG("delay %d ms: MAP %d, regions left %llu", delay_ms[iter],
+		       ret, (unsigned long long)st.nr_regions);
+		close(s);
+		munmap(mem, len);
+		close(uffd);
+		if (leaked)
+			break;
+	}
+	ASSERT_EQ(0, leaked) TH_LOG("a region outlived its dead connection");
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+}
+
+/* Wait (bounded) until @path contains @text. */
+static int wait_log(const char *path, const char *text, int ms)
+{
+	static char buf[1 << 16];
+
+	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < (uint64_t)ms; ) {
+		int fd = open(path, O_RDONLY);
+		ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		if (strstr(buf, text))
+			return 0;
+		usleep(200);	/* pagerd's log is the only sign: poll it */
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * SIGTERM while a dead client's regions are being written back by its
+ * teardown: the flush waits for that write-back instead of skipping the
+ * region and exiting under it (which lost the dead client's data while
+ * pagerd exited 0).
+ */
+TEST_F_TIMEOUT(race, sigterm_during_release, 90)
+{
+	/* 256 MiB by default: its write-back takes tens of ms on the host */
+	const size_t len = pt_region_mb() << 25;
+	unsigned char *model = calloc(1, len);
+	char file[PATH_MAX + 32], c;
+	int pipefd[2], st;
+	long long d;
+	pid_t child;
+
+	ASSERT_NE(NULL, model);
+	snprintf(file, sizeof(file), "%s/dead", self->dir);
+	ASSERT_EQ(0, pipe(pipefd));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct pager *p = pager_connect(self->sock);
+		unsigned char *m;
+
+		if (!p)
+			_exit(1);
+		m = pager_map(p, len, file, 0);
+		if (!m)
+			_exit(2);
+		fill_pattern(m, model, len, 77);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(1, read(pipefd[0], &c, 1)) TH_LOG("child failed");
+	fill_pattern(NULL, model, len, 77);
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+	/* its guardian asked for the flush: stop pagerd in the middle of it */
+	ASSERT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	st = pt_stop_pagerd(self->pagerd, SIGTERM);
+	self->pagerd = -1;
+	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	d = pt_file_diff(file, model, len);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+	free(model);
 }
 
 TEST_HARNESS_MAIN

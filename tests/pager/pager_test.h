@@ -154,11 +154,13 @@ static inline int pt_can_connect(const char *path)
  * Start pagerd on @sock with @budget ("2M"); returns its pid once it
  * accepts connections, or -1.  It dies with the test (PDEATHSIG).
  * @fail_fsync: pagerd's --fail-fsync (its fsyncs fail while that file
- * exists), or NULL.
+ * exists), or NULL.  @pre_exec, if not NULL, runs in the child just before
+ * pagerd is executed.
  */
-static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
+static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 					 const char *logpath,
-					 const char *fail_fsync)
+					 const char *fail_fsync,
+					 void (*pre_exec)(void))
 {
 	const char *bin = pt_pagerd_path();
 	const char *threads = getenv("PAGER_TEST_THREADS");
@@ -185,6 +187,9 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		/* testing: e.g. a seccomp filter that fails a system call */
+		if (pre_exec)
+			pre_exec();
 		/* short client timeout: the hostile-client tests wait for it */
 		{
 			const char *argv[] = {
@@ -213,6 +218,13 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
+					 const char *logpath,
+					 const char *fail_fsync)
+{
+	return pt_start_pagerd_hook(sock, budget, logpath, fail_fsync, NULL);
 }
 
 static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
