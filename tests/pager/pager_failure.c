@@ -718,6 +718,65 @@ static void *bad_helper_main(void *arg)
 }
 
 /*
+ * An asynchronous-mode raw client: a WP_ASYNC|MOVE uffd (*@uffd), a
+ * synchronous one, /proc/self/{mem,pagemap}, an evict channel whose helper
+ * end is *@ev, and a staging area of two slots (*@staging) announced with
+ * @features.  Returns the connected socket; -2 when the kernel lacks
+ * WP_ASYNC or MOVE, -1 on other errors.
+ */
+static int raw_async_client(const char *sock, uint32_t features, int *uffd,
+			    int *ev, unsigned char **staging)
+{
+	const size_t slen = PAGER_STAGING_SLOTS * 256 * PT_PAGE;
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
+	struct uffdio_register reg;
+	struct pager_hello hello;
+	int s, fds[5], sv[2];
+
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fds[0] < 0 || ioctl(fds[0], UFFDIO_API, &api))
+		return -1;
+	close(fds[0]);
+	if ((api.features & amode) != amode)
+		return -2;
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API, .features = amode };
+	if (fds[0] < 0 || ioctl(fds[0], UFFDIO_API, &api))
+		return -1;
+	fds[4] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API };
+	if (fds[4] < 0 || ioctl(fds[4], UFFDIO_API, &api))
+		return -1;
+	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	fds[3] = sv[1];
+	*staging = mmap(NULL, slen, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*staging == MAP_FAILED)
+		return -1;
+	reg.range.start = (uintptr_t)*staging;
+	reg.range.len = slen;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(fds[0], UFFDIO_REGISTER, &reg))
+		return -1;
+	s = raw_connect(sock);
+	if (s < 0)
+		return -1;
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 5;
+	hello.staging = (uintptr_t)*staging;
+	hello.features = features;
+	if (raw_xfer(s, &hello, sizeof(hello), fds, 5))
+		return -1;
+	*uffd = fds[0];
+	*ev = sv[0];
+	return s;
+}
+
+/*
  * Asynchronous mode: a client whose helper answers move requests with
  * garbage.  The eviction still ends (no hang) and loses nothing: the pages
  * were not moved, so they stay mapped with their content.  pagerd stops
@@ -726,60 +785,29 @@ static void *bad_helper_main(void *arg)
  */
 TEST_F_TIMEOUT(fail, hostile_helper, 60)
 {
-	const size_t hlen = 16 * PT_PAGE, slen = 2 * 256 * PT_PAGE;
-	struct uffdio_api api = { .api = UFFD_API };
-	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
-	struct uffdio_register reg;
-	struct pager_hello hello;
+	const size_t hlen = 16 * PT_PAGE;
 	struct pager_range_req ev;
 	struct bad_helper h = { 0 };
 	char hfile[PATH_MAX + 32];
 	unsigned char *hmem, *staging, *mem;
-	int s, fds[5], sv[2], ret;
+	int s, uffd, ret;
 	pthread_t t;
 
 	if (!pt_pagerd_async(self->sock))
 		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
-	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	ASSERT_LE(0, fds[0]);
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
-	close(fds[0]);
-	if ((api.features & amode) != amode)
+	s = raw_async_client(self->sock, PAGER_HELLO_HELPER_WRITE |
+			     PAGER_HELLO_STAGING_SLOTS, &uffd, &h.ev,
+			     &staging);
+	if (s == -2)
 		SKIP(return, "no uffd WP_ASYNC and MOVE");
-	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){ .api = UFFD_API, .features = amode };
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
-	fds[4] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){ .api = UFFD_API };
-	ASSERT_EQ(0, ioctl(fds[4], UFFDIO_API, &api));
-	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	fds[3] = sv[1];
-	staging = mmap(NULL, slen, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, staging);
-	reg.range.start = (uintptr_t)staging;
-	reg.range.len = slen;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
-
-	s = raw_connect(self->sock);
 	ASSERT_LE(0, s);
-	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
-	hello.nr_fds = 5;
-	hello.staging = (uintptr_t)staging;
-	hello.features = PAGER_HELLO_HELPER_WRITE | PAGER_HELLO_STAGING_SLOTS;
-	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 5));
 
 	snprintf(hfile, sizeof(hfile), "%s/hostile-helper", self->dir);
-	hmem = raw_map(s, fds[0], hlen, hfile);
+	hmem = raw_map(s, uffd, hlen, hfile);
 	ASSERT_NE(NULL, hmem);
 	for (size_t off = 0; off < hlen; off += PT_PAGE)
 		hmem[off] = 0xa0 + off / PT_PAGE;	/* pagerd fills them */
 
-	h.ev = sv[0];
 	ASSERT_EQ(0, pthread_create(&t, NULL, bad_helper_main, &h));
 	hdr(&ev.hdr, PAGER_MSG_EVICT, sizeof(ev));
 	ev.addr = (uintptr_t)hmem;
@@ -804,8 +832,174 @@ TEST_F_TIMEOUT(fail, hostile_helper, 60)
 	ASSERT_EQ(-1, pt_file_diff(self->file, self->model, self->len / 4));
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
 	close(s);
-	shutdown(sv[0], SHUT_RDWR);
+	shutdown(h.ev, SHUT_RDWR);
 	pthread_join(t, NULL);
+}
+
+/*
+ * The helper of lying_helper: serves move requests as libpager does
+ * (UFFDIO_MOVE into the slot, back to back, appends after what the slot
+ * holds), until it is armed; then it answers the next append request
+ * with a claim no request allows: more pages than asked for, at an
+ * address of its choosing (a buffer full of 'E').
+ */
+struct lying_helper {
+	int ev, uffd;
+	unsigned char *staging;
+	unsigned char *evil;
+	uint64_t staged[PAGER_STAGING_SLOTS];	/* bytes in each slot */
+	int requests;		/* move requests seen (atomic) */
+	int armed;		/* lie to the next append (atomic) */
+	int lies;		/* lies told (atomic) */
+};
+
+#define LIE_PAGES	128
+
+static void lying_helper_move(struct lying_helper *h, const struct pager_drop *d,
+			      struct pager_drop_done *done)
+{
+	unsigned char *slot = h->staging + (size_t)d->slot * 256 * PT_PAGE;
+
+	if (d->slot >= PAGER_STAGING_SLOTS) {
+		done->status = -EINVAL;
+		return;
+	}
+	if (!(d->hdr.flags & PAGER_DROP_APPEND)) {
+		madvise(slot, 256 * PT_PAGE, MADV_DONTNEED);
+		h->staged[d->slot] = 0;
+	} else if (__atomic_exchange_n(&h->armed, 0, __ATOMIC_SEQ_CST)) {
+		done->staging = (uintptr_t)h->evil;
+		done->moved = LIE_PAGES * PT_PAGE;
+		__atomic_add_fetch(&h->lies, 1, __ATOMIC_SEQ_CST);
+		return;
+	}
+	done->staging = (uintptr_t)slot + h->staged[d->slot];
+	for (uint32_t i = 0; i < d->nr && i < PAGER_DROP_MAX; i++) {
+		struct uffdio_move mv = {
+			.dst = (uintptr_t)slot + h->staged[d->slot],
+			.src = d->r[i].addr,
+			.len = d->r[i].len,
+			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+		};
+
+		if (ioctl(h->uffd, UFFDIO_MOVE, &mv)) {
+			done->status = -errno;
+			break;
+		}
+		h->staged[d->slot] += d->r[i].len;
+		done->moved += d->r[i].len;
+	}
+}
+
+static void *lying_helper_main(void *arg)
+{
+	struct lying_helper *h = arg;
+	struct pollfd pfd = { .fd = h->ev, .events = POLLIN };
+
+	while (poll(&pfd, 1, 20000) == 1) {
+		struct pager_drop d;
+		struct pager_drop_done done;
+
+		if (recv(h->ev, &d, sizeof(d), 0) <= 0)
+			break;
+		if (!(d.hdr.flags & PAGER_DROP_MOVE))
+			continue;	/* a release: the next batch frees */
+		__atomic_add_fetch(&h->requests, 1, __ATOMIC_SEQ_CST);
+		hdr(&done.hdr, PAGER_MSG_DROP_DONE, sizeof(done));
+		done.hdr.seq = d.hdr.seq;
+		lying_helper_move(h, &d, &done);
+		send(h->ev, &done, sizeof(done), MSG_NOSIGNAL);
+	}
+	return NULL;
+}
+
+/*
+ * Asynchronous mode: a helper that claims to have moved more than a move
+ * request asked for, somewhere else than where the request's pages go.
+ * An eviction batch with more than PAGER_DROP_MAX ranges (every other page
+ * of the region) takes two requests; the lie answers the second, whose
+ * pages start in the middle of pagerd's per-batch arrays and buffer.
+ * Believed, pagerd wrote past them (its stack: a root daemon's, for an
+ * unprivileged client) and took the lie's 'E' pages for the region's.
+ * Now the answer fails the channel as garbage does (hostile_helper): the
+ * pages the lie covers were not moved and stay mapped and dirty, the
+ * first request's pages are in the file, a sync makes the file exact,
+ * and no request goes to the channel after the lie.
+ */
+TEST_F_TIMEOUT(fail, lying_helper, 60)
+{
+	const size_t npages = 2 * (PAGER_DROP_MAX + 16), hlen = npages * PT_PAGE;
+	struct lying_helper h = { 0 };
+	struct pager_range_req rr;
+	char hfile[PATH_MAX + 32];
+	unsigned char *hmem, *model;
+	int s, ret, requests;
+	long long d;
+	pthread_t t;
+
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
+	if (self->len / 4 < hlen + (64 << 10))
+		SKIP(return, "budget too small for the region (PAGER_TEST_MB >= 4)");
+	/* without HELPER_WRITE: pagerd reads what was moved itself */
+	s = raw_async_client(self->sock, PAGER_HELLO_STAGING_SLOTS, &h.uffd,
+			     &h.ev, &h.staging);
+	if (s == -2)
+		SKIP(return, "no uffd WP_ASYNC and MOVE");
+	ASSERT_LE(0, s);
+	h.evil = mmap(NULL, LIE_PAGES * PT_PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, h.evil);
+	memset(h.evil, 'E', LIE_PAGES * PT_PAGE);
+	model = malloc(hlen);
+	ASSERT_NE(NULL, model);
+
+	snprintf(hfile, sizeof(hfile), "%s/lying-helper", self->dir);
+	hmem = raw_map(s, h.uffd, hlen, hfile);
+	ASSERT_NE(NULL, hmem);
+	for (size_t i = 0; i < npages; i++) {
+		memset(model + i * PT_PAGE, 0xa0 + (i & 0x1f), PT_PAGE);
+		memcpy(hmem + i * PT_PAGE, model + i * PT_PAGE, PT_PAGE);
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, lying_helper_main, &h));
+
+	/* evict the even pages, honestly: the odd ones are npages/2 ranges */
+	hdr(&rr.hdr, PAGER_MSG_EVICT, sizeof(rr));
+	for (size_t i = 0; i < npages; i += 2) {
+		rr.addr = (uintptr_t)hmem + i * PT_PAGE;
+		rr.len = PT_PAGE;
+		ASSERT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	}
+	requests = __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST);
+	ASSERT_LE((int)npages / 2, requests);
+
+	__atomic_store_n(&h.armed, 1, __ATOMIC_SEQ_CST);
+	rr.addr = (uintptr_t)hmem;
+	rr.len = hlen;
+	ret = raw_xfer(s, &rr, sizeof(rr), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("EVICT: no reply (%d)", ret);
+	ASSERT_EQ(1, __atomic_load_n(&h.lies, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(requests + 2, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+
+	/* nothing of the lie reached the file; the rest is exact */
+	rr.hdr.type = PAGER_MSG_SYNC;
+	ASSERT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	d = pt_file_diff(hfile, model, hlen);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(-1, pt_mem_diff(hmem, model, hlen));
+
+	/* the channel is broken: a later eviction asks it nothing */
+	rr.hdr.type = PAGER_MSG_EVICT;
+	ret = raw_xfer(s, &rr, sizeof(rr), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("second EVICT: no reply (%d)", ret);
+	ASSERT_EQ(requests + 2, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(-1, pt_mem_diff(hmem, model, hlen));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	close(s);
+	shutdown(h.ev, SHUT_RDWR);
+	pthread_join(t, NULL);
+	free(model);
 }
 
 /* A client cannot make pagerd touch files it has no access to. */
