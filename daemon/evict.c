@@ -148,11 +148,19 @@ int evict_some(uint64_t want)
 	n = clock_pick(v, MIN(want, WB_BATCH));
 	pthread_mutex_unlock(&pd.lock);
 
+	/*
+	 * One evict_pages() per run of ascending pages of one region: the
+	 * write-back expects idx[] ascending (region_fsync() walks it so),
+	 * and where the hand wrapped within a region (one region, or all
+	 * lapped) the victims go from its end back to its start.  Passed as
+	 * one list, the pages after the wrap were never settled by the
+	 * batch's fdatasync and were put back dirty and written again.
+	 */
 	for (int k = 0; k < n; ) {
 		struct region *r = v[k].r;
 		int m = 0;
 
-		while (k < n && v[k].r == r) {
+		while (k < n && v[k].r == r && (!m || v[k].idx > idx[m - 1])) {
 			idx[m] = v[k].idx;
 			dirty[m++] = v[k++].dirty;
 		}
