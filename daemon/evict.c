@@ -590,21 +590,32 @@ void slot_put(struct conn *c, unsigned int s, bool moved, bool released)
 /*
  * The move batch in slot @s is in the file (or back in the region): let
  * the helper forget its staging copy (see PAGER_DROP_RELEASE).  No answer
- * is waited for.  The caller still owns the slot.  If this cannot be sent
- * the helper keeps the copy until the slot's next batch; putting it back
- * would then only be wrong for a page the application dropped itself
- * since.
+ * is waited for, and the send does not wait either (a full channel must
+ * not hold up eviction).  The caller still owns the slot.  Returns 0 or
+ * -errno: if the release could not be sent the helper keeps the copy,
+ * and the caller must put the slot back as unreleased (slot_put()), so
+ * that the slot's next batch, which frees it, comes soon; meanwhile a
+ * restore would put the copy back over a page the application dropped
+ * itself since.
  */
-void drop_release(struct conn *c, unsigned int s)
+int drop_release(struct conn *c, unsigned int s)
 {
 	struct pager_drop msg;
+	ssize_t sent;
+	int ret = 0;
 
 	drop_msg_init(&msg, PAGER_DROP_RELEASE, NULL, NULL, 0);
 	msg.slot = s;
 	pthread_mutex_lock(&c->evict_lock);
 	msg.hdr.seq = drop_next_seq(c);
-	send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	sent = send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent != sizeof(msg))
+		ret = sent < 0 ? -errno : -EIO;
 	pthread_mutex_unlock(&c->evict_lock);
+	if (ret)
+		pr_info("client pid %d: release of staging slot %u not sent: %s",
+			c->pid, s, strerror(-ret));
+	return ret;
 }
 
 /* Is the client's page at @addr present or swapped (its pagemap)? */

@@ -362,7 +362,7 @@ int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 	      const uint64_t *addr, const uint64_t *len, int nr,
 	      uint16_t flags, struct pager_drop_done *out, char *buf,
 	      bool *have);
-void drop_release(struct conn *c, unsigned int s);
+int drop_release(struct conn *c, unsigned int s);
 int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
 		 const uint64_t *addr, const uint64_t *len, int nr, char *buf,
 		 bool *have);

@@ -929,8 +929,9 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	 * region, and staging is their last copy.
 	 */
 	release = moved && !move_err && !restore_failed;
-	if (release)
-		drop_release(c, slot);
+	/* not sent: the helper keeps the copies, the slot is unreleased */
+	if (release && drop_release(c, slot))
+		release = false;
 	slot_put(c, slot, moved, release);
 
 	pthread_mutex_lock(&pd.lock);
