@@ -148,11 +148,19 @@ int evict_some(uint64_t want)
 	n = clock_pick(v, MIN(want, WB_BATCH));
 	pthread_mutex_unlock(&pd.lock);
 
+	/*
+	 * One evict_pages() per run of ascending pages of one region: the
+	 * write-back expects idx[] ascending (region_fsync() walks it so),
+	 * and where the hand wrapped within a region (one region, or all
+	 * lapped) the victims go from its end back to its start.  Passed as
+	 * one list, the pages after the wrap were never settled by the
+	 * batch's fdatasync and were put back dirty and written again.
+	 */
 	for (int k = 0; k < n; ) {
 		struct region *r = v[k].r;
 		int m = 0;
 
-		while (k < n && v[k].r == r) {
+		while (k < n && v[k].r == r && (!m || v[k].idx > idx[m - 1])) {
 			idx[m] = v[k].idx;
 			dirty[m++] = v[k++].dirty;
 		}
@@ -432,20 +440,24 @@ void drop_abandon(struct conn *c)
  * PAGER_DROP_MOVE: copy what the helper moved into its staging area to
  * @buf (page j of the moved bytes to buf + j pages; have[j] false where the
  * source was a hole); with !@data only set have[] (the helper wrote the
- * pages itself).  The caller owns the batch's staging slot until the pages
+ * pages itself).  @max: the pages @buf and @have hold, the request's
+ * pages; the answer comes from the client and must never make us write
+ * past them (drop_move() has already checked it, this is the last line).
+ * The caller owns the batch's staging slot until the pages
  * are in the file, because the next move request into the slot frees it,
  * and staging is what libpager puts back if pagerd dies before that.
  * Reading an empty staging page would fault into our own uffd, so the
  * client's pagemap is checked first.
  */
 static int read_staging(struct conn *c, const struct pager_drop_done *done,
-			char *buf, bool *have, bool data)
+			char *buf, bool *have, uint64_t max, bool data)
 {
 	uint64_t n = done->moved >> PAGE_SHIFT;
 	uint64_t pm[PAGER_STAGING_PAGES];
 	off_t off = (done->staging >> PAGE_SHIFT) * 8;
 
-	if (n > PAGER_STAGING_PAGES)
+	if (n > max || n > PAGER_STAGING_PAGES ||
+	    (done->moved & (PAGE_SIZE - 1)))
 		return -EPROTO;
 	if (!n)
 		return 0;
@@ -479,6 +491,24 @@ static bool drop_answer_ok(const struct pager_drop_done *d, ssize_t got)
 {
 	return got == sizeof(*d) && d->hdr.magic == PAGER_MAGIC &&
 	       d->hdr.type == PAGER_MSG_DROP_DONE;
+}
+
+/*
+ * Does the answer @d to a move request of @bytes (the ranges' total
+ * length) whose pages belong at @dst in staging say only what the helper
+ * can have done?  It moves the ranges in order, back to back from @dst
+ * (see PAGER_DROP_MOVE), so at most @bytes, whole pages, starting at @dst.
+ * Anything else comes from a broken or hostile client: believed, it would
+ * make pagerd (root) write past its per-batch arrays and buffer (an
+ * append request's have[] and buf start inside the batch's), or take
+ * another address of the client for staging.
+ */
+static bool drop_move_answer_ok(const struct pager_drop_done *d,
+				uint64_t bytes, uint64_t dst)
+{
+	if (d->moved & (PAGE_SIZE - 1) || d->moved > bytes)
+		return false;
+	return !d->moved || d->staging == dst;
 }
 
 /* The next request's sequence number; 0 means "none".  evict_lock held. */
@@ -560,21 +590,32 @@ void slot_put(struct conn *c, unsigned int s, bool moved, bool released)
 /*
  * The move batch in slot @s is in the file (or back in the region): let
  * the helper forget its staging copy (see PAGER_DROP_RELEASE).  No answer
- * is waited for.  The caller still owns the slot.  If this cannot be sent
- * the helper keeps the copy until the slot's next batch; putting it back
- * would then only be wrong for a page the application dropped itself
- * since.
+ * is waited for, and the send does not wait either (a full channel must
+ * not hold up eviction).  The caller still owns the slot.  Returns 0 or
+ * -errno: if the release could not be sent the helper keeps the copy,
+ * and the caller must put the slot back as unreleased (slot_put()), so
+ * that the slot's next batch, which frees it, comes soon; meanwhile a
+ * restore would put the copy back over a page the application dropped
+ * itself since.
  */
-void drop_release(struct conn *c, unsigned int s)
+int drop_release(struct conn *c, unsigned int s)
 {
 	struct pager_drop msg;
+	ssize_t sent;
+	int ret = 0;
 
 	drop_msg_init(&msg, PAGER_DROP_RELEASE, NULL, NULL, 0);
 	msg.slot = s;
 	pthread_mutex_lock(&c->evict_lock);
 	msg.hdr.seq = drop_next_seq(c);
-	send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	sent = send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent != sizeof(msg))
+		ret = sent < 0 ? -errno : -EIO;
 	pthread_mutex_unlock(&c->evict_lock);
+	if (ret)
+		pr_info("client pid %d: release of staging slot %u not sent: %s",
+			c->pid, s, strerror(-ret));
+	return ret;
 }
 
 /* Is the client's page at @addr present or swapped (its pagemap)? */
@@ -617,7 +658,7 @@ int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
 	for (int i = 0; i < nr; i++)
 		d.moved += len[i];
 	d.moved = MIN(d.moved, end - dst);
-	if (read_staging(c, &d, buf, have, true))
+	if (read_staging(c, &d, buf, have, d.moved >> PAGE_SHIFT, true))
 		return 0;
 	for (int i = 0; i < nr; i++) {
 		for (uint64_t off = 0; off < len[i] && j < d.moved >> PAGE_SHIFT;
@@ -694,18 +735,27 @@ static void move_rx(struct conn *c, bool *slow)
  * Send a PAGER_DROP_MOVE request for slot @slot, which the caller owns,
  * and wait for its answer; the moved pages are then copied to @buf as
  * read_staging() says (or only have[] set, when the helper wrote them).
- * A move is never given up on (see move_rx()).  Returns the helper's
- * status or -errno; *@out gets the answer.
+ * @dst: where in the slot the helper must put the request's pages (the
+ * slot's start, or after what the batch's earlier requests moved); @buf
+ * and @have hold the request's pages and no more.  A move is never given
+ * up on (see move_rx()).  Returns the helper's status or -errno; *@out
+ * gets the answer.  An answer that does not fit the request fails the
+ * channel like a malformed one (-EPROTO, nothing moved: the caller
+ * salvages from @dst what the helper did move).
  */
-int drop_move(struct conn *c, unsigned int slot, const uint64_t *addr,
-	      const uint64_t *len, int nr, uint16_t flags,
-	      struct pager_drop_done *out, char *buf, bool *have)
+int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
+	      const uint64_t *addr, const uint64_t *len, int nr,
+	      uint16_t flags, struct pager_drop_done *out, char *buf,
+	      bool *have)
 {
 	struct pager_drop msg;
 	struct pager_drop_done done = { 0 };
+	uint64_t bytes = 0;
 	bool slow = false;
 	int ret = 0, err;
 
+	for (int i = 0; i < nr; i++)
+		bytes += len[i];
 	drop_msg_init(&msg, flags | PAGER_DROP_MOVE, addr, len, nr);
 	msg.slot = slot;
 	pthread_mutex_lock(&c->evict_lock);
@@ -738,6 +788,18 @@ int drop_move(struct conn *c, unsigned int slot, const uint64_t *addr,
 		move_rx(c, &slow);
 	}
 	c->rx_seq[slot] = 0;
+	if (!ret && !drop_move_answer_ok(&done, bytes, dst)) {
+		pr_err("client pid %d: bad move answer (%llu bytes at %#llx for %llu at %#llx)",
+		       c->pid, (unsigned long long)done.moved,
+		       (unsigned long long)done.staging,
+		       (unsigned long long)bytes, (unsigned long long)dst);
+		/* as a malformed answer: no request goes to it any more */
+		if (!c->rx_err)
+			c->rx_err = -EPROTO;
+		pthread_cond_broadcast(&c->slot_cond);
+		ret = -EPROTO;
+		memset(&done, 0, sizeof(done));
+	}
 out_unlock:
 	pthread_mutex_unlock(&c->evict_lock);
 	if (ret) {
@@ -753,7 +815,8 @@ out_unlock:
 	ret = done.status;
 	/* written by the helper: only which pages it had is needed */
 	done.written = (flags & PAGER_DROP_WRITE) && !ret && done.written == 1;
-	err = read_staging(c, &done, buf, have, !done.written);
+	err = read_staging(c, &done, buf, have, bytes >> PAGE_SHIFT,
+			   !done.written);
 	/* unreadable: report nothing moved, the caller restores */
 	if (err) {
 		done.moved = 0;

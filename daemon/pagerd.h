@@ -361,10 +361,11 @@ int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 uint64_t slot_base(struct conn *c, unsigned int s);
 unsigned int slot_get(struct conn *c);
 void slot_put(struct conn *c, unsigned int s, bool moved, bool released);
-int drop_move(struct conn *c, unsigned int slot, const uint64_t *addr,
-	      const uint64_t *len, int nr, uint16_t flags,
-	      struct pager_drop_done *out, char *buf, bool *have);
-void drop_release(struct conn *c, unsigned int s);
+int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
+	      const uint64_t *addr, const uint64_t *len, int nr,
+	      uint16_t flags, struct pager_drop_done *out, char *buf,
+	      bool *have);
+int drop_release(struct conn *c, unsigned int s);
 int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
 		 const uint64_t *addr, const uint64_t *len, int nr, char *buf,
 		 bool *have);

@@ -875,7 +875,13 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 			wb_mark_unsynced(r, idx + k0, dirty + k0, k - k0);
 		}
 		/* like a failed drop: not an error of the eviction */
-		move_err = drop_move(c, slot, dropa, dropl, nr, flags, &done,
+		/*
+		 * have + k0 and the buffer from page k0 hold this request's
+		 * pages only: drop_move() refuses an answer claiming more,
+		 * or pages anywhere but at dst.
+		 */
+		move_err = drop_move(c, slot, dst, dropa, dropl, nr, flags,
+				     &done,
 				     io->buf + ((size_t)k0 << PAGE_SHIFT),
 				     have + k0);
 		moved |= done.moved > 0;
@@ -891,7 +897,11 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 			 drop_salvage(c, slot, dst, dropa, dropl, nr,
 				      io->buf + ((size_t)k0 << PAGE_SHIFT),
 				      have + k0)) {
-			/* moved before the helper died: staging has them */
+			/*
+			 * moved before the helper died (or answered
+			 * nonsense): staging has them
+			 */
+			moved = true;
 			for (int j = k0; j < k; j++)
 				if (have[j])
 					res[j] = 0;
@@ -964,8 +974,9 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	 * region, and staging is their last copy.
 	 */
 	release = moved && !move_err && !restore_failed;
-	if (release)
-		drop_release(c, slot);
+	/* not sent: the helper keeps the copies, the slot is unreleased */
+	if (release && drop_release(c, slot))
+		release = false;
 	slot_put(c, slot, moved, release);
 
 	pthread_mutex_lock(&pd.lock);

@@ -818,6 +818,68 @@ static void *bad_helper_main(void *arg)
 }
 
 /*
+ * An asynchronous-mode raw client: a WP_ASYNC|MOVE uffd (*@uffd), a
+ * synchronous one, /proc/self/{mem,pagemap}, an evict channel whose helper
+ * end is *@ev (pagerd's end, which the test keeps too, *@pagerd_ev when
+ * not NULL), and a staging area of two slots (*@staging) announced with
+ * @features.  Returns the connected socket; -2 when the kernel lacks
+ * WP_ASYNC or MOVE, -1 on other errors.
+ */
+static int raw_async_client(const char *sock, uint32_t features, int *uffd,
+			    int *ev, int *pagerd_ev, unsigned char **staging)
+{
+	const size_t slen = PAGER_STAGING_SLOTS * 256 * PT_PAGE;
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
+	struct uffdio_register reg;
+	struct pager_hello hello;
+	int s, fds[5], sv[2];
+
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fds[0] < 0 || ioctl(fds[0], UFFDIO_API, &api))
+		return -1;
+	close(fds[0]);
+	if ((api.features & amode) != amode)
+		return -2;
+	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API, .features = amode };
+	if (fds[0] < 0 || ioctl(fds[0], UFFDIO_API, &api))
+		return -1;
+	fds[4] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	api = (struct uffdio_api){ .api = UFFD_API };
+	if (fds[4] < 0 || ioctl(fds[4], UFFDIO_API, &api))
+		return -1;
+	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	fds[3] = sv[1];
+	*staging = mmap(NULL, slen, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*staging == MAP_FAILED)
+		return -1;
+	reg.range.start = (uintptr_t)*staging;
+	reg.range.len = slen;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(fds[0], UFFDIO_REGISTER, &reg))
+		return -1;
+	s = raw_connect(sock);
+	if (s < 0)
+		return -1;
+	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
+	hello.nr_fds = 5;
+	hello.staging = (uintptr_t)*staging;
+	hello.features = features;
+	if (raw_xfer(s, &hello, sizeof(hello), fds, 5))
+		return -1;
+	*uffd = fds[0];
+	*ev = sv[0];
+	if (pagerd_ev)
+		*pagerd_ev = sv[1];
+	return s;
+}
+
+/*
  * Asynchronous mode: a client whose helper answers move requests with
  * garbage.  The eviction still ends (no hang) and loses nothing: the pages
  * were not moved, so they stay mapped with their content.  pagerd stops
@@ -826,60 +888,29 @@ static void *bad_helper_main(void *arg)
  */
 TEST_F_TIMEOUT(fail, hostile_helper, 60)
 {
-	const size_t hlen = 16 * PT_PAGE, slen = 2 * 256 * PT_PAGE;
-	struct uffdio_api api = { .api = UFFD_API };
-	uint64_t amode = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MOVE;
-	struct uffdio_register reg;
-	struct pager_hello hello;
+	const size_t hlen = 16 * PT_PAGE;
 	struct pager_range_req ev;
 	struct bad_helper h = { 0 };
 	char hfile[PATH_MAX + 32];
 	unsigned char *hmem, *staging, *mem;
-	int s, fds[5], sv[2], ret;
+	int s, uffd, ret;
 	pthread_t t;
 
 	if (!pt_pagerd_async(self->sock))
 		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
-	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	ASSERT_LE(0, fds[0]);
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
-	close(fds[0]);
-	if ((api.features & amode) != amode)
+	s = raw_async_client(self->sock, PAGER_HELLO_HELPER_WRITE |
+			     PAGER_HELLO_STAGING_SLOTS, &uffd, &h.ev, NULL,
+			     &staging);
+	if (s == -2)
 		SKIP(return, "no uffd WP_ASYNC and MOVE");
-	fds[0] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){ .api = UFFD_API, .features = amode };
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_API, &api));
-	fds[4] = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){ .api = UFFD_API };
-	ASSERT_EQ(0, ioctl(fds[4], UFFDIO_API, &api));
-	fds[1] = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	fds[2] = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	fds[3] = sv[1];
-	staging = mmap(NULL, slen, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, staging);
-	reg.range.start = (uintptr_t)staging;
-	reg.range.len = slen;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	ASSERT_EQ(0, ioctl(fds[0], UFFDIO_REGISTER, &reg));
-
-	s = raw_connect(self->sock);
 	ASSERT_LE(0, s);
-	hdr(&hello.hdr, PAGER_MSG_HELLO, sizeof(hello));
-	hello.nr_fds = 5;
-	hello.staging = (uintptr_t)staging;
-	hello.features = PAGER_HELLO_HELPER_WRITE | PAGER_HELLO_STAGING_SLOTS;
-	ASSERT_EQ(0, raw_xfer(s, &hello, sizeof(hello), fds, 5));
 
 	snprintf(hfile, sizeof(hfile), "%s/hostile-helper", self->dir);
-	hmem = raw_map(s, fds[0], hlen, hfile);
+	hmem = raw_map(s, uffd, hlen, hfile);
 	ASSERT_NE(NULL, hmem);
 	for (size_t off = 0; off < hlen; off += PT_PAGE)
 		hmem[off] = 0xa0 + off / PT_PAGE;	/* pagerd fills them */
 
-	h.ev = sv[0];
 	ASSERT_EQ(0, pthread_create(&t, NULL, bad_helper_main, &h));
 	hdr(&ev.hdr, PAGER_MSG_EVICT, sizeof(ev));
 	ev.addr = (uintptr_t)hmem;
@@ -904,7 +935,368 @@ TEST_F_TIMEOUT(fail, hostile_helper, 60)
 	ASSERT_EQ(-1, pt_file_diff(self->file, self->model, self->len / 4));
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
 	close(s);
-	shutdown(sv[0], SHUT_RDWR);
+	shutdown(h.ev, SHUT_RDWR);
+	pthread_join(t, NULL);
+}
+
+/*
+ * The helper of lying_helper: serves move requests as libpager does
+ * (UFFDIO_MOVE into the slot, back to back, appends after what the slot
+ * holds), until it is armed; then it answers the next append request
+ * with a claim no request allows: more pages than asked for, at an
+ * address of its choosing (a buffer full of 'E').
+ */
+struct lying_helper {
+	int ev, uffd;
+	unsigned char *staging;
+	unsigned char *evil;
+	uint64_t staged[PAGER_STAGING_SLOTS];	/* bytes in each slot */
+	int requests;		/* move requests seen (atomic) */
+	int armed;		/* lie to the next append (atomic) */
+	int lies;		/* lies told (atomic) */
+};
+
+#define LIE_PAGES	128
+
+static void lying_helper_move(struct lying_helper *h, const struct pager_drop *d,
+			      struct pager_drop_done *done)
+{
+	unsigned char *slot = h->staging + (size_t)d->slot * 256 * PT_PAGE;
+
+	if (d->slot >= PAGER_STAGING_SLOTS) {
+		done->status = -EINVAL;
+		return;
+	}
+	if (!(d->hdr.flags & PAGER_DROP_APPEND)) {
+		madvise(slot, 256 * PT_PAGE, MADV_DONTNEED);
+		h->staged[d->slot] = 0;
+	} else if (__atomic_exchange_n(&h->armed, 0, __ATOMIC_SEQ_CST)) {
+		done->staging = (uintptr_t)h->evil;
+		done->moved = LIE_PAGES * PT_PAGE;
+		__atomic_add_fetch(&h->lies, 1, __ATOMIC_SEQ_CST);
+		return;
+	}
+	done->staging = (uintptr_t)slot + h->staged[d->slot];
+	for (uint32_t i = 0; i < d->nr && i < PAGER_DROP_MAX; i++) {
+		struct uffdio_move mv = {
+			.dst = (uintptr_t)slot + h->staged[d->slot],
+			.src = d->r[i].addr,
+			.len = d->r[i].len,
+			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+		};
+
+		if (ioctl(h->uffd, UFFDIO_MOVE, &mv)) {
+			done->status = -errno;
+			break;
+		}
+		h->staged[d->slot] += d->r[i].len;
+		done->moved += d->r[i].len;
+	}
+}
+
+static void *lying_helper_main(void *arg)
+{
+	struct lying_helper *h = arg;
+	struct pollfd pfd = { .fd = h->ev, .events = POLLIN };
+
+	while (poll(&pfd, 1, 20000) == 1) {
+		struct pager_drop d;
+		struct pager_drop_done done;
+
+		if (recv(h->ev, &d, sizeof(d), 0) <= 0)
+			break;
+		if (!(d.hdr.flags & PAGER_DROP_MOVE))
+			continue;	/* a release: the next batch frees */
+		__atomic_add_fetch(&h->requests, 1, __ATOMIC_SEQ_CST);
+		hdr(&done.hdr, PAGER_MSG_DROP_DONE, sizeof(done));
+		done.hdr.seq = d.hdr.seq;
+		lying_helper_move(h, &d, &done);
+		send(h->ev, &done, sizeof(done), MSG_NOSIGNAL);
+	}
+	return NULL;
+}
+
+/*
+ * Asynchronous mode: a helper that claims to have moved more than a move
+ * request asked for, somewhere else than where the request's pages go.
+ * An eviction batch with more than PAGER_DROP_MAX ranges (every other page
+ * of the region) takes two requests; the lie answers the second, whose
+ * pages start in the middle of pagerd's per-batch arrays and buffer.
+ * Believed, pagerd wrote past them (its stack: a root daemon's, for an
+ * unprivileged client) and took the lie's 'E' pages for the region's.
+ * Now the answer fails the channel as garbage does (hostile_helper): the
+ * pages the lie covers were not moved and stay mapped and dirty, the
+ * first request's pages are in the file, a sync makes the file exact,
+ * and no request goes to the channel after the lie.
+ */
+TEST_F_TIMEOUT(fail, lying_helper, 60)
+{
+	const size_t npages = 2 * (PAGER_DROP_MAX + 16), hlen = npages * PT_PAGE;
+	struct lying_helper h = { 0 };
+	struct pager_range_req rr;
+	char hfile[PATH_MAX + 32];
+	unsigned char *hmem, *model;
+	int s, ret, requests;
+	long long d;
+	pthread_t t;
+
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
+	if (self->len / 4 < hlen + (64 << 10))
+		SKIP(return, "budget too small for the region (PAGER_TEST_MB >= 4)");
+	/* without HELPER_WRITE: pagerd reads what was moved itself */
+	s = raw_async_client(self->sock, PAGER_HELLO_STAGING_SLOTS, &h.uffd,
+			     &h.ev, NULL, &h.staging);
+	if (s == -2)
+		SKIP(return, "no uffd WP_ASYNC and MOVE");
+	ASSERT_LE(0, s);
+	h.evil = mmap(NULL, LIE_PAGES * PT_PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, h.evil);
+	memset(h.evil, 'E', LIE_PAGES * PT_PAGE);
+	model = malloc(hlen);
+	ASSERT_NE(NULL, model);
+
+	snprintf(hfile, sizeof(hfile), "%s/lying-helper", self->dir);
+	hmem = raw_map(s, h.uffd, hlen, hfile);
+	ASSERT_NE(NULL, hmem);
+	for (size_t i = 0; i < npages; i++) {
+		memset(model + i * PT_PAGE, 0xa0 + (i & 0x1f), PT_PAGE);
+		memcpy(hmem + i * PT_PAGE, model + i * PT_PAGE, PT_PAGE);
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, lying_helper_main, &h));
+
+	/* evict the even pages, honestly: the odd ones are npages/2 ranges */
+	hdr(&rr.hdr, PAGER_MSG_EVICT, sizeof(rr));
+	for (size_t i = 0; i < npages; i += 2) {
+		rr.addr = (uintptr_t)hmem + i * PT_PAGE;
+		rr.len = PT_PAGE;
+		ASSERT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	}
+	requests = __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST);
+	ASSERT_LE((int)npages / 2, requests);
+
+	__atomic_store_n(&h.armed, 1, __ATOMIC_SEQ_CST);
+	rr.addr = (uintptr_t)hmem;
+	rr.len = hlen;
+	ret = raw_xfer(s, &rr, sizeof(rr), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("EVICT: no reply (%d)", ret);
+	ASSERT_EQ(1, __atomic_load_n(&h.lies, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(requests + 2, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+
+	/* nothing of the lie reached the file; the rest is exact */
+	rr.hdr.type = PAGER_MSG_SYNC;
+	ASSERT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	d = pt_file_diff(hfile, model, hlen);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	ASSERT_EQ(-1, pt_mem_diff(hmem, model, hlen));
+
+	/* the channel is broken: a later eviction asks it nothing */
+	rr.hdr.type = PAGER_MSG_EVICT;
+	ret = raw_xfer(s, &rr, sizeof(rr), NULL, 0);
+	ASSERT_GE(0, ret) TH_LOG("second EVICT: no reply (%d)", ret);
+	ASSERT_EQ(requests + 2, __atomic_load_n(&h.requests, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(-1, pt_mem_diff(hmem, model, hlen));
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	close(s);
+	shutdown(h.ev, SHUT_RDWR);
+	pthread_join(t, NULL);
+	free(model);
+}
+
+/*
+ * The helper of release_fails: libpager's moves (lying_helper_move(),
+ * never armed), and one choreographed round.  It holds the answer to a
+ * move request (M0, slot 0) until a second batch's request (M1, slot 1)
+ * arrives, answers M0 and waits for slot 0's release, then fills pagerd's
+ * end of the channel (a message the test sends on its own copy of that
+ * end, with the smallest send buffer) before it answers M1: pagerd's
+ * release of slot 1, sent without waiting, fails.  Then it reads the
+ * filler and serves on, noting in which slot each batch starts.
+ */
+struct release_helper {
+	struct lying_helper h;
+	int pagerd_ev;		/* the test's copy of pagerd's end */
+	int round;		/* armed for the round (atomic) */
+	int m0_slot, m1_slot;	/* -1 until seen */
+	int first_slot;		/* slot of the last batch's first request */
+	int round_done;		/* atomic */
+	int settled;		/* both batches are done (atomic, 2) */
+	int failed;		/* a step of the round went wrong */
+};
+
+static bool release_rx(struct release_helper *rh, struct pager_drop *d,
+		       int ms)
+{
+	struct pollfd pfd = { .fd = rh->h.ev, .events = POLLIN };
+
+	return poll(&pfd, 1, ms) == 1 && recv(rh->h.ev, d, sizeof(*d), 0) > 0;
+}
+
+static void release_answer(struct release_helper *rh, const struct pager_drop *d)
+{
+	struct pager_drop_done done;
+
+	hdr(&done.hdr, PAGER_MSG_DROP_DONE, sizeof(done));
+	done.hdr.seq = d->hdr.seq;
+	if (!(d->hdr.flags & PAGER_DROP_APPEND))
+		__atomic_store_n(&rh->first_slot, d->slot, __ATOMIC_SEQ_CST);
+	lying_helper_move(&rh->h, d, &done);
+	send(rh->h.ev, &done, sizeof(done), MSG_NOSIGNAL);
+}
+
+static void release_round(struct release_helper *rh, struct pager_drop *m0)
+{
+	struct pager_drop m1, rel;
+	static char filler[16384];
+	int small = 1, dflt = 212992;
+
+	rh->m0_slot = m0->slot;
+	/* M1 comes from a fault that needs room while slot 0 is busy */
+	do {
+		if (!release_rx(rh, &m1, 900)) {
+			rh->failed = 1;
+			release_answer(rh, m0);
+			return;
+		}
+	} while (!(m1.hdr.flags & PAGER_DROP_MOVE));
+	__atomic_store_n(&rh->m1_slot, m1.slot, __ATOMIC_SEQ_CST);
+	release_answer(rh, m0);
+	do {
+		if (!release_rx(rh, &rel, 2000)) {
+			rh->failed = 2;
+			break;
+		}
+	} while (!(rel.hdr.flags & PAGER_DROP_RELEASE) || rel.slot != m0->slot);
+	/* a message may not exceed the send buffer: shrink it after */
+	if (send(rh->pagerd_ev, filler, sizeof(filler), MSG_DONTWAIT) !=
+	    sizeof(filler))
+		rh->failed = 3;
+	setsockopt(rh->pagerd_ev, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	release_answer(rh, &m1);
+	/* until both batches are settled: the release was tried */
+	for (int i = 0; i < 300 && __atomic_load_n(&rh->settled,
+						   __ATOMIC_SEQ_CST) < 2; i++)
+		usleep(10000);
+	/* the release, had it been sent, would come before the filler */
+	if (recv(rh->h.ev, filler, sizeof(filler), 0) != sizeof(filler) &&
+	    !rh->failed)
+		rh->failed = 4;
+	setsockopt(rh->pagerd_ev, SOL_SOCKET, SO_SNDBUF, &dflt, sizeof(dflt));
+}
+
+static void *release_helper_main(void *arg)
+{
+	struct release_helper *rh = arg;
+	struct pager_drop d;
+
+	while (release_rx(rh, &d, 20000)) {
+		if (!(d.hdr.flags & PAGER_DROP_MOVE))
+			continue;
+		__atomic_add_fetch(&rh->h.requests, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_exchange_n(&rh->round, 0, __ATOMIC_SEQ_CST)) {
+			release_round(rh, &d);
+			__atomic_store_n(&rh->round_done, 1, __ATOMIC_SEQ_CST);
+		} else {
+			release_answer(rh, &d);
+		}
+	}
+	return NULL;
+}
+
+struct toucher {
+	unsigned char *mem;
+	size_t npages;
+	struct release_helper *rh;
+};
+
+/* Fault in pages far apart (no stream) until one needs room. */
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	for (size_t i = 0, p = 0; i < t->npages; i++, p = (p + 37) % t->npages) {
+		t->mem[p * PT_PAGE + 1] = 1;
+		if (__atomic_load_n(&t->rh->m1_slot, __ATOMIC_SEQ_CST) >= 0)
+			break;
+	}
+	__atomic_add_fetch(&t->rh->settled, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * Asynchronous mode: a PAGER_DROP_RELEASE that cannot be sent (the evict
+ * channel is full: it is sent without waiting) leaves the helper holding
+ * the batch's copies, so the slot must count as unreleased, and be the
+ * next batch's slot, which frees it.  It used to be taken as released:
+ * the copies of slot 1 stayed there while batches went to slot 0, for a
+ * restore after a pagerd death to put back over newer data.
+ */
+TEST_F_TIMEOUT(fail, release_fails, 60)
+{
+	const size_t npages = 1024, hlen = npages * PT_PAGE;
+	struct release_helper rh = { .m0_slot = -1, .m1_slot = -1,
+				     .first_slot = -1 };
+	struct toucher tch;
+	struct pager_range_req rr;
+	char hfile[PATH_MAX + 32];
+	unsigned char *hmem;
+	pthread_t t, tt;
+	int s, ret;
+	size_t pg;
+
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "pagerd runs synchronous write-protection: it sends no move requests");
+	if (self->len / 4 > hlen / 2)
+		SKIP(return, "budget too large for the region (PAGER_TEST_MB <= 8)");
+	s = raw_async_client(self->sock, PAGER_HELLO_STAGING_SLOTS, &rh.h.uffd,
+			     &rh.h.ev, &rh.pagerd_ev, &rh.h.staging);
+	if (s == -2)
+		SKIP(return, "no uffd WP_ASYNC and MOVE");
+	ASSERT_LE(0, s);
+	snprintf(hfile, sizeof(hfile), "%s/release-fails", self->dir);
+	hmem = raw_map(s, rh.h.uffd, hlen, hfile);
+	ASSERT_NE(NULL, hmem);
+	ASSERT_EQ(0, pthread_create(&t, NULL, release_helper_main, &rh));
+
+	/* fill the region, more than the budget: evictions, all released */
+	for (size_t i = 0; i < npages; i++)
+		memset(hmem + i * PT_PAGE, 0xa0 + (i & 0x1f), PT_PAGE);
+	usleep(300000);		/* eviction ahead of the stream settles */
+
+	/* M0: evict the last pages (resident); M1: a fault that needs room */
+	__atomic_store_n(&rh.round, 1, __ATOMIC_SEQ_CST);
+	tch = (struct toucher){ .mem = hmem, .npages = npages / 2, .rh = &rh };
+	hdr(&rr.hdr, PAGER_MSG_EVICT, sizeof(rr));
+	rr.addr = (uintptr_t)hmem + hlen - 8 * PT_PAGE;
+	rr.len = 8 * PT_PAGE;
+	ASSERT_EQ(0, pthread_create(&tt, NULL, toucher_main, &tch));
+	ret = raw_xfer(s, &rr, sizeof(rr), NULL, 0);
+	__atomic_add_fetch(&rh.settled, 1, __ATOMIC_SEQ_CST);
+	ASSERT_GE(0, ret);
+	pthread_join(tt, NULL);
+	for (int i = 0; i < 500 && !__atomic_load_n(&rh.round_done,
+						    __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	ASSERT_EQ(1, rh.round_done);
+	ASSERT_EQ(0, rh.failed);
+	ASSERT_EQ(0, rh.m0_slot);
+	ASSERT_EQ(1, rh.m1_slot);
+
+	/* the next batch goes to the unreleased slot */
+	rr.addr = (uintptr_t)hmem + hlen - 16 * PT_PAGE;
+	rr.len = 8 * PT_PAGE;
+	ASSERT_EQ(0, raw_xfer(s, &rr, sizeof(rr), NULL, 0));
+	ASSERT_EQ(1, __atomic_load_n(&rh.first_slot, __ATOMIC_SEQ_CST));
+
+	/* nothing lost */
+	for (pg = 0; pg < npages; pg++)
+		ASSERT_EQ(0xa0 + (pg & 0x1f), hmem[pg * PT_PAGE])
+			TH_LOG("page %zu", pg);
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	close(s);
+	shutdown(rh.h.ev, SHUT_RDWR);
 	pthread_join(t, NULL);
 }
 
