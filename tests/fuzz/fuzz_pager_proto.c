@@ -72,6 +72,13 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	r->fd = fd;
 	r->memfd = memfd;
 	pthread_mutex_lock(&pd.lock);
+	if (c->dead) {
+		/* as region.c: no region on a torn-down connection */
+		pthread_mutex_unlock(&pd.lock);
+		free(r);
+		*err = -ESHUTDOWN;
+		return NULL;
+	}
 	list_add_tail(&r->cnode, &c->regions);
 	list_add_tail(&r->node, &pd.regions);
 	pd.nr_regions++;
@@ -79,15 +86,26 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	return r;
 }
 
+bool region_claim(struct region *r)
+{
+	if (r->dying)
+		return false;
+	r->dying = true;
+	pd.releasing++;
+	return true;
+}
+
 int region_release(struct region *r, bool writeback)
 {
 	(void)writeback;
 	pthread_mutex_lock(&pd.lock);
-	assert(!r->dying);
+	assert(r->dying);
 	assert(r->ops == 0);
 	list_del(&r->cnode);
 	list_del(&r->node);
 	pd.nr_regions--;
+	pd.releasing--;
+	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 	close(r->fd);
 	if (r->memfd >= 0)
