@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "pagerd.h"
@@ -85,12 +86,50 @@ static struct region *next_region(struct region *r)
 }
 
 /*
+ * Could a batch of @c's pages have a staging slot without waiting
+ * (asynchronous mode)?  When all are taken, the batch would wait for one
+ * of the batches in flight, i.e. for the client's helper, which may have
+ * stopped answering.  pd.lock held.
+ */
+static bool slots_free(const struct conn *c)
+{
+	return c->slots_held < c->nslots;
+}
+
+/*
+ * Is a victim of @r one that a thread serving a fault of @self must not
+ * evict itself?  A private region of another client in asynchronous mode:
+ * its pages are taken by that client's helper (PAGER_DROP_MOVE), and a
+ * move request once sent cannot be given up on (evict.c, move_rx()).  A
+ * helper that stops answering (a stopped process) would keep the worker,
+ * and with it the fault of an unrelated client it serves, until it
+ * answers; the eviction threads evict such pages instead
+ * (budget_reserve()).  pd.lock held.
+ */
+static bool victim_foreign(const struct region *r, const struct conn *self)
+{
+	return self && r->async && r->conn != self;
+}
+
+/*
  * pd.lock held.  Marks the victims EVICTING.  Dirty pages of a region whose
  * write-back just failed (disk full, I/O error) are passed over for a
  * while: they cannot be dropped, and retrying them on every fault would
  * only spin.
+ *
+ * A batch holds pages of one client only: it is evicted one region after
+ * the other, and the pages of a later region would stay EVICTING (their
+ * faults waiting) for as long as an earlier region's client makes the
+ * batch wait.  Unless @full_ok, a client whose staging slots are all in
+ * use is passed over (its bits untouched; *@full_seen set), so that
+ * eviction goes on with others while its batches are in flight.
+ * @self: the client whose fault the caller serves, or NULL (an eviction
+ * thread); the hand stops at a victim that is victim_foreign() for it and
+ * *@foreign tells whose it is, unless every eviction thread already waits
+ * for a late answer: then nobody could take it, and it is passed over.
  */
-static int clock_pick(struct victim *v, int want)
+static int clock_pick(struct victim *v, int want, struct conn *self,
+		      bool full_ok, bool *full_seen, struct conn **foreign)
 {
 	uint64_t total = 0, scanned = 0, now = now_ns();
 	struct region *r = pd.hand;
@@ -111,6 +150,15 @@ static int clock_pick(struct victim *v, int want)
 			i = 0;
 			continue;
 		}
+		if (n && r->conn != v[0].r->conn)
+			break;		/* one client per batch */
+		if (!full_ok && !slots_free(r->conn)) {
+			/* none of its pages: pass the region at once */
+			*full_seen = true;
+			scanned += r->npages - i;
+			i = r->npages;
+			continue;
+		}
 		scanned++;
 		pg = &r->pages[i];
 		if (region_evictable(r) &&
@@ -120,6 +168,11 @@ static int clock_pick(struct victim *v, int want)
 				pg->flags &= ~PGF_REF;
 			} else if (pg->flags & PGF_LAPS) {
 				pg->flags -= 1 << PGF_LAPS_SHIFT;
+			} else if (victim_foreign(r, self)) {
+				if (pd.evict_stuck < EVICT_WORKERS) {
+					*foreign = r->conn;
+					break;	/* the hand stays on it */
+				}
 			} else {
 				v[n].r = r;
 				v[n].idx = i;
@@ -136,16 +189,26 @@ static int clock_pick(struct victim *v, int want)
 	return n;
 }
 
-/* Evict up to @want pages.  Called without pd.lock.  Returns pages dropped. */
-int evict_some(uint64_t want)
+/*
+ * Evict up to @want pages.  Called without pd.lock.  Returns pages dropped.
+ * @self, *@foreign: see clock_pick(); *@foreign is set to NULL first.
+ * Clients whose staging slots are all in use are victims only when there
+ * is no other (then the batch waits for a slot, see slot_get()).
+ */
+int evict_some(uint64_t want, struct conn *self, struct conn **foreign)
 {
 	struct victim v[WB_BATCH];
 	uint64_t idx[WB_BATCH];
 	bool dirty[WB_BATCH];
+	bool full = false;
 	int n, dropped = 0;
 
+	*foreign = NULL;
 	pthread_mutex_lock(&pd.lock);
-	n = clock_pick(v, MIN(want, WB_BATCH));
+	n = clock_pick(v, MIN(want, WB_BATCH), self, false, &full, foreign);
+	if (!n && !*foreign && full)
+		n = clock_pick(v, MIN(want, WB_BATCH), self, true, &full,
+			       foreign);
 	pthread_mutex_unlock(&pd.lock);
 
 	/*
@@ -186,6 +249,7 @@ int evict_some(uint64_t want)
 static pthread_cond_t evict_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t evict_goal;	/* free pages wanted, pd.lock */
 static uint64_t evict_inflight;	/* pages the workers are evicting, pd.lock */
+static __thread bool evict_thread;	/* this is an evict_worker() */
 
 /* Pages that stay resident once the workers' batches are done.  pd.lock. */
 static uint64_t evict_after(void)
@@ -211,8 +275,10 @@ void *evict_worker(void *arg)
 {
 	(void)arg;
 	io_self();
+	evict_thread = true;
 	pthread_mutex_lock(&pd.lock);
 	for (;;) {
+		struct conn *foreign;
 		uint64_t deficit, want;
 		int got;
 
@@ -230,7 +296,7 @@ void *evict_worker(void *arg)
 		/* the SIGTERM flush waits for active operations */
 		pd.active_ops++;
 		pthread_mutex_unlock(&pd.lock);
-		got = evict_some(want);
+		got = evict_some(want, NULL, &foreign);
 		pthread_mutex_lock(&pd.lock);
 		evict_inflight -= want;
 		pd.active_ops--;
@@ -242,28 +308,62 @@ void *evict_worker(void *arg)
 }
 
 /*
- * Make room for *n more resident pages.  pd.lock held; it is dropped while
- * evicting, in which case 1 is returned and the caller must revalidate
- * what it looked at.  If nothing can be evicted (every page busy, clients
- * not answering) a single page may exceed the budget: counted, and better
+ * The next victim belongs to @fc, another client whose helper must move
+ * it (victim_foreign()): the eviction threads evict it instead of the
+ * worker serving the fault.  Wait until they made room for @n pages, but
+ * not for a client that stops answering: only while they work towards
+ * the goal, not all of them wait for a late answer already, @fc is still
+ * a victim (not marked unresponsive, which happens after --client-timeout
+ * and broadcasts pd.cond), and at most --client-timeout.  pd.lock held
+ * (dropped while waiting).  Returns whether there is room now.
+ */
+static bool evict_handoff(struct conn *fc, uint64_t n)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);	/* pd.cond's clock */
+	until.tv_sec += pd.client_timeout_ms / 1000;
+	until.tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	evict_ahead(MAX(n, 16));
+	while (pd.resident + n > pd.budget && !pd.stopping && evict_goal &&
+	       pd.evict_stuck < EVICT_WORKERS && !fc->unresponsive &&
+	       !fc->dead) {
+		if (pthread_cond_timedwait(&pd.cond, &pd.lock, &until))
+			break;
+	}
+	return pd.resident + n <= pd.budget;
+}
+
+/*
+ * Make room for *n more resident pages for a fault of @r.  pd.lock held;
+ * it is dropped while evicting, in which case 1 is returned and the caller
+ * must revalidate what it looked at.  If nothing can be evicted (every
+ * page busy, clients not answering, the eviction threads waiting for a
+ * stopped client) a single page may exceed the budget: counted, and better
  * than a deadlock.
  */
 int budget_reserve(struct region *r, uint64_t *n)
 {
-	(void)r;
 	if (pd.resident + *n <= pd.budget)
 		return 0;
 	if (!pd.stopping) {
 		uint64_t deficit = pd.resident + *n - pd.budget;
+		struct conn *foreign;
 		int got;
 
 		pthread_mutex_unlock(&pd.lock);
 		/* others may serve the uffd while this waits for a client */
 		fault_rearm();
-		got = evict_some(MAX(deficit, 16));
+		got = evict_some(MAX(deficit, 16), r->conn, &foreign);
 		pthread_mutex_lock(&pd.lock);
 		if (got)
 			return 1;	/* progress: look again */
+		if (foreign && evict_handoff(foreign, *n))
+			return 1;
 	}
 	if (*n > 1) {
 		*n = 1;
@@ -541,17 +641,46 @@ uint64_t slot_base(struct conn *c, unsigned int s)
 	       (uint64_t)s * PAGER_STAGING_PAGES * PAGE_SIZE;
 }
 
+/* Has @c's helper stopped answering (for now)?  evict_lock held. */
+static bool conn_stalled(struct conn *c)
+{
+	bool stalled;
+
+	if (c->rx_err)
+		return true;
+	pthread_mutex_lock(&pd.lock);
+	stalled = c->unresponsive || c->dead;
+	pthread_mutex_unlock(&pd.lock);
+	return stalled;
+}
+
 /*
  * Wait for a free staging slot of @c and own it (see struct conn).  A slot
  * whose last batch was not released goes first: the new batch frees it,
  * as the next batch always did with one slot, so an old copy does not
  * stay in staging for long (libpager's restore puts the newest batch back
  * first, but a stale copy would still land on a page evicted since).
+ *
+ * The slots are freed by the batches in flight, i.e. by the helper's
+ * answers, which a stopped client never gives.  Nothing has been sent for
+ * this batch yet, so unlike a move in flight it can be given up on: when
+ * the client is marked unresponsive (move_rx() wakes us), its channel
+ * failed or it is gone, or after --client-timeout.  Returns the slot, or
+ * -EAGAIN, -ETIMEDOUT: the caller puts its pages back as they were.
  */
-unsigned int slot_get(struct conn *c)
+int slot_get(struct conn *c)
 {
 	unsigned int s, pick;
+	struct timespec until;
+	int ret = 0;
 
+	clock_gettime(CLOCK_REALTIME, &until);	/* slot_cond's clock */
+	until.tv_sec += pd.client_timeout_ms / 1000;
+	until.tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&c->evict_lock);
 	for (;;) {
 		pick = c->nslots;
@@ -563,11 +692,23 @@ unsigned int slot_get(struct conn *c)
 		}
 		if (pick < c->nslots)
 			break;
-		pthread_cond_wait(&c->slot_cond, &c->evict_lock);
+		if (conn_stalled(c)) {
+			ret = -EAGAIN;
+			break;
+		}
+		ret = -pthread_cond_timedwait(&c->slot_cond, &c->evict_lock,
+					      &until);
+		if (ret)
+			break;
 	}
-	c->slot_busy[pick] = true;
+	if (!ret) {
+		c->slot_busy[pick] = true;
+		pthread_mutex_lock(&pd.lock);
+		c->slots_held++;
+		pthread_mutex_unlock(&pd.lock);
+	}
 	pthread_mutex_unlock(&c->evict_lock);
-	return pick;
+	return ret ? ret : (int)pick;
 }
 
 /*
@@ -579,6 +720,9 @@ void slot_put(struct conn *c, unsigned int s, bool moved, bool released)
 {
 	pthread_mutex_lock(&c->evict_lock);
 	c->slot_busy[s] = false;
+	pthread_mutex_lock(&pd.lock);
+	c->slots_held--;
+	pthread_mutex_unlock(&pd.lock);
 	if (released)
 		c->slot_stale[s] = false;
 	else if (moved)
@@ -671,10 +815,26 @@ int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
 	return found;
 }
 
+/* Wakes evict_handoff(), which waits for no unresponsive client. */
 static void conn_unresponsive(struct conn *c, bool on)
 {
 	pthread_mutex_lock(&pd.lock);
 	c->unresponsive = on;
+	pthread_cond_broadcast(&pd.cond);
+	pthread_mutex_unlock(&pd.lock);
+}
+
+/*
+ * An eviction thread starts (@d 1) or stops (-1) waiting for a move answer
+ * later than --client-timeout (see evict_handoff()).
+ */
+static void evict_stuck_add(int d)
+{
+	if (!evict_thread)
+		return;
+	pthread_mutex_lock(&pd.lock);
+	pd.evict_stuck += d;
+	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 }
 
@@ -702,9 +862,11 @@ static void move_rx(struct conn *c, bool *slow)
 		 * choosing this client as a victim and keep waiting; only a
 		 * closed channel ends the wait.
 		 */
-		if (!*slow)
+		if (!*slow) {
 			pr_info("client pid %d: slow move answer, waiting",
 				c->pid);
+			evict_stuck_add(1);
+		}
 		conn_unresponsive(c, true);
 		*slow = true;
 	} else if (ret < 0) {
@@ -782,6 +944,11 @@ int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 		}
 		if (c->rx_reading) {
 			pthread_cond_wait(&c->slot_cond, &c->evict_lock);
+			/* the reader's wait timed out: ours is as late */
+			if (!slow && conn_stalled(c)) {
+				slow = true;
+				evict_stuck_add(1);
+			}
 			continue;
 		}
 		c->rx_reading = true;
@@ -802,6 +969,8 @@ int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 	}
 out_unlock:
 	pthread_mutex_unlock(&c->evict_lock);
+	if (slow)
+		evict_stuck_add(-1);
 	if (ret) {
 		conn_unresponsive(c, true);
 		pr_info("client pid %d does not answer drop requests (%s)",

@@ -180,6 +180,13 @@ struct conn {
 	unsigned int nslots;
 	bool slot_busy[PAGER_STAGING_SLOTS];
 	bool slot_stale[PAGER_STAGING_SLOTS];	/* last batch not released */
+	/*
+	 * Slots owned by a batch, as slot_busy[] says, but under pd.lock
+	 * (and evict_lock to change): the victim selection runs under
+	 * pd.lock and passes over a client whose slots are all taken
+	 * (evict.c, clock_pick()).
+	 */
+	unsigned int slots_held;
 	bool rx_reading;
 	int rx_err;
 	uint32_t rx_seq[PAGER_STAGING_SLOTS];	/* awaited answer, or 0 */
@@ -233,6 +240,12 @@ struct pagerd {
 	uint64_t follow_moves;	/* atomic: workers bound to a new CPU */
 	uint64_t uffd_features;	/* what this kernel's userfaultfd offers */
 	bool wp_async;		/* --wp-mode chose asynchronous WP */
+	/*
+	 * Eviction threads waiting for a move answer later than
+	 * --client-timeout (evict.c): when all of them do, no worker hands
+	 * its eviction over to them any more.
+	 */
+	int evict_stuck;
 	struct pager_stats st;
 	uint64_t budget_overruns;
 };
@@ -350,7 +363,7 @@ int fault_region_init(struct region *r);
 void fault_region_exit(struct region *r);
 
 /* evict.c: replacement policy and budget */
-int evict_some(uint64_t want);
+int evict_some(uint64_t want, struct conn *self, struct conn **foreign);
 void evict_ahead(uint64_t n);
 void *evict_worker(void *arg);
 int budget_reserve(struct region *r, uint64_t *n);
@@ -359,7 +372,7 @@ void clock_filled(struct page *pg, bool demand, bool prefetch);
 int drop_private(struct conn *c, const uint64_t *addr, const uint64_t *len,
 		 int nr);
 uint64_t slot_base(struct conn *c, unsigned int s);
-unsigned int slot_get(struct conn *c);
+int slot_get(struct conn *c);
 void slot_put(struct conn *c, unsigned int s, bool moved, bool released);
 int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 	      const uint64_t *addr, const uint64_t *len, int nr,

@@ -827,7 +827,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
 	bool moved = false, restore_failed = false, release;
 	struct conn *c = r->conn;
-	unsigned int slot;
+	int slot;
 	uint64_t dst;	/* where the helper puts the next request's pages */
 
 	memset(have, 0, sizeof(have));
@@ -842,6 +842,25 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	 * there.  So no other batch uses the slot until then.
 	 */
 	slot = slot_get(c);
+	if (slot < 0) {
+		/*
+		 * The helper holds both slots and does not answer: give up
+		 * before anything is sent.  The pages were not touched
+		 * (still mapped, their write-protection as it was), so
+		 * they go back as they were; a write seen by a scan
+		 * meanwhile makes a clean one DIRTY (PGF_REDIRTY).
+		 */
+		pthread_mutex_lock(&pd.lock);
+		for (int k = 0; k < n; k++) {
+			if (wb_end_page(r, idx[k], dirty[k] ? PG_DIRTY : PG_CLEAN,
+					false, 0, NULL))
+				wake_idx[nwake++] = idx[k];
+		}
+		wb_batch_end(r, wake_idx, nwake);
+		pr_debug("region %llu: no staging slot: %s",
+			 (unsigned long long)r->id, strerror(-slot));
+		return 0;
+	}
 	dst = slot_base(c, slot);
 
 	/* 1: move, in requests of up to PAGER_DROP_MAX ranges */

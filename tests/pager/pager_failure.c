@@ -1301,6 +1301,108 @@ TEST_F_TIMEOUT(fail, release_fails, 60)
 	pthread_join(t, NULL);
 }
 
+/*
+ * Asynchronous mode: a client whose helper stops answering (the process
+ * is stopped: SIGSTOP, Ctrl-Z) while its pages are resident must not stop
+ * pagerd for everybody else.  Its pages are the first victims of the
+ * other client's faults.  A move request once sent is waited for until
+ * the helper answers; before, the worker serving the other client's fault
+ * sent it itself and so held that fault for as long, and every further
+ * thread choosing the stopped client's pages waited for a staging slot
+ * without limit: the other client never finished.  Its accesses are
+ * scattered (no stream, so no eviction ahead: the faults evict).  When the
+ * stopped client continues, nothing of it is lost.
+ */
+TEST_F_TIMEOUT(fail, stalled_client, 90)
+{
+	size_t alen = self->len / 8, len = self->len;
+	size_t npages = len / PT_PAGE;
+	int ready[2], go[2], st;
+	unsigned char *amodel, *mem;
+	char afile[PATH_MAX + 32];
+	uint64_t seed = 44, t0, ms;
+	long long d;
+	pid_t child;
+	char c;
+
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "pagerd runs synchronous write-protection: no helper moves pages");
+	snprintf(afile, sizeof(afile), "%s/stalled", self->dir);
+	amodel = malloc(alen);
+	ASSERT_NE(NULL, amodel);
+	ASSERT_EQ(0, pt_make_file(afile, amodel, alen, 41));
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 43));
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct pager *p;
+		unsigned char *m;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		p = pager_connect(self->sock);
+		if (!p)
+			_exit(1);
+		m = pager_map(p, alen, afile, variant->flags);
+		if (!m)
+			_exit(2);
+		/* every page written: resident, dirty, the oldest victims */
+		fill_pattern(m, amodel, alen, 42);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		if (read(go[0], &c, 1) != 1)
+			_exit(4);
+		if (pt_mem_diff(m, amodel, alen) != -1)
+			_exit(5);
+		if (pager_sync(p, m, alen))
+			_exit(6);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	ASSERT_EQ(1, read(ready[0], &c, 1)) TH_LOG("stalled client failed");
+	kill(child, SIGSTOP);
+	ASSERT_EQ(child, waitpid(child, &st, WUNTRACED));
+	ASSERT_TRUE(WIFSTOPPED(st));
+
+	/* 4x the budget, in scattered order (4099: coprime with npages) */
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	t0 = pt_now_ms();
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < npages; i++) {
+			size_t off = (i * 4099 % npages) * PT_PAGE;
+			uint64_t v = pt_rand(&seed);
+
+			off += (v % 64) * 8;
+			memcpy(mem + off, &v, 8);
+			memcpy(self->model + off, &v, 8);
+		}
+	}
+	d = pt_mem_diff(mem, self->model, len);
+	ms = pt_now_ms() - t0;
+	TH_LOG("with a client stopped, the other's %zu MiB took %llu ms",
+	       len >> 20, (unsigned long long)ms);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+
+	/* the stopped client continues: its data is intact, in the file too */
+	kill(child, SIGCONT);
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st)) TH_LOG("stalled client lost data or failed");
+	fill_pattern(NULL, amodel, alen, 42);
+	d = pt_file_diff(afile, amodel, alen);
+	ASSERT_EQ(-1, d);
+	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	free(amodel);
+}
+
 /* A client cannot make pagerd touch files it has no access to. */
 TEST_F_TIMEOUT(fail, other_users_files, 30)
 {
