@@ -672,37 +672,83 @@ static int write_long(const char *path, long v)
 #define MADV_SOFT_OFFLINE 101
 #endif
 
-#define MIG_PAGES	256
-#define MIG_ROUNDS	300
-#define MIG_MAX		20000	/* each soft offline retires a page frame */
-
-struct migrator {
+/*
+ * A thread that applies madvise(@advice) to page @first, @first + @step,
+ * ... of a range of @npages, over and over, while the test writes and
+ * collects (page_churn_rounds()).  EBUSY and EAGAIN (a page being written
+ * or walked just then) skip the page; another error stops it.
+ */
+struct churn {
 	char *base;
+	size_t npages, first, step;
+	int advice;
+	long max;		/* pages done at most (0: no limit) */
 	int stop;
-	long moved;
+	long done;
 	int err;
 };
 
-static void *migrator_loop(void *arg)
+static void *churn_loop(void *arg)
 {
-	struct migrator *m = arg;
-	size_t i = 0;
+	struct churn *ch = arg;
+	size_t i = ch->first;
 
-	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE) &&
-	       m->moved < MIG_MAX) {
-		if (madvise(m->base + i * PAGE_SZ, PAGE_SZ, MADV_SOFT_OFFLINE)) {
-			/* the page was busy (being written or walked): next */
-			if (errno != EBUSY && errno != EAGAIN) {
-				m->err = errno;
-				break;
-			}
-		} else {
-			m->moved++;
+	while (!__atomic_load_n(&ch->stop, __ATOMIC_ACQUIRE) &&
+	       (!ch->max || ch->done < ch->max)) {
+		if (!madvise(ch->base + i * PAGE_SZ, PAGE_SZ, ch->advice)) {
+			ch->done++;
+		} else if (errno != EBUSY && errno != EAGAIN) {
+			ch->err = errno;
+			break;
 		}
-		i = (i + 1) % MIG_PAGES;
+		i = (i + ch->step) % ch->npages;
 	}
 	return NULL;
 }
+
+/*
+ * Up to @rounds times: write the pages of @want, collect with reset, and
+ * check that each was reported, while @ch runs on another thread.  The
+ * range is ch->base, ch->npages pages; the tracker @id.
+ */
+static void page_churn_rounds(struct __test_metadata *_metadata,
+			      struct dt_nl *nl, uint32_t id, struct churn *ch,
+			      const uint8_t *want, uint8_t *got, int rounds)
+{
+	size_t miss = 0, first = 0;
+	pthread_t thr;
+	int round;
+
+	ASSERT_EQ(0, pthread_create(&thr, NULL, churn_loop, ch));
+	for (round = 0; round < rounds && !miss; round++) {
+		int err;
+
+		touch_set(ch->base, want, ch->npages);
+		err = dt_collect_map(nl, id, DTRACK_COLLECT_RESET,
+				     (uintptr_t)ch->base, ch->npages, got, NULL,
+				     NULL);
+		if (err) {
+			EXPECT_EQ(0, err) {
+				TH_LOG("collect: %s", nl->extack);
+			}
+			break;
+		}
+		miss = dt_missing(want, got, ch->npages, &first);
+	}
+	__atomic_store_n(&ch->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thr, NULL);
+	EXPECT_EQ(0, miss) {
+		TH_LOG("round %d: %zu of %zu written pages not reported (first: page %zu)",
+		       round, miss, dt_count(want, ch->npages), first);
+	}
+	EXPECT_EQ(0, ch->err) {
+		TH_LOG("madvise(%d) after %ld pages: %s", ch->advice, ch->done,
+		       strerror(ch->err));
+	}
+	TH_LOG("%d rounds, %ld pages churned meanwhile", round, ch->done);
+}
+
+#define MIG_PAGES	256
 
 /*
  * A reset that meets a page being migrated (a writable migration entry
@@ -714,134 +760,65 @@ static void *migrator_loop(void *arg)
  */
 TEST_F_TIMEOUT(life, migration_during_reset, 180)
 {
-	struct migrator m = {};
-	size_t miss = 0, first = 0;
-	pthread_t thr;
+	struct churn ch = {
+		.npages = MIG_PAGES, .step = 1, .advice = MADV_SOFT_OFFLINE,
+		.max = 20000,	/* each soft offline retires a page frame */
+	};
 	uint32_t id;
-	int round;
-	char *p;
 
 	if (!self->ready)
 		return;
-	p = map_anon(MIG_PAGES);
-	ASSERT_NE(NULL, p);
-	if (madvise(p, PAGE_SZ, MADV_SOFT_OFFLINE)) {
+	ch.base = map_anon(MIG_PAGES);
+	ASSERT_NE(NULL, ch.base);
+	if (madvise(ch.base, PAGE_SZ, MADV_SOFT_OFFLINE)) {
 		int err = errno;
 
-		munmap(p, MIG_PAGES * PAGE_SZ);
+		munmap(ch.base, MIG_PAGES * PAGE_SZ);
 		SKIP(return, "MADV_SOFT_OFFLINE: %s (CONFIG_MEMORY_FAILURE?)",
 		     strerror(err));
 	}
-	id = TRACK(p, MIG_PAGES);
-	m.base = p;
+	id = TRACK(ch.base, MIG_PAGES);
 	memset(self->want, 1, MIG_PAGES);
-	ASSERT_EQ(0, pthread_create(&thr, NULL, migrator_loop, &m));
-	for (round = 0; round < MIG_ROUNDS && !miss; round++) {
-		int err;
-
-		touch_set(p, self->want, MIG_PAGES);
-		err = dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
-				     (uintptr_t)p, MIG_PAGES, self->got, NULL,
-				     NULL);
-		if (err) {
-			EXPECT_EQ(0, err) {
-				TH_LOG("collect: %s", self->nl.extack);
-			}
-			break;
-		}
-		miss = dt_missing(self->want, self->got, MIG_PAGES, &first);
-	}
-	__atomic_store_n(&m.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(thr, NULL);
-	EXPECT_EQ(0, miss) {
-		TH_LOG("round %d: %zu of %d written pages not reported (first: page %zu)",
-		       round, miss, MIG_PAGES, first);
-	}
-	EXPECT_EQ(0, m.err) {
-		TH_LOG("MADV_SOFT_OFFLINE after %ld migrations: %s", m.moved,
-		       strerror(m.err));
-	}
-	TH_LOG("%d rounds, %ld pages migrated meanwhile", round, m.moved);
+	page_churn_rounds(_metadata, &self->nl, id, &ch, self->want, self->got,
+			  300);
 	dt_destroy(&self->nl, id);
-	munmap(p, MIG_PAGES * PAGE_SZ);
+	munmap(ch.base, MIG_PAGES * PAGE_SZ);
 }
 
 #define DN_PAGES	16384
-#define DN_COLLECTS	60
-
-struct dontneeder {
-	char *base;
-	int stop;
-	long calls;
-};
-
-/* Drops page 4k + 3 of the range, for every k, over and over. */
-static void *dontneed_loop(void *arg)
-{
-	struct dontneeder *d = arg;
-	size_t i = 3;
-
-	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
-		madvise(d->base + i * PAGE_SZ, PAGE_SZ, MADV_DONTNEED);
-		d->calls++;
-		i = (i + 4) % DN_PAGES;
-	}
-	return NULL;
-}
 
 /*
  * Pages zapped while a collect builds its answer (each zap is marked
  * dirty by the notifier, at its start and end): the answer, a run list
  * here, must stay well-formed and cover every write.  The kernel log
  * check after the test (KASAN on the debug kernel) catches an answer
- * written past its allocation.
+ * written past its allocation.  Page 4k + 1 is written every epoch and
+ * never dropped; page 4k + 3 is dropped over and over, and each one
+ * marked while an answer is built is a run of its own.
  */
 TEST_F_TIMEOUT(life, dontneed_during_collect, 180)
 {
-	struct dontneeder d = {};
-	size_t miss = 0, first = 0;
-	pthread_t thr;
+	struct churn ch = {
+		.npages = DN_PAGES, .first = 3, .step = 4,
+		.advice = MADV_DONTNEED,
+	};
 	uint8_t *want, *got;
 	uint32_t id;
-	int i;
+	size_t i;
 
 	if (!self->ready)
 		return;
 	want = calloc(DN_PAGES, 1);
 	got = calloc(DN_PAGES, 1);
 	ASSERT_TRUE(want && got);
-	d.base = map_anon(DN_PAGES);
-	ASSERT_NE(NULL, d.base);
-	id = TRACK(d.base, DN_PAGES);
-	/*
-	 * Page 4k + 1 is written every epoch, never dropped: each dropped
-	 * page (4k + 3) marked while an answer is built is a run of its own.
-	 */
+	ch.base = map_anon(DN_PAGES);
+	ASSERT_NE(NULL, ch.base);
+	id = TRACK(ch.base, DN_PAGES);
 	for (i = 1; i < DN_PAGES; i += 4)
 		want[i] = 1;
-	ASSERT_EQ(0, pthread_create(&thr, NULL, dontneed_loop, &d));
-	for (i = 0; i < DN_COLLECTS && !miss; i++) {
-		int err;
-
-		touch_set(d.base, want, DN_PAGES);
-		err = dt_collect_map(&self->nl, id, DTRACK_COLLECT_RESET,
-				     (uintptr_t)d.base, DN_PAGES, got, NULL,
-				     NULL);
-		if (err) {
-			EXPECT_EQ(0, err);
-			break;
-		}
-		miss = dt_missing(want, got, DN_PAGES, &first);
-	}
-	__atomic_store_n(&d.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(thr, NULL);
-	EXPECT_EQ(0, miss) {
-		TH_LOG("collect %d: %zu written pages not reported (first: page %zu)",
-		       i, miss, first);
-	}
-	TH_LOG("%d collects, %ld pages dropped meanwhile", i, d.calls);
+	page_churn_rounds(_metadata, &self->nl, id, &ch, want, got, 60);
 	dt_destroy(&self->nl, id);
-	munmap(d.base, DN_PAGES * PAGE_SZ);
+	munmap(ch.base, DN_PAGES * PAGE_SZ);
 	free(want);
 	free(got);
 }

@@ -791,30 +791,53 @@ TEST_F_TIMEOUT(fail, unresponsive_client, 90)
 	close(s);
 }
 
+/*
+ * The loop of a raw client's helper thread: each move request on @ev
+ * (releases are skipped) is counted in *@requests (atomic) and answered
+ * with what @answer makes of it.  Ends when the channel closes or stays
+ * quiet for 20 s.
+ */
+static void serve_moves(int ev, int *requests,
+			void (*answer)(void *arg, const struct pager_drop *d,
+				       struct pager_drop_done *done),
+			void *arg)
+{
+	struct pollfd pfd = { .fd = ev, .events = POLLIN };
+
+	while (poll(&pfd, 1, 20000) == 1) {
+		struct pager_drop d;
+		struct pager_drop_done done;
+
+		if (recv(ev, &d, sizeof(d), 0) <= 0)
+			break;
+		if (!(d.hdr.flags & PAGER_DROP_MOVE))
+			continue;	/* a release: the next batch frees */
+		__atomic_add_fetch(requests, 1, __ATOMIC_SEQ_CST);
+		answer(arg, &d, &done);
+		send(ev, &done, sizeof(done), MSG_NOSIGNAL);
+	}
+}
+
 /* The garbage helper of hostile_helper: answers every request wrongly. */
 struct bad_helper {
 	int ev;
 	int requests;		/* move requests seen (atomic) */
 };
 
+static void bad_answer(void *arg, const struct pager_drop *d,
+		       struct pager_drop_done *bad)
+{
+	(void)arg;
+	(void)d;
+	/* the right size, nothing else right */
+	memset(bad, 0x5a, sizeof(*bad));
+}
+
 static void *bad_helper_main(void *arg)
 {
 	struct bad_helper *h = arg;
-	struct pollfd pfd = { .fd = h->ev, .events = POLLIN };
 
-	while (poll(&pfd, 1, 20000) == 1) {
-		struct pager_drop d;
-		struct pager_drop_done bad;
-
-		if (recv(h->ev, &d, sizeof(d), 0) <= 0)
-			break;
-		if (!(d.hdr.flags & PAGER_DROP_MOVE))
-			continue;
-		__atomic_add_fetch(&h->requests, 1, __ATOMIC_SEQ_CST);
-		/* the right size, nothing else right */
-		memset(&bad, 0x5a, sizeof(bad));
-		send(h->ev, &bad, sizeof(bad), MSG_NOSIGNAL);
-	}
+	serve_moves(h->ev, &h->requests, bad_answer, NULL);
 	return NULL;
 }
 
@@ -995,25 +1018,19 @@ static void lying_helper_move(struct lying_helper *h, const struct pager_drop *d
 	}
 }
 
+static void lying_answer(void *arg, const struct pager_drop *d,
+			 struct pager_drop_done *done)
+{
+	hdr(&done->hdr, PAGER_MSG_DROP_DONE, sizeof(*done));
+	done->hdr.seq = d->hdr.seq;
+	lying_helper_move(arg, d, done);
+}
+
 static void *lying_helper_main(void *arg)
 {
 	struct lying_helper *h = arg;
-	struct pollfd pfd = { .fd = h->ev, .events = POLLIN };
 
-	while (poll(&pfd, 1, 20000) == 1) {
-		struct pager_drop d;
-		struct pager_drop_done done;
-
-		if (recv(h->ev, &d, sizeof(d), 0) <= 0)
-			break;
-		if (!(d.hdr.flags & PAGER_DROP_MOVE))
-			continue;	/* a release: the next batch frees */
-		__atomic_add_fetch(&h->requests, 1, __ATOMIC_SEQ_CST);
-		hdr(&done.hdr, PAGER_MSG_DROP_DONE, sizeof(done));
-		done.hdr.seq = d.hdr.seq;
-		lying_helper_move(h, &d, &done);
-		send(h->ev, &done, sizeof(done), MSG_NOSIGNAL);
-	}
+	serve_moves(h->ev, &h->requests, lying_answer, h);
 	return NULL;
 }
 
