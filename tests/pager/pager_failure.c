@@ -115,15 +115,56 @@ static int wait_regions(struct pager *p, unsigned int n, int ms)
  * memory readable until pagerd wrote it back.  Another client keeps
  * working throughout.
  */
+/*
+ * Fork a client that maps @len bytes of @file (@flags) through pagerd at
+ * @sock, writes fill_pattern(@seed) into them and waits to be killed.
+ * Returns its pid once the pattern is written, or -1.  No model is
+ * written (its copy-on-write copy would double the memory):
+ * fill_pattern(NULL, model, len, seed) makes the same pattern.
+ */
+static pid_t paused_client(const char *sock, const char *file, size_t len,
+			   uint32_t flags, uint64_t seed)
+{
+	int pipefd[2];
+	pid_t child;
+	char c;
+
+	if (pipe(pipefd))
+		return -1;
+	child = fork();
+	if (!child) {
+		struct pager *p = pager_connect(sock);
+		unsigned char *m;
+
+		if (!p)
+			_exit(1);
+		m = pager_map(p, len, file, flags);
+		if (!m)
+			_exit(2);
+		fill_pattern(m, NULL, len, seed);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	if (child > 0 && read(pipefd[0], &c, 1) != 1) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		child = -1;
+	}
+	close(pipefd[0]);
+	return child;
+}
+
 TEST_F_TIMEOUT(fail, client_dies, 90)
 {
 	size_t len = self->len / 2;
 	unsigned char *mine, *theirs_model;
 	char theirs[PATH_MAX + 32];
-	int pipefd[2], st;
 	long long d;
 	pid_t child;
-	char c;
+	int st;
 
 	snprintf(theirs, sizeof(theirs), "%s/theirs", self->dir);
 	theirs_model = calloc(1, len);
@@ -133,26 +174,8 @@ TEST_F_TIMEOUT(fail, client_dies, 90)
 	ASSERT_NE(NULL, mine);
 	fill_pattern(mine, self->model, len / 2, 1);
 
-	ASSERT_EQ(0, pipe(pipefd));
-	child = fork();
-	ASSERT_LE(0, child);
-	if (!child) {
-		struct pager *p = pager_connect(self->sock);
-		unsigned char *m;
-
-		if (!p)
-			_exit(1);
-		m = pager_map(p, len, theirs, variant->flags);
-		if (!m)
-			_exit(2);
-		fill_pattern(m, theirs_model, len, 2);
-		if (write(pipefd[1], "r", 1) != 1)
-			_exit(3);
-		for (;;)
-			pause();
-	}
-	close(pipefd[1]);
-	ASSERT_EQ(1, read(pipefd[0], &c, 1)) TH_LOG("child failed");
+	child = paused_client(self->sock, theirs, len, variant->flags, 2);
+	ASSERT_LT(0, child) TH_LOG("client failed");
 	ASSERT_EQ(0, wait_regions(self->p, 2, 5000));
 	kill(child, SIGKILL);
 	ASSERT_EQ(child, waitpid(child, &st, 0));
@@ -1708,34 +1731,15 @@ TEST_F_TIMEOUT(race, sigterm_during_release, 90)
 	const size_t len = pt_region_mb() << 25 < avail ?
 			   pt_region_mb() << 25 : avail;
 	unsigned char *model = calloc(1, len);
-	char file[PATH_MAX + 32], c;
-	int pipefd[2], st;
+	char file[PATH_MAX + 32];
 	long long d;
 	pid_t child;
+	int st;
 
 	ASSERT_NE(NULL, model);
 	snprintf(file, sizeof(file), "%s/dead", self->dir);
-	ASSERT_EQ(0, pipe(pipefd));
-	child = fork();
-	ASSERT_LE(0, child);
-	if (!child) {
-		struct pager *p = pager_connect(self->sock);
-		unsigned char *m;
-
-		if (!p)
-			_exit(1);
-		m = pager_map(p, len, file, 0);
-		if (!m)
-			_exit(2);
-		/* not the model: its copy-on-write would double the memory */
-		fill_pattern(m, NULL, len, 77);
-		if (write(pipefd[1], "r", 1) != 1)
-			_exit(3);
-		for (;;)
-			pause();
-	}
-	close(pipefd[1]);
-	ASSERT_EQ(1, read(pipefd[0], &c, 1)) TH_LOG("child failed");
+	child = paused_client(self->sock, file, len, 0, 77);
+	ASSERT_LT(0, child) TH_LOG("client failed");
 	fill_pattern(NULL, model, len, 77);
 	kill(child, SIGKILL);
 	ASSERT_EQ(child, waitpid(child, &st, 0));
