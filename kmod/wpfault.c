@@ -200,12 +200,13 @@ static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 
 /*
  * On return, only two things can need a mark: a huge PMD or the PTEs of a
- * large folio the fault made writable, and a reset that switched epochs while the fault ran (its PTE
- * may have become writable after the reset's walk).  A reset bumps the
- * generation before its walk takes the PTE lock, which the fault takes
- * after it to update the PTE: an unchanged generation here means the
- * epochs marked on entry are still running (one generation read with the
- * first mark covers every tracker marked after it).
+ * large folio the fault made writable, and a reset that switched epochs
+ * while the fault ran (its PTE may have become writable after the reset's
+ * walk).  A reset bumps the generation before its walk takes the PTE
+ * lock, which the fault takes after it to update the PTE: an unchanged
+ * generation here means the epochs marked on entry are still running (one
+ * generation read with the first mark covers every tracker marked after
+ * it).
  */
 static int dtrack_rp_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
