@@ -159,18 +159,15 @@ static void scan_file_data(struct region *r)
 
 	while (pos < end) {
 		off_t data = lseek(r->fd, pos, SEEK_DATA);
-		off_t hole;
+		off_t hole = end;
 
 		if (data < 0 && errno != ENXIO) {
 			data = pos;	/* unknown: read all the rest */
-			hole = end;
-		} else if (data < 0 || data >= end) {
-			break;
 		} else {
+			if (data < 0 || data >= end)
+				break;
 			hole = lseek(r->fd, data, SEEK_HOLE);
-			if (hole < 0)
-				hole = end;
-			hole = MIN(hole, end);
+			hole = hole < 0 ? end : MIN(hole, end);
 		}
 		for (uint64_t i = data >> PAGE_SHIFT;
 		     i < ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
