@@ -308,6 +308,21 @@ void *evict_worker(void *arg)
 }
 
 /*
+ * --client-timeout from now in *@until, on CLOCK_REALTIME: the clock of
+ * pthread_cond_timedwait() on pd.cond and slot_cond (default attributes).
+ */
+static void client_deadline(struct timespec *until)
+{
+	clock_gettime(CLOCK_REALTIME, until);
+	until->tv_sec += pd.client_timeout_ms / 1000;
+	until->tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
+	if (until->tv_nsec >= 1000000000) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000;
+	}
+}
+
+/*
  * The next victim belongs to @fc, another client whose helper must move
  * it (victim_foreign()): the eviction threads evict it instead of the
  * worker serving the fault.  Wait until they made room for @n pages, but
@@ -321,13 +336,7 @@ static bool evict_handoff(struct conn *fc, uint64_t n)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);	/* pd.cond's clock */
-	until.tv_sec += pd.client_timeout_ms / 1000;
-	until.tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	client_deadline(&until);
 	evict_ahead(MAX(n, 16));
 	while (pd.resident + n > pd.budget && !pd.stopping && evict_goal &&
 	       pd.evict_stuck < EVICT_WORKERS && !fc->unresponsive &&
@@ -674,13 +683,7 @@ int slot_get(struct conn *c)
 	struct timespec until;
 	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);	/* slot_cond's clock */
-	until.tv_sec += pd.client_timeout_ms / 1000;
-	until.tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	client_deadline(&until);
 	pthread_mutex_lock(&c->evict_lock);
 	for (;;) {
 		pick = c->nslots;
