@@ -322,7 +322,23 @@ bool pg_resident(enum pg_state s);
 struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 			     uint32_t flags, int fd, int memfd, bool reattach,
 			     int *err);
-bool region_claim(struct region *r);
+/*
+ * Claim the release of @r for the caller; pd.lock held.  Releasing is a
+ * one-time claim: an UNMAP of a connection and the teardown of that
+ * connection (DEAD from another connection, its socket closing) may both
+ * want to release the same region, and only the thread that got the claim
+ * may call region_release() - whoever else wanted it waits for the region
+ * to leave conn->regions instead.  pd.releasing counts claimed regions not
+ * yet written back, which the SIGTERM flush waits for.
+ */
+static inline bool region_claim(struct region *r)
+{
+	if (r->dying)
+		return false;
+	r->dying = true;
+	pd.releasing++;
+	return true;
+}
 int region_release(struct region *r, bool writeback);
 struct region *conn_find_region(struct conn *c, uint64_t addr);
 int region_writeback(struct region *r, uint64_t first, uint64_t last,

@@ -310,24 +310,6 @@ static void region_quiesce(struct region *r)
 	}
 }
 
-/*
- * Claim the release of @r for the caller; pd.lock held.  Releasing is a
- * one-time claim: an UNMAP of a connection and the teardown of that
- * connection (DEAD from another connection, its socket closing) may both
- * want to release the same region, and only the thread that got the claim
- * may call region_release() - whoever else wanted it waits for the region
- * to leave conn->regions instead.  pd.releasing counts claimed regions not
- * yet written back, which the SIGTERM flush waits for.
- */
-bool region_claim(struct region *r)
-{
-	if (r->dying)
-		return false;
-	r->dying = true;
-	pd.releasing++;
-	return true;
-}
-
 /* Write back (if @writeback), unlink and free @r; region_claim() first. */
 int region_release(struct region *r, bool writeback)
 {

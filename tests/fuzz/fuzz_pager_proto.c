@@ -86,15 +86,6 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	return r;
 }
 
-bool region_claim(struct region *r)
-{
-	if (r->dying)
-		return false;
-	r->dying = true;
-	pd.releasing++;
-	return true;
-}
-
 int region_release(struct region *r, bool writeback)
 {
 	(void)writeback;
