@@ -734,19 +734,28 @@ static void *helper_main(void *arg)
 	}
 }
 
+/* The guardian's pause between DEADs answered with an error, ms. */
+#define GUARD_RETRY_MS		250
+#define GUARD_RETRY_MAX_MS	30000
+
 /*
  * Guardian: runs in a CLONE_VM child on its own stack with no libc state
  * of its own, so it only makes system calls.  It holds a reference on the
  * address space (mm_users), which keeps the client's pages readable by
- * pagerd after the client died, until pagerd answers.
+ * pagerd after the client died, until pagerd answers that they are
+ * written back.  An error answer (the disk is full or fails) means pagerd
+ * kept the regions, whose only copy is this memory: ask again, less and
+ * less often, until an answer is 0 or pagerd goes away.  No timeout on
+ * the answer: a large region on a slow disk takes what it takes.
  */
 static int guardian_main(void *arg)
 {
 	struct pager *p = arg;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	struct pager_reply rep;
 	struct pager_hello h;
-	char rep[sizeof(struct pager_reply)];
+	long pause_ms = GUARD_RETRY_MS;
 	int s;
 
 	syscall(SYS_close_range, 0, p->pidfd - 1, 0);
@@ -756,18 +765,31 @@ static int guardian_main(void *arg)
 	/* the client is gone */
 	s = syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET, 0);
 	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
-	if (s >= 0 && !syscall(SYS_connect, s, &sa, sizeof(sa))) {
-		memset(&h, 0, sizeof(h));
-		h.hdr.magic = PAGER_MAGIC;
-		h.hdr.type = PAGER_MSG_DEAD;
-		h.hdr.len = sizeof(h);
-		h.token = p->token;
-		pfd.fd = s;
+	if (s < 0 || syscall(SYS_connect, s, &sa, sizeof(sa)))
+		syscall(SYS_exit, 0);
+	memset(&h, 0, sizeof(h));
+	h.hdr.magic = PAGER_MAGIC;
+	h.hdr.type = PAGER_MSG_DEAD;
+	h.hdr.len = sizeof(h);
+	h.token = p->token;
+	pfd.fd = s;
+	for (;;) {
+		long got;
+
+		h.hdr.seq++;
 		if (syscall(SYS_sendto, s, &h, sizeof(h), MSG_NOSIGNAL, NULL,
-			    0) == sizeof(h) &&
-		    syscall(SYS_poll, &pfd, 1, 120000) == 1)
-			syscall(SYS_recvfrom, s, rep, sizeof(rep), 0, NULL,
-				NULL);
+			    0) != sizeof(h))
+			break;
+		do {
+			got = syscall(SYS_recvfrom, s, &rep, sizeof(rep), 0,
+				      NULL, NULL);
+		} while (got < 0 && errno == EINTR);
+		/* pagerd gone, or done: the memory may go */
+		if (got < (long)sizeof(rep) || rep.status == 0)
+			break;
+		syscall(SYS_poll, NULL, 0, pause_ms);
+		pause_ms = pause_ms * 2 > GUARD_RETRY_MAX_MS ?
+			   GUARD_RETRY_MAX_MS : pause_ms * 2;
 	}
 	syscall(SYS_exit, 0);
 	return 0;

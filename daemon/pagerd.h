@@ -128,6 +128,8 @@ struct region {
 	 */
 	pthread_mutex_t sync_lock;
 	bool dying;		/* release claimed (region_claim()), pd.lock */
+	/* a dead client's teardown could not write it back (server.c) */
+	bool kept;
 	struct pager_stats st;
 };
 
@@ -208,6 +210,8 @@ struct conn {
 	uint64_t *drop_idx;
 	int drop_n;
 	bool released;		/* teardown finished: regions flushed */
+	bool tearing;		/* a teardown attempt runs (server.c) */
+	int teardown_err;	/* the last attempt's error, pd.lock */
 	struct evsrc es_sock, es_uffd, es_uffd_sync;
 };
 

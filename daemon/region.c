@@ -310,7 +310,16 @@ static void region_quiesce(struct region *r)
 	}
 }
 
-/* Write back (if @writeback), unlink and free @r; region_claim() first. */
+/*
+ * Write back (if @writeback), unlink and free @r; region_claim() first.
+ * A region whose write-back fails is not freed: its dirty pages are still
+ * only in the client's memory, which stays reachable (a live client keeps
+ * its mapping when UNMAP fails, a dead one's guardian keeps its address
+ * space and asks again).  The claim is then given back (r->dying false,
+ * so the SIGTERM flush and the next release see the region again) and the
+ * error returned; pd.release_err tells a running SIGTERM flush, which may
+ * have collected its regions before this one was given back.
+ */
 int region_release(struct region *r, bool writeback)
 {
 	int ret = 0;
@@ -324,6 +333,15 @@ int region_release(struct region *r, bool writeback)
 
 	pthread_mutex_lock(&pd.lock);
 	region_quiesce(r);
+	if (ret) {
+		r->dying = false;
+		pd.releasing--;
+		if (pd.stopping)
+			pd.release_err = ret;
+		pthread_cond_broadcast(&pd.cond);
+		pthread_mutex_unlock(&pd.lock);
+		return ret;
+	}
 	clock_forget(r);
 	list_del(&r->node);
 	list_del(&r->cnode);
@@ -331,9 +349,6 @@ int region_release(struct region *r, bool writeback)
 	pd.dirty -= r->dirty;
 	pd.nr_regions--;
 	pd.releasing--;
-	/* the SIGTERM flush waited for this one: its exit status tells */
-	if (ret && pd.stopping)
-		pd.release_err = ret;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 
@@ -344,7 +359,7 @@ int region_release(struct region *r, bool writeback)
 	pthread_mutex_destroy(&r->sync_lock);
 	free(r->pages);
 	free(r);
-	return ret;
+	return 0;
 }
 
 static bool page_is_zero(const char *p)

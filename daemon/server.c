@@ -159,43 +159,71 @@ err_close:
  * back (unless temporary) while the client's memory is still reachable:
  * after an orderly exit there is nothing left to write, after a crash the
  * client's guardian keeps the address space alive until we are done.
+ *
+ * A region whose write-back fails (disk full, EIO) is kept with its
+ * connection and its descriptors, and the error returned: its dirty pages
+ * exist only in the dead client's memory, which the guardian keeps until
+ * an answer says they are safe.  The guardian asks again (DEAD), each
+ * time an attempt here; the connection is released only by an attempt
+ * that wrote everything.  c->tearing marks the running attempt, whose
+ * result the others wait for (pd.lock).
  */
-static void conn_teardown(struct conn *c, bool holds_ref)
+static int conn_teardown(struct conn *c, bool holds_ref)
 {
+	bool first;
+	int err = 0;
+
 	pthread_mutex_lock(&pd.lock);
-	if (c->dead) {
-		/* someone else tears down; a guardian waits for the end */
-		while (!holds_ref && !c->released)
-			pthread_cond_wait(&pd.cond, &pd.lock);
+	if (c->released || (c->tearing && holds_ref)) {
+		/* done, or someone else tears down and waits for our ref */
 		pthread_mutex_unlock(&pd.lock);
-		return;
+		return 0;
 	}
+	if (c->tearing) {
+		/* a guardian waits for the end of the running attempt */
+		while (c->tearing)
+			pthread_cond_wait(&pd.cond, &pd.lock);
+		err = c->released ? 0 : c->teardown_err;
+		pthread_mutex_unlock(&pd.lock);
+		return err;
+	}
+	first = !c->dead;
 	c->dead = true;
+	c->tearing = true;
+	for (struct list *l = c->regions.next; l != &c->regions; l = l->next)
+		container_of(l, struct region, cnode)->kept = false;
 	pthread_mutex_unlock(&pd.lock);
 
-	/* a drop request never answered would keep its pages busy */
-	drop_abandon(c);
-	epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->sock, NULL);
-	if (c->uffd >= 0)
-		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
-	if (c->uffd_sync >= 0)
-		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd_sync, NULL);
+	if (first) {
+		/* a drop request never answered would keep its pages busy */
+		drop_abandon(c);
+		epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->sock, NULL);
+		if (c->uffd >= 0)
+			epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd, NULL);
+		if (c->uffd_sync >= 0)
+			epoll_ctl(pd.epfd, EPOLL_CTL_DEL, c->uffd_sync, NULL);
+	}
 	/*
 	 * Release every region, one claim at a time (region_claim()).  A
 	 * region already claimed is being released by an UNMAP still running
 	 * on another worker (we may have come from DEAD): wait for it to
 	 * leave the list, so that the answer to DEAD means "all written
-	 * back".  No region is added any more: do_map() checks c->dead.
+	 * back".  No region is added any more: do_map() checks c->dead.  A
+	 * region this attempt failed to write is marked kept and passed
+	 * over until the next attempt.
 	 */
 	pthread_mutex_lock(&pd.lock);
 	for (;;) {
 		struct region *r = NULL;
 		bool others = false;
+		int ret;
 
 		for (struct list *l = c->regions.next; l != &c->regions;
 		     l = l->next) {
 			struct region *t = container_of(l, struct region, cnode);
 
+			if (t->kept)
+				continue;
 			if (region_claim(t)) {
 				r = t;
 				break;
@@ -206,17 +234,31 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 			pthread_mutex_unlock(&pd.lock);
 			pr_debug("client pid %d: releasing region %llu", c->pid,
 				 (unsigned long long)r->id);
-			region_release(r, !(r->flags & PAGER_TEMPORARY));
+			ret = region_release(r, !(r->flags & PAGER_TEMPORARY));
 			pthread_mutex_lock(&pd.lock);
+			if (ret) {
+				/* still linked: region_release() kept it */
+				r->kept = true;
+				err = ret;
+				pr_err("client pid %d died: write-back of region %llu failed (%s), %llu dirty pages kept in its memory until its guardian asks again",
+				       c->pid, (unsigned long long)r->id,
+				       strerror(-ret),
+				       (unsigned long long)r->dirty);
+			}
 		} else if (others) {
 			pthread_cond_wait(&pd.cond, &pd.lock);
 		} else {
 			break;
 		}
 	}
-	pthread_mutex_unlock(&pd.lock);
+	if (err) {
+		c->teardown_err = err;
+		c->tearing = false;
+		pthread_cond_broadcast(&pd.cond);
+		pthread_mutex_unlock(&pd.lock);
+		return err;
+	}
 
-	pthread_mutex_lock(&pd.lock);
 	while (c->users > (holds_ref ? 1 : 0))
 		pthread_cond_wait(&pd.cond, &pd.lock);
 	list_del(&c->node);
@@ -237,9 +279,11 @@ static void conn_teardown(struct conn *c, bool holds_ref)
 		close(c->evfd);
 	pthread_mutex_lock(&pd.lock);
 	c->released = true;
+	c->tearing = false;
 	pthread_cond_broadcast(&pd.cond);
 	pthread_mutex_unlock(&pd.lock);
 	pr_debug("client pid %d released", c->pid);
+	return 0;
 }
 
 static int send_reply(struct conn *c, uint32_t seq, int status,
@@ -567,8 +611,8 @@ static int do_dead(struct conn *c, const struct pager_hello *m)
 		return -EINVAL;
 	/* conns are never freed while pagerd runs: target stays valid */
 	pr_debug("client pid %d died, flushing its regions", target->pid);
-	conn_teardown(target, false);
-	return 0;
+	/* an error keeps the guardian, and the memory, until it asks again */
+	return conn_teardown(target, false);
 }
 
 /*
@@ -790,6 +834,12 @@ int server_flush_all(void)
 		if (ret) {
 			pr_err("flush of region %llu failed: %s",
 			       (unsigned long long)rs[i]->id, strerror(-ret));
+			/* its guardian lets the memory go when we exit */
+			if (rs[i]->kept)
+				pr_err("region %llu: %llu dirty pages of dead client pid %d are lost",
+				       (unsigned long long)rs[i]->id,
+				       (unsigned long long)rs[i]->dirty,
+				       rs[i]->conn->pid);
 			err = ret;
 		}
 		put_region(rs[i]);

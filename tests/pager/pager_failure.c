@@ -1754,4 +1754,125 @@ TEST_F_TIMEOUT(race, sigterm_during_release, 90)
 	free(model);
 }
 
+/* How often @text occurs in (the first 64 KiB of) @path. */
+static int count_log(const char *path, const char *text)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+	int count = 0;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	for (char *q = strstr(buf, text); q; q = strstr(q + 1, text))
+		count++;
+	return count;
+}
+
+#define KEPT_LOG "kept in its memory until its guardian asks again"
+
+/*
+ * A killed client's region cannot be written back: pagerd keeps it (and
+ * its guardian the memory) while the write-back fails, the guardian asks
+ * again, and the data reaches the file once the file system has room.
+ * pagerd used to release the region after the first failure, and the data
+ * was lost with the client's memory.  @fail starts the failure, @repair
+ * ends it.
+ */
+static void dead_client_kept(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(fail) *self, int flags,
+			     const char *file, size_t len,
+			     void (*fail)(const char *arg),
+			     void (*repair)(const char *arg), const char *arg)
+{
+	unsigned char *model = calloc(1, len);
+	struct pager_stats st;
+	long long d;
+	pid_t child;
+	int status;
+
+	ASSERT_NE(NULL, model);
+	child = paused_client(self->sock, file, len, flags, 5);
+	ASSERT_LT(0, child) TH_LOG("client failed");
+	fill_pattern(NULL, model, len, 5);
+	ASSERT_EQ(0, wait_regions(self->p, 1, 5000));
+	fail(arg);
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+
+	/* the first attempt fails ... */
+	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < 10000; ) {
+		ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+		if (st.wb_errors)
+			break;
+		usleep(10000);	/* pagerd works asynchronously: poll it */
+	}
+	ASSERT_LT(0, st.wb_errors) TH_LOG("the write-back did not fail");
+	/* ... and so do the guardian's next ones (250, 500 ms later) */
+	for (uint64_t t0 = pt_now_ms();
+	     count_log(self->log, KEPT_LOG) < 3 && pt_now_ms() - t0 < 5000; )
+		usleep(20000);	/* the guardian's pace: poll the log */
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	ASSERT_EQ(1, st.nr_regions) TH_LOG("dead client's region released");
+	EXPECT_EQ(len / PT_PAGE, st.dirty);
+	EXPECT_LE(3, count_log(self->log, KEPT_LOG));
+
+	repair(arg);
+	ASSERT_EQ(0, wait_regions(self->p, 0, 60000))
+		TH_LOG("region not released once the disk worked");
+	d = pt_file_diff(file, model, len);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+	/* the guardian exited with the answer: nothing holds the memory */
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	EXPECT_EQ(0, st.resident);
+	free(model);
+}
+
+static void touch_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+static void unlink_file(const char *path)
+{
+	unlink(path);
+}
+
+/* fsyncs fail (--fail-fsync): the writes reach only the page cache */
+TEST_F_TIMEOUT(fail, dead_client_eio, 90)
+{
+	char file[PATH_MAX + 32];
+
+	snprintf(file, sizeof(file), "%s/dead", self->dir);
+	dead_client_kept(_metadata, self, variant->flags, file, self->len / 8,
+			 touch_file, unlink_file, self->failfs);
+}
+
+/* a full file system: the data is nowhere but in the dead client */
+TEST_F_TIMEOUT(fail, dead_client_enospc, 90)
+{
+	char small[PATH_MAX + 16], file[PATH_MAX + 32], filler[PATH_MAX + 32];
+	size_t len = self->len / 8;
+	char opts[64];
+
+	if (geteuid())
+		SKIP(return, "needs root to mount a small tmpfs");
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		SKIP(return, "no private mount namespace: %s", strerror(errno));
+	snprintf(small, sizeof(small), "%s/small", self->dir);
+	snprintf(file, sizeof(file), "%s/dead", small);
+	snprintf(filler, sizeof(filler), "%s/filler", small);
+	ASSERT_EQ(0, mkdir(small, 0755));
+	snprintf(opts, sizeof(opts), "size=%zuk", (2 * len) >> 10);
+	ASSERT_EQ(0, mount("tmpfs", small, "tmpfs", 0, opts));
+	dead_client_kept(_metadata, self, variant->flags, file, len, fill_fs,
+			 unlink_file, filler);
+	umount2(small, MNT_DETACH);
+}
+
 TEST_HARNESS_MAIN
