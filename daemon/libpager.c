@@ -24,7 +24,9 @@
  *
  * Client killed: a guardian (a CLONE_VM child, so it shares and keeps alive
  * the address space) waits on a pidfd for the client to die, then asks
- * pagerd to flush the client's regions from that address space and exits.
+ * pagerd to flush the client's regions from that address space, and exits
+ * once they are written.  If no pagerd knows the client, the guardian
+ * hands it to the next pagerd as the helper would (guardian_main()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +65,34 @@
 
 #define PS		4096UL
 #define GUARD_STACK	(64 << 10)
+
+/*
+ * libpager -> guardian (pager.gsock): the regions it hands to a new pagerd
+ * if the client dies while no pagerd can take them (guardian_main()).
+ * GUARD_ADD carries the backing file [and the memfd] as SCM_RIGHTS.
+ */
+struct guard_msg {
+	uint32_t op;
+	uint32_t flags;		/* PAGER_SHARED */
+	uint64_t addr, len;
+};
+
+enum { GUARD_ADD = 1, GUARD_DEL };
+
+#define GUARD_REGIONS	256
+
+struct guard_region {
+	uint64_t addr, len;
+	uint32_t flags;
+	int fd, memfd;
+};
+
+/* Written by the guardian only, once started. */
+struct guard {
+	int sock;			/* its end of pager.gsock */
+	unsigned int nr;
+	struct guard_region r[GUARD_REGIONS];	/* more are not handed over */
+};
 
 struct lregion {
 	struct lregion *next;
@@ -114,6 +144,8 @@ struct pager {
 	pid_t guardian;
 	void *gstack;
 	int pidfd;
+	int gsock;			/* to the guardian: GUARD_ADD/DEL */
+	struct guard *guard;		/* the guardian's own state */
 };
 
 /* raw mmap: libpager-preload.so interposes mmap() itself */
@@ -737,79 +769,401 @@ static void *helper_main(void *arg)
 /* The guardian's pause between DEADs answered with an error, ms. */
 #define GUARD_RETRY_MS		250
 #define GUARD_RETRY_MAX_MS	30000
+/* ... and between tries to reach a pagerd when none answers */
+#define GUARD_CONNECT_MS	250
 
 /*
- * Guardian: runs in a CLONE_VM child on its own stack with no libc state
- * of its own, so it only makes system calls.  It holds a reference on the
- * address space (mm_users), which keeps the client's pages readable by
- * pagerd after the client died, until pagerd answers that they are
- * written back.  An error answer (the disk is full or fails) means pagerd
- * kept the regions, whose only copy is this memory: ask again, less and
- * less often, until an answer is 0 or pagerd goes away.  No timeout on
- * the answer: a large region on a slow disk takes what it takes.
+ * The guardian runs in a CLONE_VM child on its own stack with no libc
+ * state of its own: everything below makes system calls only, through
+ * g_sys(), which returns -errno and touches no errno: errno lives in the
+ * TLS of the thread that called pager_connect(), which may have exited
+ * and had its stack unmapped since.
+ */
+#if defined(__x86_64__)
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile ("syscall"
+			  : "=a" (ret)
+			  : "a" (n), "D" (a), "S" (b), "d" (c), "r" (r10),
+			    "r" (r8), "r" (r9)
+			  : "rcx", "r11", "memory");
+	return ret;
+}
+#else
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	long ret = syscall(n, a, b, c, d, e, f);
+
+	return ret < 0 ? -errno : ret;
+}
+#endif
+/* at most five arguments here; recvfrom() has its sixth as 0 */
+#define G_SYS(n, a, b, c, d, e) \
+	g_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+static void g_sleep(long ms)
+{
+	G_SYS(SYS_poll, NULL, 0, ms, 0, 0);
+}
+
+static void g_close(int fd)
+{
+	if (fd >= 0)
+		G_SYS(SYS_close, fd, 0, 0, 0, 0);
+}
+
+/* Close every descriptor but the @n in @keep (ascending, -1 ignored). */
+static void g_close_all_but(const int *keep, int n)
+{
+	unsigned int from = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < 0 || (unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			G_SYS(SYS_close_range, from, keep[i] - 1, 0, 0, 0);
+		from = keep[i] + 1;
+	}
+	G_SYS(SYS_close_range, from, ~0U, 0, 0, 0);
+}
+
+static long g_sendmsg(int s, const void *buf, size_t len, const int *fds,
+		      int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 5)];
+		struct cmsghdr align;
+	} c;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(&c, 0, sizeof(c));
+		mh.msg_control = c.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	return G_SYS(SYS_sendmsg, s, &mh, MSG_NOSIGNAL, 0, 0);
+}
+
+/* One request to pagerd on @s: its status, or -ECONNRESET. */
+static int g_xfer(int s, struct pager_msg_hdr *h, const int *fds, int nfds)
+{
+	struct pager_reply rep;
+	long got;
+
+	if (g_sendmsg(s, h, h->len, fds, nfds) != (long)h->len)
+		return -ECONNRESET;
+	do {
+		got = G_SYS(SYS_recvfrom, s, &rep, sizeof(rep), 0, NULL);
+	} while (got == -EINTR);
+	if (got < (long)sizeof(rep) || rep.hdr.magic != PAGER_MAGIC ||
+	    rep.hdr.seq != h->seq)
+		return -ECONNRESET;
+	return rep.status;
+}
+
+static int g_connect(const struct pager *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	long s = G_SYS(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		       0, 0);
+	long err;
+
+	if (s < 0)
+		return s;
+	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
+	err = G_SYS(SYS_connect, s, &sa, sizeof(sa), 0, 0);
+	if (err) {
+		g_close(s);
+		return err;
+	}
+	return s;
+}
+
+/*
+ * Take what libpager sent (GUARD_ADD, GUARD_DEL) until nothing is left.
+ * Returns false when libpager's end is closed (the client exec()ed, or
+ * disconnects).
+ */
+static bool g_rx(struct guard *g)
+{
+	for (;;) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * 2)];
+			struct cmsghdr align;
+		} c;
+		struct guard_msg m;
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = c.buf,
+				     .msg_controllen = sizeof(c.buf) };
+		struct cmsghdr *cm;
+		int fds[2] = { -1, -1 };
+		long n;
+
+		n = G_SYS(SYS_recvmsg, g->sock, &mh,
+			  MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0);
+		if (n < 0)
+			return n == -EAGAIN || n == -EINTR;
+		if (n == 0)
+			return false;
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			if (cm->cmsg_level != SOL_SOCKET ||
+			    cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			memcpy(fds, CMSG_DATA(cm), sizeof(int) * (k < 2 ? k : 2));
+		}
+		if (n == sizeof(m) && m.op == GUARD_ADD && fds[0] >= 0 &&
+		    g->nr < GUARD_REGIONS) {
+			g->r[g->nr++] = (struct guard_region){
+				.addr = m.addr, .len = m.len, .flags = m.flags,
+				.fd = fds[0], .memfd = fds[1] };
+			continue;
+		}
+		g_close(fds[0]);
+		g_close(fds[1]);
+		for (unsigned int i = 0; n == sizeof(m) && m.op == GUARD_DEL &&
+		     i < g->nr; i++) {
+			if (g->r[i].addr != m.addr)
+				continue;
+			g_close(g->r[i].fd);
+			g_close(g->r[i].memfd);
+			g->r[i] = g->r[--g->nr];
+			break;
+		}
+	}
+}
+
+/*
+ * The pagerd that was evicting may have died with pages of its batches
+ * moved out to staging and not yet written: put them back, newest batch
+ * first, as the helper does when it sees pagerd die (slot_restore()); the
+ * helper died with the client.  A page moved but not yet recorded in its
+ * slot is not found (README, "Limitations").
+ */
+static void g_restore_staging(struct pager *p)
+{
+	if (!p->staging)
+		return;
+	for (;;) {
+		uint32_t s = PAGER_STAGING_SLOTS;
+		struct slot *sl;
+		uint64_t off = 0;
+
+		for (uint32_t i = 0; i < PAGER_STAGING_SLOTS; i++)
+			if (p->slot[i].nr_staged &&
+			    p->slot[i].nr_staged <= PAGER_STAGING_PAGES &&
+			    (s == PAGER_STAGING_SLOTS ||
+			     p->slot[i].gen > p->slot[s].gen))
+				s = i;
+		if (s == PAGER_STAGING_SLOTS)
+			return;
+		sl = &p->slot[s];
+		for (uint32_t i = 0; i < sl->nr_staged; i++) {
+			for (uint64_t a = 0; a < sl->staged[i].len &&
+			     off < SLOT_BYTES; a += PS, off += PS) {
+				struct uffdio_move mv = {
+					.dst = sl->staged[i].addr + a,
+					.src = (uintptr_t)slot_base(p, s) + off,
+					.len = PS,
+					.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+				};
+
+				/* EEXIST: the region has the page, newer */
+				for (int t = 0; t < 100 &&
+				     G_SYS(SYS_ioctl, p->uffd, UFFDIO_MOVE, &mv,
+					   0, 0) == -EAGAIN; t++)
+					;
+			}
+		}
+		sl->nr_staged = 0;
+	}
+}
+
+/*
+ * Hand the dead client to a pagerd that does not know it, on @s: HELLO
+ * with its uffd(s), /proc/PID/mem and pagemap, then every region as a
+ * re-attach (pagerd takes resident pages as dirty).  No helper: the evict
+ * channel is closed at once, so pagerd sends it nothing.  Returns 0 once
+ * the HELLO is taken.
+ */
+static int g_adopt(struct pager *p, struct guard *g, int s)
+{
+	struct pager_hello h;
+	struct pager_map_req m;
+	int ev[2], fds[5], ret;
+
+	g_restore_staging(p);
+	if (G_SYS(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		  ev, 0))
+		return -1;
+	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
+	h.hdr.seq = 1;
+	h.token = p->token;
+	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
+	fds[0] = p->uffd;
+	fds[1] = p->memfd;
+	fds[2] = p->pagemap;
+	fds[3] = ev[1];
+	fds[4] = p->uffd_sync;
+	ret = g_xfer(s, &h.hdr, fds, h.nr_fds);
+	g_close(ev[0]);
+	g_close(ev[1]);
+	if (ret)
+		return -1;
+	for (unsigned int i = 0; i < g->nr; i++) {
+		const struct guard_region *r = &g->r[i];
+
+		fds[0] = r->fd;
+		fds[1] = r->memfd;
+		hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
+		m.hdr.seq = 2 + i;
+		m.addr = r->addr;
+		m.len = r->len;
+		m.flags = r->flags;
+		m.map_flags = PAGER_MAP_REATTACH;
+		if (g_xfer(s, &m.hdr, fds, r->memfd >= 0 ? 2 : 1) ==
+		    -ECONNRESET)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * DEAD on @s until an answer says the client's regions are written back
+ * (0).  An error answer means pagerd kept them, whose only copy is this
+ * memory: ask again, less and less often.  Returns 0, -ESRCH (this pagerd
+ * never knew the client) or -ECONNRESET (pagerd went away).
+ */
+static int g_dead(struct pager *p, int s)
+{
+	long pause_ms = GUARD_RETRY_MS;
+	struct pager_hello h;
+	int ret;
+
+	hdr_init(&h.hdr, PAGER_MSG_DEAD, sizeof(h));
+	h.token = p->token;
+	for (;;) {
+		h.hdr.seq++;
+		ret = g_xfer(s, &h.hdr, NULL, 0);
+		if (!ret || ret == -ESRCH || ret == -ECONNRESET)
+			return ret;
+		g_sleep(pause_ms);
+		pause_ms = pause_ms * 2 > GUARD_RETRY_MAX_MS ?
+			   GUARD_RETRY_MAX_MS : pause_ms * 2;
+	}
+}
+
+/*
+ * Guardian: holds a reference on the address space (mm_users), which
+ * keeps the client's pages readable by pagerd after the client died, until
+ * pagerd answers that they are written back (no timeout: a large region
+ * on a slow disk takes what it takes).  It also holds what a re-attach
+ * needs (the uffds, /proc/PID/mem and pagemap from pager_connect(), each
+ * region's files from GUARD_ADD), so that when no pagerd knows the client
+ * (none ran when it died, or the one that did died before answering) the
+ * next pagerd is handed the client as its helper would hand it, and
+ * flushes it.  Until a pagerd answers, the memory stays.
  */
 static int guardian_main(void *arg)
 {
 	struct pager *p = arg;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-	struct pager_reply rep;
-	struct pager_hello h;
-	long pause_ms = GUARD_RETRY_MS;
-	int s;
+	struct guard *g = p->guard;
+	struct pollfd pfd[2] = {
+		{ .fd = p->pidfd, .events = POLLIN },
+		{ .fd = g->sock, .events = POLLIN },
+	};
+	int keep[6] = { p->pidfd, g->sock, p->uffd, p->uffd_sync, p->memfd,
+			p->pagemap };
+	bool adopt = false;
 
-	syscall(SYS_close_range, 0, p->pidfd - 1, 0);
-	syscall(SYS_close_range, p->pidfd + 1, ~0U, 0);
-	while (syscall(SYS_poll, &pfd, 1, -1) <= 0)
-		;
-	/* the client is gone */
-	s = syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET, 0);
-	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
-	if (s < 0 || syscall(SYS_connect, s, &sa, sizeof(sa)))
-		syscall(SYS_exit, 0);
-	memset(&h, 0, sizeof(h));
-	h.hdr.magic = PAGER_MAGIC;
-	h.hdr.type = PAGER_MSG_DEAD;
-	h.hdr.len = sizeof(h);
-	h.token = p->token;
-	pfd.fd = s;
+	/* ascending, for g_close_all_but() */
+	for (int i = 1; i < 6; i++)
+		for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	g_close_all_but(keep, 6);
 	for (;;) {
-		long got;
-
-		h.hdr.seq++;
-		if (syscall(SYS_sendto, s, &h, sizeof(h), MSG_NOSIGNAL, NULL,
-			    0) != sizeof(h))
+		if (G_SYS(SYS_poll, pfd, 2, -1, 0, 0) <= 0)
+			continue;
+		if (pfd[1].revents && !g_rx(g))
+			pfd[1].fd = -1;	/* exec()ed: wait for the exit */
+		if (pfd[0].revents)
 			break;
-		do {
-			got = syscall(SYS_recvfrom, s, &rep, sizeof(rep), 0,
-				      NULL, NULL);
-		} while (got < 0 && errno == EINTR);
-		/* pagerd gone, or done: the memory may go */
-		if (got < (long)sizeof(rep) || rep.status == 0)
-			break;
-		syscall(SYS_poll, NULL, 0, pause_ms);
-		pause_ms = pause_ms * 2 > GUARD_RETRY_MAX_MS ?
-			   GUARD_RETRY_MAX_MS : pause_ms * 2;
 	}
-	syscall(SYS_exit, 0);
+	/* the client is gone; what it sent before is still queued */
+	if (pfd[1].fd >= 0)
+		g_rx(g);
+	for (;;) {
+		int s = g_connect(p), s2 = -1, ret;
+
+		/*
+		 * No socket file: pagerd was stopped (it removes the file
+		 * after a flush that wrote everything) or the path is gone;
+		 * nobody will come for the memory.  A file nobody listens
+		 * on is a pagerd killed: wait for the next one.
+		 */
+		if (s < 0 && s != -ECONNREFUSED)
+			break;
+		if (s >= 0 && adopt) {
+			/* DEAD from a second connection: not the adopted one */
+			s2 = s;
+			s = g_adopt(p, g, s2) ? -1 : g_connect(p);
+		}
+		ret = s >= 0 ? g_dead(p, s) : -ECONNRESET;
+		g_close(s);
+		g_close(s2);
+		if (!ret)
+			break;
+		/* nobody to answer, or a pagerd that never knew us */
+		adopt = true;
+		g_sleep(GUARD_CONNECT_MS);
+	}
+	G_SYS(SYS_exit, 0, 0, 0, 0, 0);
 	return 0;
 }
 
 static void guardian_start(struct pager *p)
 {
+	int sv[2];
+
 	p->guardian = -1;
+	p->gsock = -1;
 	p->pidfd = syscall(SYS_pidfd_open, getpid(), 0);
 	if (p->pidfd < 0)
 		return;
 	p->gstack = sys_mmap(NULL, GUARD_STACK, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1);
-	if (p->gstack == MAP_FAILED) {
-		p->gstack = NULL;
+	p->guard = sys_mmap(NULL, sizeof(*p->guard), PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (p->gstack == MAP_FAILED || p->guard == MAP_FAILED ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return;
-	}
+	/* never block the client on a guardian that is not reading */
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	p->gsock = sv[0];
+	p->guard->sock = sv[1];
 	/* exit signal 0: invisible to the application's wait() */
 	p->guardian = clone(guardian_main, (char *)p->gstack + GUARD_STACK,
 			    CLONE_VM | CLONE_UNTRACED, p);
+	close(sv[1]);
 }
 
 static void guardian_stop(struct pager *p)
@@ -818,10 +1172,30 @@ static void guardian_stop(struct pager *p)
 		kill(p->guardian, SIGKILL);
 		waitpid(p->guardian, NULL, __WALL);
 	}
-	if (p->gstack)
+	if (p->gsock >= 0)
+		close(p->gsock);
+	if (p->gstack && p->gstack != MAP_FAILED)
 		sys_munmap(p->gstack, GUARD_STACK);
+	if (p->guard && p->guard != MAP_FAILED)
+		sys_munmap(p->guard, sizeof(*p->guard));
 	if (p->pidfd >= 0)
 		close(p->pidfd);
+}
+
+/*
+ * Tell the guardian about a region (GUARD_ADD) or that it is gone
+ * (GUARD_DEL).  Best effort: without a guardian there is nobody to tell.
+ */
+static void guardian_tell(struct pager *p, int op, const struct lregion *lr)
+{
+	struct guard_msg m = { .op = op, .flags = lr->flags & PAGER_SHARED,
+			       .addr = lr->addr, .len = lr->len };
+	int fds[2] = { lr->fd, lr->memfd };
+
+	if (p->gsock < 0 || (op == GUARD_ADD && (lr->flags & PAGER_TEMPORARY)))
+		return;
+	send_fds(p->gsock, &m, sizeof(m), fds,
+		 op == GUARD_ADD ? (lr->memfd >= 0 ? 2 : 1) : 0);
 }
 
 static int getrandom_token(uint64_t *t)
@@ -854,6 +1228,7 @@ struct pager *pager_connect(const char *socket_path)
 	p->sock = p->ev = -1;
 	p->owner = getpid();
 	p->pidfd = -1;
+	p->gsock = -1;
 	if (getrandom_token(&p->token))
 		p->token = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
 			   (uintptr_t)p;
@@ -1062,6 +1437,8 @@ void *pager_map(struct pager *p, size_t len, const char *backing_path,
 		errno = EOPNOTSUPP;
 		goto err_unregister;
 	}
+	/* before pagerd has it: the guardian must know every region it may */
+	guardian_tell(p, GUARD_ADD, lr);
 	{
 		struct pager_map_req m;
 		int fds[2] = { lr->fd, lr->memfd };
@@ -1074,6 +1451,7 @@ void *pager_map(struct pager *p, size_t len, const char *backing_path,
 			      lr, NULL);
 	}
 	if (ret) {
+		guardian_tell(p, GUARD_DEL, lr);
 		errno = -ret;
 		goto err_unregister;
 	}
@@ -1155,6 +1533,7 @@ int pager_unmap(struct pager *p, void *addr)
 	ret = request(p, &m.hdr, NULL, 0, NULL, 0, NULL, lr);
 	if (ret)
 		return ret;
+	guardian_tell(p, GUARD_DEL, lr);
 	range.start = lr->addr;
 	range.len = lr->len;
 	ioctl(lr_uffd(p, lr), UFFDIO_UNREGISTER, &range);

@@ -406,7 +406,13 @@ int main(int argc, char **argv)
 	 * that connect meanwhile are told -ESHUTDOWN and retry.
 	 */
 	ret = server_flush_all();
-	unlink(path);
+	/*
+	 * Left after a failed flush: the guardians of dead clients whose
+	 * write-back failed then wait for the next pagerd on it, instead of
+	 * letting the memory go (libpager, guardian_main()).
+	 */
+	if (!ret)
+		unlink(path);
 	/* a page that did not reach its file must not look like success */
 	_exit(ret ? 1 : 0);
 }

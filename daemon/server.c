@@ -590,6 +590,7 @@ static const size_t msg_size[] = {
 static int do_dead(struct conn *c, const struct pager_hello *m)
 {
 	struct conn *target = NULL;
+	bool known = false;
 
 	pthread_mutex_lock(&pd.lock);
 	for (struct list *l = pd.conns.next; l != &pd.conns; l = l->next) {
@@ -600,9 +601,21 @@ static int do_dead(struct conn *c, const struct pager_hello *m)
 			break;
 		}
 	}
+	/* released already (its socket closed first): nothing left to do */
+	for (struct list *l = pd.graveyard.next; !target && !known &&
+	     l != &pd.graveyard; l = l->next) {
+		struct conn *t = container_of(l, struct conn, node);
+
+		known = t->hello && t->token == m->token;
+	}
 	pthread_mutex_unlock(&pd.lock);
+	/*
+	 * Never known here: the client died while no pagerd ran, or under
+	 * a pagerd that died before answering.  Its guardian then hands it
+	 * over (HELLO and re-attaches, libpager's g_adopt()).
+	 */
 	if (!target)
-		return 0;
+		return known ? 0 : -ESRCH;
 	/*
 	 * A connection cannot declare itself dead (it closes instead): tearing
 	 * it down here would wait forever for the reference this worker holds.
@@ -834,9 +847,8 @@ int server_flush_all(void)
 		if (ret) {
 			pr_err("flush of region %llu failed: %s",
 			       (unsigned long long)rs[i]->id, strerror(-ret));
-			/* its guardian lets the memory go when we exit */
 			if (rs[i]->kept)
-				pr_err("region %llu: %llu dirty pages of dead client pid %d are lost",
+				pr_err("region %llu: %llu dirty pages of dead client pid %d left to its guardian, for the next pagerd",
 				       (unsigned long long)rs[i]->id,
 				       (unsigned long long)rs[i]->dirty,
 				       rs[i]->conn->pid);

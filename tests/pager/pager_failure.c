@@ -1712,6 +1712,21 @@ static int wait_log(const char *path, const char *text, int ms)
 	return -ETIMEDOUT;
 }
 
+/* Wait (bounded) until @file holds @model; pt_file_diff() of the last look. */
+static long long wait_file(const char *file, const unsigned char *model,
+			   size_t len, int ms)
+{
+	long long d = 0;
+
+	for (uint64_t t0 = pt_now_ms(); pt_now_ms() - t0 < (uint64_t)ms; ) {
+		d = pt_file_diff(file, model, len);
+		if (d == -1)
+			break;
+		usleep(50000);	/* the guardian works on its own: poll */
+	}
+	return d;
+}
+
 /*
  * SIGTERM while a dead client's regions are being written back by its
  * teardown: the flush waits for that write-back instead of skipping the
@@ -1750,6 +1765,41 @@ TEST_F_TIMEOUT(race, sigterm_during_release, 90)
 	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
 	ASSERT_EQ(0, WEXITSTATUS(st));
 	d = pt_file_diff(file, model, len);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+	free(model);
+}
+
+/*
+ * pagerd is SIGKILLed while it writes a dead client's region back: the
+ * guardian sees the connection close, waits for the next pagerd and hands
+ * the client to it, which writes the region back whole.  The guardian
+ * used to exit on the closed connection, losing what was not written yet.
+ */
+TEST_F_TIMEOUT(race, sigkill_during_release, 90)
+{
+	/* as sigterm_during_release: tens of ms of write-back */
+	const size_t avail = ((size_t)sysconf(_SC_AVPHYS_PAGES) * PT_PAGE / 5) &
+			     ~((2UL << 20) - 1);
+	const size_t len = pt_region_mb() << 25 < avail ?
+			   pt_region_mb() << 25 : avail;
+	unsigned char *model = calloc(1, len);
+	char file[PATH_MAX + 32];
+	long long d;
+	pid_t child;
+	int st;
+
+	ASSERT_NE(NULL, model);
+	snprintf(file, sizeof(file), "%s/dead", self->dir);
+	child = paused_client(self->sock, file, len, 0, 78);
+	ASSERT_LT(0, child) TH_LOG("client failed");
+	fill_pattern(NULL, model, len, 78);
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &st, 0));
+	ASSERT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = pt_start_pagerd(self->sock, "1G", self->log);
+	ASSERT_LT(0, self->pagerd);
+	d = wait_file(file, model, len, 60000);
 	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
 	free(model);
 }
@@ -1840,6 +1890,46 @@ static void touch_file(const char *path)
 static void unlink_file(const char *path)
 {
 	unlink(path);
+}
+
+/*
+ * A client dies while no pagerd runs (it was killed first): nobody knows
+ * the client, so its guardian keeps the memory, waits for the next pagerd
+ * and hands the client to it (HELLO and re-attaches), which writes the
+ * dirty pages back.  The guardian used to exit when it found no pagerd,
+ * and the data was lost.
+ */
+TEST_F_TIMEOUT(fail, client_dies_without_pagerd, 90)
+{
+	size_t len = self->len / 8;
+	unsigned char *model = calloc(1, len);
+	char file[PATH_MAX + 32];
+	long long d;
+	pid_t child;
+	int status;
+
+	ASSERT_NE(NULL, model);
+	snprintf(file, sizeof(file), "%s/orphan", self->dir);
+	child = paused_client(self->sock, file, len, variant->flags, 9);
+	ASSERT_LT(0, child) TH_LOG("client failed");
+	fill_pattern(NULL, model, len, 9);
+	ASSERT_EQ(0, wait_regions(self->p, 1, 5000));
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = -1;
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	usleep(600000);	/* the guardian finds no pagerd, a few times */
+	d = pt_file_diff(file, model, len);
+	ASSERT_NE(-1, d) TH_LOG("the data was written without a pagerd?");
+
+	self->pagerd = pt_start_pagerd_fail(self->sock, self->budget, self->log,
+					    self->failfs);
+	ASSERT_LT(0, self->pagerd);
+	d = wait_file(file, model, len, 30000);
+	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);
+	/* flushed and released: the new pagerd holds no region of it */
+	ASSERT_EQ(0, wait_regions(self->p, 0, 30000));
+	free(model);
 }
 
 /* fsyncs fail (--fail-fsync): the writes reach only the page cache */
