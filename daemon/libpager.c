@@ -487,18 +487,82 @@ static void helper_move(struct pager *p, const struct pager_drop *d,
 	done->written = write && !done->status;
 }
 
-static int send_fds(int sock, const void *buf, size_t len, const int *fds,
-		    int nfds)
+/*
+ * System calls for the guardian (guardian_main()), which runs in a
+ * CLONE_VM child on its own stack with no libc state of its own: g_sys()
+ * returns -errno and touches no errno, which lives in the TLS of the
+ * thread that called pager_connect(), which may have exited and had its
+ * stack unmapped since.  libpager's own sends and connects use the same
+ * helpers.
+ */
+#if defined(__x86_64__)
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 5)];
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile ("syscall"
+			  : "=a" (ret)
+			  : "a" (n), "D" (a), "S" (b), "d" (c), "r" (r10),
+			    "r" (r8), "r" (r9)
+			  : "rcx", "r11", "memory");
+	return ret;
+}
+#else
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	long ret = syscall(n, a, b, c, d, e, f);
+
+	return ret < 0 ? -errno : ret;
+}
+#endif
+/* at most five arguments here; recvfrom() has its sixth as 0 */
+#define G_SYS(n, a, b, c, d, e) \
+	g_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+static void g_sleep(long ms)
+{
+	G_SYS(SYS_poll, NULL, 0, ms, 0, 0);
+}
+
+static void g_close(int fd)
+{
+	if (fd >= 0)
+		G_SYS(SYS_close, fd, 0, 0, 0, 0);
+}
+
+/* Close every descriptor but the @n in @keep (ascending, -1 ignored). */
+static void g_close_all_but(const int *keep, int n)
+{
+	unsigned int from = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < 0 || (unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			G_SYS(SYS_close_range, from, keep[i] - 1, 0, 0, 0);
+		from = keep[i] + 1;
+	}
+	G_SYS(SYS_close_range, from, ~0U, 0, 0, 0);
+}
+
+static long g_sendmsg(int s, const void *buf, size_t len, const int *fds,
+		      int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 5)];
+		struct cmsghdr align;
+	} c;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds) {
 		struct cmsghdr *cm;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
+		memset(&c, 0, sizeof(c));
+		mh.msg_control = c.buf;
 		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
@@ -506,9 +570,48 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds,
 		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
 	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)len)
-		return -1;
-	return 0;
+	return G_SYS(SYS_sendmsg, s, &mh, MSG_NOSIGNAL, 0, 0);
+}
+
+/* One request to pagerd on @s: its status, or -ECONNRESET. */
+static int g_xfer(int s, struct pager_msg_hdr *h, const int *fds, int nfds)
+{
+	struct pager_reply rep;
+	long got;
+
+	if (g_sendmsg(s, h, h->len, fds, nfds) != (long)h->len)
+		return -ECONNRESET;
+	do {
+		got = G_SYS(SYS_recvfrom, s, &rep, sizeof(rep), 0, NULL);
+	} while (got == -EINTR);
+	if (got < (long)sizeof(rep) || rep.hdr.magic != PAGER_MAGIC ||
+	    rep.hdr.seq != h->seq)
+		return -ECONNRESET;
+	return rep.status;
+}
+
+static int g_connect(const struct pager *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	long s = G_SYS(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		       0, 0);
+	long err;
+
+	if (s < 0)
+		return s;
+	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
+	err = G_SYS(SYS_connect, s, &sa, sizeof(sa), 0, 0);
+	if (err) {
+		g_close(s);
+		return err;
+	}
+	return s;
+}
+
+static int send_fds(int sock, const void *buf, size_t len, const int *fds,
+		    int nfds)
+{
+	return g_sendmsg(sock, buf, len, fds, nfds) == (long)len ? 0 : -1;
 }
 
 /* Send and wait for the reply, on the current socket; req_lock held. */
@@ -543,19 +646,13 @@ broken:
 
 static int session_open(struct pager *p)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct pager_hello h;
 	int sv[2], fds[5], sock, ret;
 	bool broken;
 
-	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	sock = g_connect(p);
 	if (sock < 0)
-		return -errno;
-	strcpy(sa.sun_path, p->path);
-	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
-		ret = -errno;
-		goto err_sock;
-	}
+		return sock;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
 		ret = -errno;
 		goto err_sock;
@@ -771,126 +868,6 @@ static void *helper_main(void *arg)
 #define GUARD_RETRY_MAX_MS	30000
 /* ... and between tries to reach a pagerd when none answers */
 #define GUARD_CONNECT_MS	250
-
-/*
- * The guardian runs in a CLONE_VM child on its own stack with no libc
- * state of its own: everything below makes system calls only, through
- * g_sys(), which returns -errno and touches no errno: errno lives in the
- * TLS of the thread that called pager_connect(), which may have exited
- * and had its stack unmapped since.
- */
-#if defined(__x86_64__)
-static long g_sys(long n, long a, long b, long c, long d, long e, long f)
-{
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	long ret;
-
-	__asm__ volatile ("syscall"
-			  : "=a" (ret)
-			  : "a" (n), "D" (a), "S" (b), "d" (c), "r" (r10),
-			    "r" (r8), "r" (r9)
-			  : "rcx", "r11", "memory");
-	return ret;
-}
-#else
-static long g_sys(long n, long a, long b, long c, long d, long e, long f)
-{
-	long ret = syscall(n, a, b, c, d, e, f);
-
-	return ret < 0 ? -errno : ret;
-}
-#endif
-/* at most five arguments here; recvfrom() has its sixth as 0 */
-#define G_SYS(n, a, b, c, d, e) \
-	g_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
-
-static void g_sleep(long ms)
-{
-	G_SYS(SYS_poll, NULL, 0, ms, 0, 0);
-}
-
-static void g_close(int fd)
-{
-	if (fd >= 0)
-		G_SYS(SYS_close, fd, 0, 0, 0, 0);
-}
-
-/* Close every descriptor but the @n in @keep (ascending, -1 ignored). */
-static void g_close_all_but(const int *keep, int n)
-{
-	unsigned int from = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (keep[i] < 0 || (unsigned int)keep[i] < from)
-			continue;
-		if ((unsigned int)keep[i] > from)
-			G_SYS(SYS_close_range, from, keep[i] - 1, 0, 0, 0);
-		from = keep[i] + 1;
-	}
-	G_SYS(SYS_close_range, from, ~0U, 0, 0, 0);
-}
-
-static long g_sendmsg(int s, const void *buf, size_t len, const int *fds,
-		      int nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 5)];
-		struct cmsghdr align;
-	} c;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(&c, 0, sizeof(c));
-		mh.msg_control = c.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	return G_SYS(SYS_sendmsg, s, &mh, MSG_NOSIGNAL, 0, 0);
-}
-
-/* One request to pagerd on @s: its status, or -ECONNRESET. */
-static int g_xfer(int s, struct pager_msg_hdr *h, const int *fds, int nfds)
-{
-	struct pager_reply rep;
-	long got;
-
-	if (g_sendmsg(s, h, h->len, fds, nfds) != (long)h->len)
-		return -ECONNRESET;
-	do {
-		got = G_SYS(SYS_recvfrom, s, &rep, sizeof(rep), 0, NULL);
-	} while (got == -EINTR);
-	if (got < (long)sizeof(rep) || rep.hdr.magic != PAGER_MAGIC ||
-	    rep.hdr.seq != h->seq)
-		return -ECONNRESET;
-	return rep.status;
-}
-
-static int g_connect(const struct pager *p)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	long s = G_SYS(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		       0, 0);
-	long err;
-
-	if (s < 0)
-		return s;
-	memcpy(sa.sun_path, p->path, sizeof(sa.sun_path));
-	err = G_SYS(SYS_connect, s, &sa, sizeof(sa), 0, 0);
-	if (err) {
-		g_close(s);
-		return err;
-	}
-	return s;
-}
 
 /*
  * Take what libpager sent (GUARD_ADD, GUARD_DEL) until nothing is left.

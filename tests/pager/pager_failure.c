@@ -294,6 +294,32 @@ static void fill_fs(const char *path)
 }
 
 /*
+ * Mount a tmpfs of @bytes on the new directory @small, in a private mount
+ * namespace (this test's process only).  Returns 0; 1 when this cannot be
+ * done here (*@why says why: SKIP); -errno when it failed (*@why: what).
+ */
+static int small_tmpfs(const char *small, size_t bytes, const char **why)
+{
+	char opts[64];
+
+	*why = "needs root to mount a small tmpfs";
+	if (geteuid())
+		return 1;
+	*why = "no private mount namespace";
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 1;
+	*why = "mkdir";
+	if (mkdir(small, 0755))
+		return -errno;
+	*why = "mount";
+	snprintf(opts, sizeof(opts), "size=%zuk", bytes >> 10);
+	if (mount("tmpfs", small, "tmpfs", 0, opts))
+		return -errno;
+	return 0;
+}
+
+/*
  * Write-back to a full file system: sync and evict fail with ENOSPC, the
  * error shows in the stats, the pages stay resident and dirty with their
  * data, and once space returns a sync writes everything.
@@ -302,23 +328,19 @@ TEST_F_TIMEOUT(fail, enospc, 60)
 {
 	char small[PATH_MAX + 16], file[PATH_MAX + 32], filler[PATH_MAX + 32];
 	size_t len = self->len / 2;	/* twice the budget */
-	char opts[64];
 	struct pager_stats st;
+	const char *why;
 	unsigned char *mem;
 	long long d;
 	int ret;
 
-	if (geteuid())
-		SKIP(return, "needs root to mount a small tmpfs");
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		SKIP(return, "no private mount namespace: %s", strerror(errno));
 	snprintf(small, sizeof(small), "%s/small", self->dir);
+	ret = small_tmpfs(small, len + len / 2, &why);
+	if (ret > 0)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s", why, strerror(-ret));
 	snprintf(file, sizeof(file), "%s/backing", small);
 	snprintf(filler, sizeof(filler), "%s/filler", small);
-	ASSERT_EQ(0, mkdir(small, 0755));
-	snprintf(opts, sizeof(opts), "size=%zuk", (len + len / 2) >> 10);
-	ASSERT_EQ(0, mount("tmpfs", small, "tmpfs", 0, opts));
 
 	memset(self->model, 0, len);
 	mem = pager_map(self->p, len, file, variant->flags);
@@ -1728,6 +1750,43 @@ static long long wait_file(const char *file, const unsigned char *model,
 }
 
 /*
+ * A 256 MiB region (by default: its write-back takes tens of ms on the
+ * host) of a client SIGKILLed with all of it dirty; returns once pagerd
+ * has begun writing it back, *@len its size and @model its content.  The
+ * region, the model and the file are all in memory at once: at most a
+ * fifth of what is available each (the test VM has 1 GiB, where the OOM
+ * killer took the guardian, and the data with it).
+ */
+static unsigned char *dead_client_releasing(struct __test_metadata *_metadata,
+					    FIXTURE_DATA(race) *self,
+					    const char *file, size_t *len,
+					    uint64_t seed)
+{
+	const size_t avail = ((size_t)sysconf(_SC_AVPHYS_PAGES) * PT_PAGE / 5) &
+			     ~((2UL << 20) - 1);
+	unsigned char *model;
+	pid_t child;
+	int st;
+
+	*len = pt_region_mb() << 25 < avail ? pt_region_mb() << 25 : avail;
+	model = calloc(1, *len);
+	if (!model)
+		return NULL;
+	child = paused_client(self->sock, file, *len, 0, seed);
+	EXPECT_LT(0, child) TH_LOG("client failed");
+	if (child <= 0) {
+		free(model);
+		return NULL;
+	}
+	fill_pattern(NULL, model, *len, seed);
+	kill(child, SIGKILL);
+	EXPECT_EQ(child, waitpid(child, &st, 0));
+	/* its guardian asked for the flush: pagerd is in the middle of it */
+	EXPECT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	return model;
+}
+
+/*
  * SIGTERM while a dead client's regions are being written back by its
  * teardown: the flush waits for that write-back instead of skipping the
  * region and exiting under it (which lost the dead client's data while
@@ -1735,31 +1794,15 @@ static long long wait_file(const char *file, const unsigned char *model,
  */
 TEST_F_TIMEOUT(race, sigterm_during_release, 90)
 {
-	/*
-	 * 256 MiB by default: its write-back takes tens of ms on the host.
-	 * The region, the model and the file are all in memory at once: at
-	 * most a fifth of what is available each (the test VM has 1 GiB,
-	 * where the OOM killer took the guardian, and the data with it).
-	 */
-	const size_t avail = ((size_t)sysconf(_SC_AVPHYS_PAGES) * PT_PAGE / 5) &
-			     ~((2UL << 20) - 1);
-	const size_t len = pt_region_mb() << 25 < avail ?
-			   pt_region_mb() << 25 : avail;
-	unsigned char *model = calloc(1, len);
 	char file[PATH_MAX + 32];
+	unsigned char *model;
 	long long d;
-	pid_t child;
+	size_t len;
 	int st;
 
-	ASSERT_NE(NULL, model);
 	snprintf(file, sizeof(file), "%s/dead", self->dir);
-	child = paused_client(self->sock, file, len, 0, 77);
-	ASSERT_LT(0, child) TH_LOG("client failed");
-	fill_pattern(NULL, model, len, 77);
-	kill(child, SIGKILL);
-	ASSERT_EQ(child, waitpid(child, &st, 0));
-	/* its guardian asked for the flush: stop pagerd in the middle of it */
-	ASSERT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	model = dead_client_releasing(_metadata, self, file, &len, 77);
+	ASSERT_NE(NULL, model);
 	st = pt_stop_pagerd(self->pagerd, SIGTERM);
 	self->pagerd = -1;
 	ASSERT_TRUE(WIFEXITED(st)) TH_LOG("pagerd status %#x", st);
@@ -1777,25 +1820,14 @@ TEST_F_TIMEOUT(race, sigterm_during_release, 90)
  */
 TEST_F_TIMEOUT(race, sigkill_during_release, 90)
 {
-	/* as sigterm_during_release: tens of ms of write-back */
-	const size_t avail = ((size_t)sysconf(_SC_AVPHYS_PAGES) * PT_PAGE / 5) &
-			     ~((2UL << 20) - 1);
-	const size_t len = pt_region_mb() << 25 < avail ?
-			   pt_region_mb() << 25 : avail;
-	unsigned char *model = calloc(1, len);
 	char file[PATH_MAX + 32];
+	unsigned char *model;
 	long long d;
-	pid_t child;
-	int st;
+	size_t len;
 
-	ASSERT_NE(NULL, model);
 	snprintf(file, sizeof(file), "%s/dead", self->dir);
-	child = paused_client(self->sock, file, len, 0, 78);
-	ASSERT_LT(0, child) TH_LOG("client failed");
-	fill_pattern(NULL, model, len, 78);
-	kill(child, SIGKILL);
-	ASSERT_EQ(child, waitpid(child, &st, 0));
-	ASSERT_EQ(0, wait_log(self->log, "releasing region", 10000));
+	model = dead_client_releasing(_metadata, self, file, &len, 78);
+	ASSERT_NE(NULL, model);
 	pt_stop_pagerd(self->pagerd, SIGKILL);
 	self->pagerd = pt_start_pagerd(self->sock, "1G", self->log);
 	ASSERT_LT(0, self->pagerd);
@@ -1947,19 +1979,16 @@ TEST_F_TIMEOUT(fail, dead_client_enospc, 90)
 {
 	char small[PATH_MAX + 16], file[PATH_MAX + 32], filler[PATH_MAX + 32];
 	size_t len = self->len / 8;
-	char opts[64];
+	const char *why;
+	int ret;
 
-	if (geteuid())
-		SKIP(return, "needs root to mount a small tmpfs");
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		SKIP(return, "no private mount namespace: %s", strerror(errno));
 	snprintf(small, sizeof(small), "%s/small", self->dir);
+	ret = small_tmpfs(small, 2 * len, &why);
+	if (ret > 0)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s", why, strerror(-ret));
 	snprintf(file, sizeof(file), "%s/dead", small);
 	snprintf(filler, sizeof(filler), "%s/filler", small);
-	ASSERT_EQ(0, mkdir(small, 0755));
-	snprintf(opts, sizeof(opts), "size=%zuk", (2 * len) >> 10);
-	ASSERT_EQ(0, mount("tmpfs", small, "tmpfs", 0, opts));
 	dead_client_kept(_metadata, self, variant->flags, file, len, fill_fs,
 			 unlink_file, filler);
 	umount2(small, MNT_DETACH);
