@@ -113,6 +113,7 @@ part "SIGKILL clients"
 	fail "client SIGKILL cycles (see $out/kill-clients.log)"
 tail -1 "$out/kill-clients.log"
 client_kills=$(sum_field "$out/kill-clients.log" cycles)
+client_pkills=$(sum_field "$out/kill-clients.log" pagerd_kills)
 verified=$((verified + $(sum_field "$out/kill-clients.log" bytes_verified)))
 
 part "ENOSPC write-back"
@@ -166,11 +167,11 @@ done
 	printf '%-34s %s\n' "libFuzzer dtrack-reply" "${lib_dr:-0} executions in ${lib_time}s"
 	printf '%-34s %s\n' "netlink fuzzer (VM)" "$nl_execs messages in ${nl_secs}s, $nl_created trackers created;$nl_kernels"
 	printf '%-34s %s\n' "pagerd SIGKILL cycles" "$kill_cycles (under $kill_runs client runs, all byte-exact unless listed below)"
-	printf '%-34s %s\n' "client SIGKILL cycles" "$client_kills"
+	printf '%-34s %s\n' "client SIGKILL cycles" "$client_kills ($client_pkills with pagerd SIGKILLed too)"
 	printf '%-34s %s\n' "ENOSPC rounds / injected errors" "$enospc_rounds / $enospc_errs"
 	printf '%-34s %s\n' "EIO rounds / injected errors" "$eio_rounds / $eio_errs$eio_note"
 	printf '%-34s %s\n' "memory pressure (256 MB VM)" "${mp_note# }"
-	printf '%-34s %s\n' "injected faults (total)" "$((kill_cycles + client_kills + enospc_errs + eio_errs))"
+	printf '%-34s %s\n' "injected faults (total)" "$((kill_cycles + client_kills + client_pkills + enospc_errs + eio_errs))"
 	printf '%-34s %s\n' "bytes verified" "$verified"
 	printf '%-34s %s\n' "VM runs" "$vm_runs"
 	printf '%-34s %s\n' "kernel reports" "$reports"
