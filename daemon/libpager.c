@@ -1141,6 +1141,10 @@ static void guardian_start(struct pager *p)
 	p->guardian = clone(guardian_main, (char *)p->gstack + GUARD_STACK,
 			    CLONE_VM | CLONE_UNTRACED, p);
 	close(sv[1]);
+	if (p->guardian < 0) {
+		close(p->gsock);
+		p->gsock = -1;
+	}
 }
 
 static void guardian_stop(struct pager *p)
