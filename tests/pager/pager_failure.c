@@ -1866,7 +1866,8 @@ static void dead_client_kept(struct __test_metadata *_metadata,
 			     FIXTURE_DATA(fail) *self, int flags,
 			     const char *file, size_t len,
 			     void (*fail)(const char *arg),
-			     void (*repair)(const char *arg), const char *arg)
+			     void (*repair)(const char *arg), const char *arg,
+			     bool others)
 {
 	unsigned char *model = calloc(1, len);
 	struct pager_stats st;
@@ -1899,6 +1900,26 @@ static void dead_client_kept(struct __test_metadata *_metadata,
 	ASSERT_EQ(1, st.nr_regions) TH_LOG("dead client's region released");
 	EXPECT_EQ(len / PT_PAGE, st.dirty);
 	EXPECT_LE(3, count_log(self->log, KEPT_LOG));
+
+	/*
+	 * @others: meanwhile another client pages twice the budget, of
+	 * which the kept region holds half and cannot give any back, through
+	 * a file system that works: it must finish, its data exact.
+	 */
+	if (others) {
+		size_t olen = self->len / 2;
+		unsigned char *mem = pager_map(self->p, olen, self->file, flags);
+
+		ASSERT_NE(NULL, mem);
+		memset(self->model, 0, olen);
+		fill_pattern(mem, self->model, olen, 6);
+		d = pt_mem_diff(mem, self->model, olen);
+		ASSERT_EQ(-1, d) TH_LOG("other client's data wrong at %lld", d);
+		ASSERT_EQ(0, pager_sync(self->p, mem, olen));
+		d = pt_file_diff(self->file, self->model, olen);
+		ASSERT_EQ(-1, d) TH_LOG("other client's file wrong at %lld", d);
+		ASSERT_EQ(0, pager_unmap(self->p, mem));
+	}
 
 	repair(arg);
 	ASSERT_EQ(0, wait_regions(self->p, 0, 60000))
@@ -1971,10 +1992,13 @@ TEST_F_TIMEOUT(fail, dead_client_eio, 90)
 
 	snprintf(file, sizeof(file), "%s/dead", self->dir);
 	dead_client_kept(_metadata, self, variant->flags, file, self->len / 8,
-			 touch_file, unlink_file, self->failfs);
+			 touch_file, unlink_file, self->failfs, false);
 }
 
-/* a full file system: the data is nowhere but in the dead client */
+/*
+ * A full file system: the data is nowhere but in the dead client.  Another
+ * client, whose files are elsewhere, keeps working meanwhile.
+ */
 TEST_F_TIMEOUT(fail, dead_client_enospc, 90)
 {
 	char small[PATH_MAX + 16], file[PATH_MAX + 32], filler[PATH_MAX + 32];
@@ -1990,7 +2014,7 @@ TEST_F_TIMEOUT(fail, dead_client_enospc, 90)
 	snprintf(file, sizeof(file), "%s/dead", small);
 	snprintf(filler, sizeof(filler), "%s/filler", small);
 	dead_client_kept(_metadata, self, variant->flags, file, len, fill_fs,
-			 unlink_file, filler);
+			 unlink_file, filler, true);
 	umount2(small, MNT_DETACH);
 }
 
