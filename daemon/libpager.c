@@ -223,6 +223,41 @@ static void hdr_init(struct pager_msg_hdr *h, int type, size_t len)
 }
 
 /*
+ * System calls for the guardian (guardian_main()), which runs in a
+ * CLONE_VM child on its own stack with no libc state of its own: g_sys()
+ * returns -errno and touches no errno, which lives in the TLS of the
+ * thread that called pager_connect(), which may have exited and had its
+ * stack unmapped since.  What the guardian shares with libpager (sends,
+ * connects, putting staging back) uses them too.
+ */
+#if defined(__x86_64__)
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile ("syscall"
+			  : "=a" (ret)
+			  : "a" (n), "D" (a), "S" (b), "d" (c), "r" (r10),
+			    "r" (r8), "r" (r9)
+			  : "rcx", "r11", "memory");
+	return ret;
+}
+#else
+static long g_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	long ret = syscall(n, a, b, c, d, e, f);
+
+	return ret < 0 ? -errno : ret;
+}
+#endif
+/* at most five arguments here; recvfrom() has its sixth as 0 */
+#define G_SYS(n, a, b, c, d, e) \
+	g_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+/*
  * Which write-protect mode does pagerd want?  Asked before the uffd is
  * created, because its features can be chosen only once.  Any failure
  * means synchronous, which every pagerd supports.
@@ -306,10 +341,10 @@ static uint64_t move_settled(struct pager *p, uint64_t dst, uint64_t src,
 	while (k < n) {
 		uint64_t m = n - k < 64 ? n - k : 64;
 
-		if (pread(p->pagemap, pd, m * 8, (dst / PS + k) * 8) !=
-		    (ssize_t)(m * 8) ||
-		    pread(p->pagemap, ps, m * 8, (src / PS + k) * 8) !=
-		    (ssize_t)(m * 8))
+		if (G_SYS(SYS_pread64, p->pagemap, pd, m * 8,
+			  (dst / PS + k) * 8, 0) != (long)(m * 8) ||
+		    G_SYS(SYS_pread64, p->pagemap, ps, m * 8,
+			  (src / PS + k) * 8, 0) != (long)(m * 8))
 			return k;
 		for (uint64_t j = 0; j < m; j++, k++)
 			/* present or swapped */
@@ -377,7 +412,8 @@ static void staging_forget(struct pager *p, uint32_t s)
 	p->slot[s].nr_staged = 0;
 	p->slot[s].staged_len = 0;
 	if (p->staging)
-		madvise(slot_base(p, s), SLOT_BYTES, MADV_DONTNEED);
+		G_SYS(SYS_madvise, slot_base(p, s), SLOT_BYTES, MADV_DONTNEED,
+		      0, 0);
 }
 
 /*
@@ -486,41 +522,6 @@ static void helper_move(struct pager *p, const struct pager_drop *d,
 	done->moved = moved;
 	done->written = write && !done->status;
 }
-
-/*
- * System calls for the guardian (guardian_main()), which runs in a
- * CLONE_VM child on its own stack with no libc state of its own: g_sys()
- * returns -errno and touches no errno, which lives in the TLS of the
- * thread that called pager_connect(), which may have exited and had its
- * stack unmapped since.  libpager's own sends and connects use the same
- * helpers.
- */
-#if defined(__x86_64__)
-static long g_sys(long n, long a, long b, long c, long d, long e, long f)
-{
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	long ret;
-
-	__asm__ volatile ("syscall"
-			  : "=a" (ret)
-			  : "a" (n), "D" (a), "S" (b), "d" (c), "r" (r10),
-			    "r" (r8), "r" (r9)
-			  : "rcx", "r11", "memory");
-	return ret;
-}
-#else
-static long g_sys(long n, long a, long b, long c, long d, long e, long f)
-{
-	long ret = syscall(n, a, b, c, d, e, f);
-
-	return ret < 0 ? -errno : ret;
-}
-#endif
-/* at most five arguments here; recvfrom() has its sixth as 0 */
-#define G_SYS(n, a, b, c, d, e) \
-	g_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
 static void g_sleep(long ms)
 {
@@ -711,7 +712,7 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
  * copy of a page a later batch moved again, and that one must lose.  The
  * new pagerd takes restored pages as dirty.
  */
-static void slot_restore(struct pager *p, uint32_t s)
+static void slot_restore(struct pager *p, uint32_t s, bool report)
 {
 	struct slot *sl = &p->slot[s];
 	uint64_t off = 0;
@@ -724,22 +725,24 @@ static void slot_restore(struct pager *p, uint32_t s)
 				.len = PS,
 				.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
 			};
+			long e;
 
 			/*
 			 * Done when the region has a page (this one, or a newer
 			 * one: EEXIST) or staging has none: the page tables
 			 * say, not the error code (see move_range()).
 			 */
-			while (ioctl(p->uffd, UFFDIO_MOVE, &mv)) {
-				int e = errno;
-
+			while ((e = G_SYS(SYS_ioctl, p->uffd, UFFDIO_MOVE, &mv,
+					  0, 0))) {
 				if (move_settled(p, mv.dst, mv.src, 1))
 					break;
-				if (e == EAGAIN)
+				if (e == -EAGAIN)
 					continue;
 				/* the only copy of the page: say so, loudly */
-				fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
-					(unsigned long long)mv.dst, strerror(e));
+				if (report)
+					fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
+						(unsigned long long)mv.dst,
+						strerror(-e));
 				break;
 			}
 		}
@@ -747,7 +750,11 @@ static void slot_restore(struct pager *p, uint32_t s)
 	staging_forget(p, s);
 }
 
-static void staging_restore(struct pager *p)
+/*
+ * Put every staged batch back, newest first.  @report: say on stderr what
+ * could not be put back (not from the guardian, which has no stdio).
+ */
+static void staging_restore(struct pager *p, bool report)
 {
 	if (!p->staging)
 		return;
@@ -761,7 +768,7 @@ static void staging_restore(struct pager *p)
 				newest = s;
 		if (newest == PAGER_STAGING_SLOTS)
 			break;
-		slot_restore(p, newest);
+		slot_restore(p, newest, report);
 	}
 }
 
@@ -770,7 +777,7 @@ static void reconnect(struct pager *p)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
-	staging_restore(p);
+	staging_restore(p, true);
 	pthread_mutex_lock(&p->req_lock);
 	if (p->sock >= 0)
 		close(p->sock);
@@ -926,52 +933,6 @@ static bool g_rx(struct guard *g)
 }
 
 /*
- * The pagerd that was evicting may have died with pages of its batches
- * moved out to staging and not yet written: put them back, newest batch
- * first, as the helper does when it sees pagerd die (slot_restore()); the
- * helper died with the client.  A page moved but not yet recorded in its
- * slot is not found (README, "Limitations").
- */
-static void g_restore_staging(struct pager *p)
-{
-	if (!p->staging)
-		return;
-	for (;;) {
-		uint32_t s = PAGER_STAGING_SLOTS;
-		struct slot *sl;
-		uint64_t off = 0;
-
-		for (uint32_t i = 0; i < PAGER_STAGING_SLOTS; i++)
-			if (p->slot[i].nr_staged &&
-			    p->slot[i].nr_staged <= PAGER_STAGING_PAGES &&
-			    (s == PAGER_STAGING_SLOTS ||
-			     p->slot[i].gen > p->slot[s].gen))
-				s = i;
-		if (s == PAGER_STAGING_SLOTS)
-			return;
-		sl = &p->slot[s];
-		for (uint32_t i = 0; i < sl->nr_staged; i++) {
-			for (uint64_t a = 0; a < sl->staged[i].len &&
-			     off < SLOT_BYTES; a += PS, off += PS) {
-				struct uffdio_move mv = {
-					.dst = sl->staged[i].addr + a,
-					.src = (uintptr_t)slot_base(p, s) + off,
-					.len = PS,
-					.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
-				};
-
-				/* EEXIST: the region has the page, newer */
-				for (int t = 0; t < 100 &&
-				     G_SYS(SYS_ioctl, p->uffd, UFFDIO_MOVE, &mv,
-					   0, 0) == -EAGAIN; t++)
-					;
-			}
-		}
-		sl->nr_staged = 0;
-	}
-}
-
-/*
  * Hand the dead client to a pagerd that does not know it, on @s: HELLO
  * with its uffd(s), /proc/PID/mem and pagemap, then every region as a
  * re-attach (pagerd takes resident pages as dirty).  No helper: the evict
@@ -984,7 +945,14 @@ static int g_adopt(struct pager *p, struct guard *g, int s)
 	struct pager_map_req m;
 	int ev[2], fds[5], ret;
 
-	g_restore_staging(p);
+	/*
+	 * The pagerd that was evicting may have died with pages of its
+	 * batches moved out to staging and not yet written: put them back,
+	 * as the helper does when it sees pagerd die; it died with the
+	 * client.  A page moved but not yet recorded in its slot is not
+	 * found (README, "Limitations").
+	 */
+	staging_restore(p, false);
 	if (G_SYS(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 		  ev, 0))
 		return -1;

@@ -845,12 +845,19 @@ int server_flush_all(void)
 		int ret = region_sync(rs[i], 0, rs[i]->len);
 
 		if (ret) {
+			bool kept;
+			uint64_t dirty;
+
 			pr_err("flush of region %llu failed: %s",
 			       (unsigned long long)rs[i]->id, strerror(-ret));
-			if (rs[i]->kept)
+			pthread_mutex_lock(&pd.lock);
+			kept = rs[i]->kept;
+			dirty = rs[i]->dirty;
+			pthread_mutex_unlock(&pd.lock);
+			if (kept)
 				pr_err("region %llu: %llu dirty pages of dead client pid %d left to its guardian, for the next pagerd",
 				       (unsigned long long)rs[i]->id,
-				       (unsigned long long)rs[i]->dirty,
+				       (unsigned long long)dirty,
 				       rs[i]->conn->pid);
 			err = ret;
 		}
