@@ -179,6 +179,8 @@ static void scan_file_data(struct region *r)
 /*
  * A region left by a previous pagerd: every page still resident in the
  * client may hold writes that never reached the file, so it is DIRTY.
+ * When residency cannot be read the re-attach is refused (-errno): a
+ * resident page taken for absent would never be written back.
  */
 static int scan_resident(struct region *r)
 {
@@ -190,6 +192,9 @@ static int scan_resident(struct region *r)
 		while (pos < end) {
 			off_t data = lseek(r->memfd, pos, SEEK_DATA), hole;
 
+			/* in doubt refuse: a page taken for a hole is lost */
+			if (data < 0 && errno != ENXIO)
+				return -errno;
 			if (data < 0 || data >= end)
 				break;
 			hole = lseek(r->memfd, data, SEEK_HOLE);
@@ -471,16 +476,20 @@ static bool file_has(struct region *r, uint64_t i, const char *buf)
  * Does the client still have page @i?  Private: its pagemap entry is
  * present or swapped.  Shared: the memfd's page cache has it (a uffd-wp
  * PTE marker left by a hole punch would show as "swapped" in pagemap).
- * When the pagemap cannot be read, true (the usual case; callers' own
- * errors stand).
+ * When the pagemap or the memfd cannot be asked, true (the usual case;
+ * callers' own errors stand): a present page taken for gone would be
+ * marked ABSENT, and its writes would no longer be tracked.
  */
 bool region_page_present(struct region *r, uint64_t i)
 {
 	off_t off = i << PAGE_SHIFT;
 	uint64_t e = 0;
 
-	if (r->memfd >= 0)
-		return lseek(r->memfd, off, SEEK_DATA) == off;
+	if (r->memfd >= 0) {
+		off_t data = lseek(r->memfd, off, SEEK_DATA);
+
+		return data == off || (data < 0 && errno != ENXIO);
+	}
 	off = ((r->addr >> PAGE_SHIFT) + i) * 8;
 	if (pread(r->conn->pagemap, &e, 8, off) != 8)
 		return true;
