@@ -413,6 +413,13 @@ static void drop_finish(struct conn *c)
 	pthread_cond_broadcast(&pd.cond);
 }
 
+/* Is @d, @got bytes received on the evict channel, a well-formed answer? */
+static bool drop_answer_ok(const struct pager_drop_done *d, ssize_t got)
+{
+	return got == sizeof(*d) && d->hdr.magic == PAGER_MAGIC &&
+	       d->hdr.type == PAGER_MSG_DROP_DONE;
+}
+
 static void *drop_waiter(void *arg)
 {
 	struct conn *c = arg;
@@ -430,7 +437,7 @@ static void *drop_waiter(void *arg)
 			continue;
 		if (got <= 0)
 			break;	/* closed (or shut down by drop_abandon()) */
-		if (got == sizeof(done) && done.hdr.magic == PAGER_MAGIC &&
+		if (drop_answer_ok(&done, got) &&
 		    done.hdr.seq == c->drop_pending_seq) {
 			answered = true;
 			break;
@@ -593,13 +600,6 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 			return -EIO;
 	}
 	return 0;
-}
-
-/* Is @d, @got bytes received on the evict channel, a well-formed answer? */
-static bool drop_answer_ok(const struct pager_drop_done *d, ssize_t got)
-{
-	return got == sizeof(*d) && d->hdr.magic == PAGER_MAGIC &&
-	       d->hdr.type == PAGER_MSG_DROP_DONE;
 }
 
 /*
