@@ -1,11 +1,11 @@
 #!/bin/bash
 # Populate the test VM's initramfs root (used by scripts/vm-run.sh).
-# usage: mkinitramfs.sh ROOT KERNEL WITH_MODULE DISK_MB [HOST[:GUEST]]...
+# usage: mkinitramfs.sh ROOT KERNEL WITH_MODULE DISK_MB SWAP_MB [HOST[:GUEST]]...
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-root=$1 kernel=$2 with_module=$3 disk=$4
-shift 4
+root=$1 kernel=$2 with_module=$3 disk=$4 swap=$5
+shift 5
 kdir=$(kernel_dir "$kernel")
 release=$(cat "$kdir/release")
 busybox=$(command -v busybox || true)
@@ -43,17 +43,20 @@ for c in "$@"; do
 	cp -a "$host" "$root$guest"
 done
 
-# Kernel modules of the Debian kernel needed for the scratch disk, with
-# their dependencies, decompressed (busybox insmod does not read .ko.xz).
-# Debian's image package ships no modules.dep (depmod makes it at install
-# time), so dependencies are read from each module's own modinfo.
-if [ "$disk" -gt 0 ] && [ -d "$kdir/root/lib/modules/$release/kernel" ]; then
+# Kernel modules of the Debian kernel needed for the scratch disk and the
+# swap device, with their dependencies, decompressed (busybox insmod does
+# not read .ko.xz).  Debian's image package ships no modules.dep (depmod
+# makes it at install time), so dependencies are read from each module's
+# own modinfo.  A line of vmrun/kmods is a module and its parameters.
+if { [ "$disk" -gt 0 ] || [ "$swap" -gt 0 ]; } &&
+	[ -d "$kdir/root/lib/modules/$release/kernel" ]; then
 	mdir="$kdir/root/lib/modules/$release/kernel"
 	: > "$root/vmrun/kmods"
 	mkdir -p "$root/lib/kmods"
 	declare -A seen=()
-	want() {
+	want() {	# want MODULE [PARAMETERS...]
 		local m=${1//-/_} path d out
+		shift
 		[ -n "${seen[$m]:-}" ] && return 0
 		seen[$m]=1
 		path=$(find "$mdir" \( -name "$m.ko" -o -name "$m.ko.xz" \
@@ -67,9 +70,17 @@ if [ "$disk" -gt 0 ] && [ -d "$kdir/root/lib/modules/$release/kernel" ]; then
 		for d in $(strings "$out" | sed -n 's/^depends=//p' | tr ',' ' '); do
 			want "$d"
 		done
-		echo "/lib/kmods/$m.ko" >> "$root/vmrun/kmods"
+		echo "/lib/kmods/$m.ko${1:+ $*}" >> "$root/vmrun/kmods"
 	}
-	for m in virtio_pci virtio_blk crc32c_generic ext4; do want "$m"; done
+	if [ "$disk" -gt 0 ]; then
+		for m in virtio_pci virtio_blk crc32c_generic ext4; do want "$m"; done
+	fi
+	# swap: a RAM disk (brd) where the kernel has it as a module, and the
+	# loop driver for vm-init's fallback (built into the debug kernel)
+	if [ "$swap" -gt 0 ]; then
+		want brd rd_nr=1 rd_size=$((swap * 1024))
+		want loop
+	fi
 fi
 
 # Shared libraries of every ELF program or library put into the image.

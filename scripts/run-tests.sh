@@ -5,6 +5,7 @@
 # results and ends with one line: 'N passed, N failed, N skipped'.
 #
 # usage: scripts/run-tests.sh [--host-only|--vm-only] [--kernels "6.12 6.1"]
+# The VM gets VM_SWAP_MB (default 64) of swap space for the swap tests.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -92,6 +93,7 @@ run_vm() {
 	fi
 	TEST_TIMEOUT_SCALE=$scale TEST_TIMEOUT=$((600 * scale)) \
 		"$DTRACK_ROOT/scripts/vm-run.sh" --kernel "$k" --timeout "$vmtime" \
+		--swap "${VM_SWAP_MB:-64}" \
 		"${opts[@]+"${opts[@]}"}" -- vm-run-tests "$@" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	count "$label" "$log"

@@ -29,15 +29,30 @@ stty -F /dev/ttyS2 raw -echo 2>/dev/null
 status() { echo "VMRUN $*" > /dev/ttyS2; }
 
 # Kernel modules from the Debian kernel itself (e.g. virtio_blk + ext4 for
-# --disk), in dependency order.
+# --disk), in dependency order; a line is a module and its parameters.
 if [ -f /vmrun/kmods ]; then
 	while read -r m; do
-		insmod "$m" || echo "vm-init: insmod $m failed" > /dev/ttyS1
+		# shellcheck disable=SC2086 # the parameters are words
+		insmod $m || echo "vm-init: insmod $m failed" > /dev/ttyS1
 	done < /vmrun/kmods
 fi
 if [ -n "$VMRUN_DISK" ]; then
 	mkdir -p /disk
 	mount -t ext4 /dev/vda /disk || echo "vm-init: mounting the scratch disk failed" > /dev/ttyS1
+fi
+# --swap: a RAM disk (brd: its pages are never reclaimed themselves), else
+# a loop device over a file in /run, which is tmpfs: fine for pages paged
+# out on purpose (MADV_PAGEOUT), not for real memory pressure, as the
+# file's own pages could be swapped to it.
+if [ -n "$VMRUN_SWAP_MB" ]; then
+	swapdev=/dev/ram0
+	if [ ! -b $swapdev ]; then
+		swapdev=$(losetup -f 2>/dev/null) &&
+			dd if=/dev/zero of=/run/swap.img bs=1M count="$VMRUN_SWAP_MB" 2>/dev/null &&
+			losetup "$swapdev" /run/swap.img || swapdev=
+	fi
+	{ [ -n "$swapdev" ] && mkswap "$swapdev" >/dev/null && swapon "$swapdev"; } ||
+		echo "vm-init: setting up ${VMRUN_SWAP_MB} MB of swap failed" > /dev/ttyS1
 fi
 
 loaded=0

@@ -3,13 +3,15 @@
 #
 # usage: scripts/vm-run.sh [--kernel 6.12|6.1|debug] [--no-module] [--mem MB]
 #            [--cpus N] [--timeout S] [--copy HOST[:GUEST]]... [--disk MB]
-#            [--log PATH] [--quiet] [--tcg-thread multi|single]
+#            [--swap MB] [--log PATH] [--quiet] [--tcg-thread multi|single]
 #            [--boot-retries N] [--append KERNEL-ARGS] -- CMD [ARGS...]
 #
 # The guest boots from an initramfs with busybox, the project's binaries,
 # libraries and VM tests (build/bin, build/lib, build/tests/vm on PATH), the
 # files given with --copy, a tmpfs scratch directory at /scratch (half of the
-# guest memory; also $TEST_SCRATCH) and, with --disk, an ext4 disk at /disk.
+# guest memory; also $TEST_SCRATCH), with --disk an ext4 disk at /disk and
+# with --swap that much swap space (a RAM disk, or a loop device over tmpfs
+# on the debug kernel: for pages paged out on purpose, not for pressure).
 # dtrack.ko is insmod'ed before CMD (unless --no-module) and removed after.
 # CMD's output is streamed; the exit status is CMD's, unless the guest kernel
 # logged an Oops, BUG, WARNING, lockdep, KASAN/UBSAN or kmemleak report, the
@@ -38,7 +40,7 @@ usage() {
 	exit 2
 }
 
-kernel=6.12 module=1 mem=1024 cpus=2 timeout=600 disk=0 quiet=0 log=
+kernel=6.12 module=1 mem=1024 cpus=2 timeout=600 disk=0 swap=0 quiet=0 log=
 boot_retries=2 append=
 tcg_thread=${VMRUN_TCG_THREAD:-multi}
 copies=()
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--copy) copies+=("${2:?}"); shift 2 ;;
 	--disk) disk=${2:?}; shift 2 ;;
+	--swap) swap=${2:?}; shift 2 ;;
 	--log) log=${2:?}; shift 2 ;;
 	--quiet) quiet=1; shift ;;
 	--tcg-thread) tcg_thread=${2:?}; shift 2 ;;
@@ -68,7 +71,7 @@ accel=tcg
 if [ -w /dev/kvm ] && [ "${VMRUN_KVM:-0}" = 1 ]; then
 	accel=kvm	# opt-in: KVM on these hosts cannot boot normal kernels
 fi
-for n in "$mem" "$cpus" "$timeout" "$disk" "$boot_retries"; do
+for n in "$mem" "$cpus" "$timeout" "$disk" "$swap" "$boot_retries"; do
 	[[ $n =~ ^[0-9]+$ ]] || die "'$n' is not a number"
 done
 
@@ -93,12 +96,13 @@ cleanup() {
 trap cleanup EXIT
 
 # --- initramfs -------------------------------------------------------------
-"$DTRACK_ROOT/scripts/mkinitramfs.sh" "$work/root" "$kernel" "$module" "$disk" \
+"$DTRACK_ROOT/scripts/mkinitramfs.sh" "$work/root" "$kernel" "$module" "$disk" "$swap" \
 	"${copies[@]+"${copies[@]}"}"
 {
 	echo "VMRUN_MODULE=$module"
 	echo "VMRUN_SCRATCH_MB=$((mem / 2))"
 	echo "VMRUN_DISK=$([ "$disk" -gt 0 ] && echo 1)"
+	echo "VMRUN_SWAP_MB=$([ "$swap" -gt 0 ] && echo "$swap")"
 	echo "export DTRACK_KO=/opt/dtrack/dtrack.ko DTRACK_KERNEL=$kernel" \
 		"DTRACK_VM_ACCEL=$([ "$accel" = tcg ] && echo "tcg-$tcg_thread" || echo "$accel")"
 	# pass through test knobs
