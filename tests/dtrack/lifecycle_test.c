@@ -24,12 +24,10 @@
 #include <unistd.h>
 #include "kselftest_harness.h"
 #include "dt_util.h"
+#include "../pageout.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
-#endif
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21
 #endif
 #ifndef MPOL_MF_MOVE
 #define MPOL_MF_MOVE (1 << 1)
@@ -975,19 +973,17 @@ static void set_range(uint8_t *set, size_t from, size_t to)
 		set[from] = 1;
 }
 
-/*
- * Page out [from, to) of p (MADV_PAGEOUT); 0 once none is present.  A page
- * that still sits in another CPU's LRU batch is not reclaimed: retry.
- */
+/* Page out [from, to) of p; 0 once none is present. */
 static int page_out(char *p, size_t from, size_t to)
 {
 	uint8_t present[NPAGES];
-	int tries;
+	int tries, err;
 
 	for (tries = 0; tries < 20; tries++) {
-		if (madvise(p + from * PAGE_SZ, (to - from) * PAGE_SZ,
-			    MADV_PAGEOUT))
-			return -errno;
+		err = page_out_everywhere(p + from * PAGE_SZ,
+					  (to - from) * PAGE_SZ);
+		if (err)
+			return err;
 		if (dt_pagemap(getpid(), (uintptr_t)p, NPAGES, NULL, present))
 			return -EIO;
 		if (!memchr(present + from, 1, to - from))
