@@ -301,11 +301,19 @@ out_free:
  * The staging area UFFDIO_MOVE takes evicted pages to: private anonymous
  * like the regions, registered with our uffd (MOVE's destination must be).
  * Nothing but the helper and pagerd's reads of moved pages touches it.
+ * Registered for WP as well, like the regions: a page the kernel swapped
+ * out moves as its swap entry, uffd-wp bit included (move_swap_pte()), and
+ * in a VMA without VM_UFFD_WP the swap-in of such an entry maps it
+ * writable with the bit still set, which CONFIG_PAGE_TABLE_CHECK reports
+ * as a WARNING (seen on 6.12 when pagerd read a swapped staging page).
+ * With it the swap-in maps it read-only, and nobody writes to staging.
  */
 static int staging_init(struct pager *p)
 {
 	size_t len = STAGING_BYTES;
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_register reg = {
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
 
 	p->staging = sys_mmap(NULL, len, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);

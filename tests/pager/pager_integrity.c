@@ -9,9 +9,11 @@
  */
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 
 #include "kselftest_harness.h"
 #include "pager_test.h"
+#include "../pageout.h"
 
 #define NTHREADS	4
 
@@ -252,6 +254,100 @@ TEST_F_TIMEOUT(pager, evict_prefetch, 60)
 	/* bad ranges are refused */
 	EXPECT_EQ(-EINVAL, pager_sync(self->p, mem + len, PT_PAGE));
 	EXPECT_EQ(-EINVAL, pager_unmap(self->p, mem + PT_PAGE));
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/*
+ * Bytes of this process's memory in swap (smaps_rollup's Swap: anonymous
+ * pages and, for a shared region, its memfd's pages).
+ */
+static uint64_t swap_used(void)
+{
+	char line[256];
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Swap: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb << 10;
+}
+
+/* Write one byte of every @step-th page of [0, len) (memory and model). */
+static void scribble(unsigned char *mem, unsigned char *model, size_t len,
+		     size_t step, unsigned char x)
+{
+	for (size_t off = 0; off < len; off += step * PT_PAGE) {
+		mem[off + (off / PT_PAGE) % PT_PAGE] ^= x;
+		model[off + (off / PT_PAGE) % PT_PAGE] ^= x;
+	}
+}
+
+/*
+ * The kernel swaps the region out under pagerd (MADV_PAGEOUT to the test
+ * VM's swap space): dirty pages that went to swap, pages written again
+ * after a swap-in, pages swapped in by a read, must all reach the file by
+ * sync and by eviction, and come back exact.  pagerd reads a private
+ * page through /proc/PID/mem, which takes it from swap; in asynchronous
+ * mode the helper moves swap entries to staging (UFFDIO_MOVE) and must
+ * write them from there: taking only present pages for data (pagemap bit
+ * 63 without the swap bit 62) loses the last phase's writes.
+ */
+TEST_F_TIMEOUT(pager, kernel_swaps_pages, 60)
+{
+	size_t len = self->budget / 2 & ~(PT_PAGE * 2 - 1);
+	struct pager_stats st;
+	struct sysinfo si;
+	unsigned char *mem;
+	uint64_t used;
+	long long d;
+
+	ASSERT_EQ(0, sysinfo(&si));
+	if (!si.totalswap)
+		SKIP(return, "no swap space (the test VM has some: scripts/vm-run.sh --swap MB)");
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 23));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(0, madvise(mem, len, MADV_NOHUGEPAGE));
+	/* all resident and dirty, then paged out */
+	scribble(mem, self->model, len, 1, 0x5a);
+	used = swap_used();
+	ASSERT_EQ(0, page_out_everywhere(mem, len));
+	/* shared: the pages leave the region's memfd */
+	EXPECT_LE(used + len / 2, swap_used()) TH_LOG("%lld KiB swapped out of %zu",
+		((long long)swap_used() - (long long)used) / 1024, len >> 10);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("sync of swapped pages: file differs at %lld", d);
+
+	/* written after the sync (some swapped in by that write), swapped */
+	scribble(mem, self->model, len, 3, 0xc3);
+	ASSERT_EQ(0, page_out_everywhere(mem, len));
+	d = pt_mem_diff(mem, self->model, len / 2);	/* swap-in by reads */
+	ASSERT_EQ(-1, d) TH_LOG("memory differs at %lld", d);
+	ASSERT_EQ(0, page_out_everywhere(mem, len));
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.resident);
+	EXPECT_EQ(0, st.wb_errors);
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("eviction of swapped pages: file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("content after eviction differs at %lld", d);
+
+	/*
+	 * every page dirty and swapped: asynchronous mode's helper moves
+	 * the swap entries to staging and writes them itself
+	 */
+	scribble(mem, self->model, len, 1, 0x3c);
+	ASSERT_EQ(0, page_out_everywhere(mem, len));
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("eviction of dirty swapped pages: file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("content after eviction differs at %lld", d);
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
