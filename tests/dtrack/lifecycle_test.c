@@ -973,18 +973,20 @@ static void set_range(uint8_t *set, size_t from, size_t to)
 		set[from] = 1;
 }
 
-/* Page out [from, to) of p; 0 once none is present. */
-static int page_out(char *p, size_t from, size_t to)
+/* Page out pages [from, to) of the @n at p; 0 once none is present. */
+static int page_out(char *p, size_t n, size_t from, size_t to)
 {
-	uint8_t present[NPAGES];
+	uint8_t present[HPAGE_SZ / PAGE_SZ];
 	int tries, err;
 
+	if (n > HPAGE_SZ / PAGE_SZ)
+		return -E2BIG;
 	for (tries = 0; tries < 20; tries++) {
 		err = page_out_everywhere(p + from * PAGE_SZ,
 					  (to - from) * PAGE_SZ);
 		if (err)
 			return err;
-		if (dt_pagemap(getpid(), (uintptr_t)p, NPAGES, NULL, present))
+		if (dt_pagemap(getpid(), (uintptr_t)p, n, NULL, present))
 			return -EIO;
 		if (!memchr(present + from, 1, to - from))
 			return 0;
@@ -1002,79 +1004,123 @@ static void read_range(char *p, size_t from, size_t to)
 	(void)sink;
 }
 
-/*
- * Swap-out and swap-in.  A swapped-out page's entry keeps its soft-dirty
- * bit, which a reset must clear: a swap-in by read would otherwise bring
- * it back soft-dirty (reported, unexplained) and, on 6.12, writable, so
- * that its next write takes no fault (wpfault would miss it).  A swap-out
- * loses the PTE and its dirty bit: reported in that epoch (a counted false
- * positive when the page was clean).  Each SUPERSET also fails on pages
- * reported beyond the written ones that the module did not count as false
- * positives, so the pages only read back must not show.
- */
-TEST_F_TIMEOUT(life, swap_out_and_in, 90)
+static bool swap_available(void)
 {
 	struct sysinfo si;
-	uint32_t id;
-	char *p;
+
+	return !sysinfo(&si) && si.totalswap;
+}
+
+#define NO_SWAP "no swap space (scripts/vm-run.sh --swap MB gives the VM some)"
+
+/*
+ * Swap-out and swap-in of the @n pages at @p (tracker @id), in units of
+ * n / 64 pages.  A swapped-out page's entry keeps its soft-dirty bit,
+ * which a reset must clear: a swap-in by read would otherwise bring it
+ * back soft-dirty (reported, unexplained) and, on 6.12, writable, so that
+ * its next write takes no fault (wpfault would miss it).  A swap-out
+ * loses the PTE and its dirty bit: reported in that epoch (a counted
+ * false positive when the page was clean).  Each SUPERSET also fails on
+ * pages reported beyond the written ones that the module did not count as
+ * false positives, so the pages only read back must not show.  @huge:
+ * the first epoch's writes went to a huge page (which reports whole).
+ */
+static void swap_epochs(struct __test_metadata *_metadata,
+			FIXTURE_DATA(life) *self, uint32_t id, char *p,
+			size_t n, bool huge)
+{
+	size_t u = n / 64;
 	int err;
 
-	if (!self->ready)
-		return;
-	ASSERT_EQ(0, sysinfo(&si));
-	if (!si.totalswap)
-		SKIP(return, "no swap space (scripts/vm-run.sh --swap MB gives the VM some)");
-	p = map_anon(NPAGES);
-	ASSERT_NE(NULL, p);
-	ASSERT_EQ(0, madvise(p, NPAGES * PAGE_SZ, MADV_NOHUGEPAGE));
-	id = TRACK(p, NPAGES);
-
 	/* A: 0-15 written, then 0-31 paged out in the same epoch */
-	memset(self->want, 0, NPAGES);
-	set_range(self->want, 0, 16);
-	touch_set(p, self->want, NPAGES);
-	err = page_out(p, 0, 32);
+	memset(self->want, 0, n);
+	set_range(self->want, 0, 16 * u);
+	touch_set(p, self->want, n);
+	err = page_out(p, n, 0, 32 * u);
 	ASSERT_EQ(0, err) TH_LOG("MADV_PAGEOUT: %s", strerror(-err));
-	SUPERSET(id, "written, then paged out", p, NPAGES, self->want);
+	expect_superset(_metadata, &self->nl, id, "written, then paged out",
+			p, n, self->want, self->got, DTRACK_COLLECT_RESET,
+			huge);
 
 	/*
 	 * B: read back 0-7 (written in A) and 16-23; written: 8-11 and
 	 * 24-27 (swap-in by write), 40-43 (resident)
 	 */
-	read_range(p, 0, 8);
-	read_range(p, 16, 24);
-	memset(self->want, 0, NPAGES);
-	set_range(self->want, 8, 12);
-	set_range(self->want, 24, 28);
-	set_range(self->want, 40, 44);
-	touch_set(p, self->want, NPAGES);
-	SUPERSET(id, "swap-in by read and by write", p, NPAGES, self->want);
+	read_range(p, 0, 8 * u);
+	read_range(p, 16 * u, 24 * u);
+	memset(self->want, 0, n);
+	set_range(self->want, 8 * u, 12 * u);
+	set_range(self->want, 24 * u, 28 * u);
+	set_range(self->want, 40 * u, 44 * u);
+	touch_set(p, self->want, n);
+	SUPERSET(id, "swap-in by read and by write", p, n, self->want);
 
 	/* C: the pages read back in B are written */
-	memset(self->want, 0, NPAGES);
-	set_range(self->want, 0, 8);
-	set_range(self->want, 16, 20);
-	touch_set(p, self->want, NPAGES);
-	SUPERSET(id, "write after a swap-in by read", p, NPAGES, self->want);
+	memset(self->want, 0, n);
+	set_range(self->want, 0, 8 * u);
+	set_range(self->want, 16 * u, 20 * u);
+	touch_set(p, self->want, n);
+	SUPERSET(id, "write after a swap-in by read", p, n, self->want);
 
 	/* D: clean pages paged out, and some of them written again */
-	err = page_out(p, 32, 48);
+	err = page_out(p, n, 32 * u, 48 * u);
 	ASSERT_EQ(0, err) TH_LOG("MADV_PAGEOUT: %s", strerror(-err));
-	memset(self->want, 0, NPAGES);
-	set_range(self->want, 32, 36);
-	touch_set(p, self->want, NPAGES);
-	SUPERSET(id, "clean pages paged out, some written", p, NPAGES,
-		 self->want);
+	memset(self->want, 0, n);
+	set_range(self->want, 32 * u, 36 * u);
+	touch_set(p, self->want, n);
+	SUPERSET(id, "clean pages paged out, some written", p, n, self->want);
 
 	/* E: the rest comes back, by write (36-39) and by read (40-47) */
-	memset(self->want, 0, NPAGES);
-	set_range(self->want, 36, 40);
-	touch_set(p, self->want, NPAGES);
-	read_range(p, 40, 48);
-	SUPERSET(id, "swap-in an epoch after the swap-out", p, NPAGES,
-		 self->want);
+	memset(self->want, 0, n);
+	set_range(self->want, 36 * u, 40 * u);
+	touch_set(p, self->want, n);
+	read_range(p, 40 * u, 48 * u);
+	SUPERSET(id, "swap-in an epoch after the swap-out", p, n, self->want);
+}
+
+TEST_F_TIMEOUT(life, swap_out_and_in, 90)
+{
+	uint32_t id;
+	char *p;
+
+	if (!self->ready)
+		return;
+	if (!swap_available())
+		SKIP(return, NO_SWAP);
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, NPAGES * PAGE_SZ, MADV_NOHUGEPAGE));
+	id = TRACK(p, NPAGES);
+	swap_epochs(_metadata, self, id, p, NPAGES, false);
 	dt_destroy(&self->nl, id);
 	munmap(p, NPAGES * PAGE_SZ);
+}
+
+/* The same from a huge page, which the swap-out splits. */
+TEST_F_TIMEOUT(life, swap_out_and_in_thp, 90)
+{
+	const size_t n = HPAGE_SZ / PAGE_SZ;
+	uint32_t id;
+	char *p;
+
+	if (!self->ready)
+		return;
+	if (!swap_available())
+		SKIP(return, NO_SWAP);
+	if (!dt_thp_available())
+		SKIP(return, "transparent huge pages disabled in this kernel");
+	p = map_aligned(n);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
+	memset(p, 1, HPAGE_SZ);
+	if (dt_anon_huge_bytes(p, HPAGE_SZ) != (long)HPAGE_SZ) {
+		munmap(p, HPAGE_SZ);
+		SKIP(return, "no huge page could be allocated");
+	}
+	id = TRACK(p, n);
+	swap_epochs(_metadata, self, id, p, n, true);
+	dt_destroy(&self->nl, id);
+	munmap(p, HPAGE_SZ);
 }
 
 #define KSM "/sys/kernel/mm/ksm/"
