@@ -1,7 +1,7 @@
 #!/bin/bash
 # Host-side tests of scripts/vm-run.sh, the contract every VM test stands on:
-# exit status, output streaming, --copy, kernel-report and timeout
-# detection, on both Debian kernels.  Prints TAP.
+# exit status, output streaming, --copy, --disk, --swap, kernel-report and
+# timeout detection, on both Debian kernels.  Prints TAP.
 set -u
 . "$(dirname "$0")/../../scripts/common.sh"
 vmrun="$DTRACK_ROOT/scripts/vm-run.sh"
@@ -20,7 +20,7 @@ build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
 	echo "$d/dtrack_warn_test.ko"
 }
 
-count=$(( $(echo $kernels | wc -w) * 8 + 2 ))
+count=$(( $(echo $kernels | wc -w) * 9 + 2 ))
 echo "TAP version 13"
 echo "1..$count"
 
@@ -92,6 +92,12 @@ for k in $kernels; do
 		sh -c 'grep -q "^/dev/vda /disk ext4 rw" /proc/mounts && echo data > /disk/f && cat /disk/f' 2>&1)
 	[ $? -eq 0 ] && grep -q '^data$' <<<"$out" && ok "vm-run $k: --disk gives a writable ext4 /disk" ||
 		notok "vm-run $k: --disk ($out)"
+
+	# 32 MB less the swap header's page: 32764 KiB
+	out=$("$vmrun" --kernel "$k" --quiet --no-module --swap 32 -- \
+		sh -c 'awk "NR > 1 { print \$3 }" /proc/swaps' 2>&1)
+	[ $? -eq 0 ] && grep -q '^32764$' <<<"$out" && ok "vm-run $k: --swap gives the VM swap space" ||
+		notok "vm-run $k: --swap ($out)"
 
 	out=$("$vmrun" --kernel "$k" --quiet --no-module -- sh -c 'echo accel=$DTRACK_VM_ACCEL' 2>&1)
 	out2=$("$vmrun" --kernel "$k" --quiet --no-module --tcg-thread single -- \
