@@ -18,13 +18,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "kselftest_harness.h"
 #include "dt_util.h"
-#include "../pageout.h"
+#include "../swap.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -1003,15 +1002,6 @@ static void read_range(char *p, size_t from, size_t to)
 		sink = p[from * PAGE_SZ];
 	(void)sink;
 }
-
-static bool swap_available(void)
-{
-	struct sysinfo si;
-
-	return !sysinfo(&si) && si.totalswap;
-}
-
-#define NO_SWAP "no swap space (scripts/vm-run.sh --swap MB gives the VM some)"
 
 /*
  * Swap-out and swap-in of the @n pages at @p (tracker @id), in units of

@@ -20,6 +20,7 @@
 
 #include "kselftest_harness.h"
 #include "pager_test.h"
+#include "../swap.h"
 #include "../../daemon/proto.h"
 #include "../../daemon/uffd_compat.h"
 
@@ -277,6 +278,41 @@ TEST_F_TIMEOUT(fail, pagerd_sigkill, 120)
 	ASSERT_EQ(0, pager_sync(self->p, mem, self->len));
 	d = pt_file_diff(self->file, self->model, self->len);
 	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+}
+
+/*
+ * pagerd dies while the client's unsynced pages are in swap: the next
+ * pagerd must take every page the client still has for dirty, present or
+ * swapped (pagemap bits 63 and 62; a shared region's memfd counts its
+ * swapped pages as data for SEEK_DATA), and a sync must write them all.
+ */
+TEST_F_TIMEOUT(fail, pagerd_sigkill_swapped, 60)
+{
+	size_t len = self->len / 8;	/* half the budget: all resident */
+	unsigned char *mem;
+	uint64_t used;
+	long long d;
+
+	if (!swap_available())
+		SKIP(return, NO_SWAP);
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 31));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	fill_pattern(mem, self->model, len, 32);
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = -1;
+	used = swap_bytes_of_self();
+	ASSERT_EQ(0, page_out_everywhere(mem, len));
+	EXPECT_LE(used + len / 2, swap_bytes_of_self()) TH_LOG("%lld KiB of %zu swapped out",
+		((long long)swap_bytes_of_self() - (long long)used) / 1024, len >> 10);
+	self->pagerd = pt_start_pagerd(self->sock, self->budget, self->log);
+	ASSERT_LT(0, self->pagerd);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("swapped dirty pages lost: file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("memory differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
 /* Fill a file system until it reports ENOSPC. */

@@ -9,11 +9,10 @@
  */
 #include <pthread.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 
 #include "kselftest_harness.h"
 #include "pager_test.h"
-#include "../pageout.h"
+#include "../swap.h"
 
 #define NTHREADS	4
 
@@ -257,24 +256,6 @@ TEST_F_TIMEOUT(pager, evict_prefetch, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
-/*
- * Bytes of this process's memory in swap (smaps_rollup's Swap: anonymous
- * pages and, for a shared region, its memfd's pages).
- */
-static uint64_t swap_used(void)
-{
-	char line[256];
-	unsigned long long kb = 0;
-	FILE *f = fopen("/proc/self/smaps_rollup", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Swap: %llu kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb << 10;
-}
-
 /* Write one byte of every @step-th page of [0, len) (memory and model). */
 static void scribble(unsigned char *mem, unsigned char *model, size_t len,
 		     size_t step, unsigned char x)
@@ -299,25 +280,23 @@ TEST_F_TIMEOUT(pager, kernel_swaps_pages, 60)
 {
 	size_t len = self->budget / 2 & ~(PT_PAGE * 2 - 1);
 	struct pager_stats st;
-	struct sysinfo si;
 	unsigned char *mem;
 	uint64_t used;
 	long long d;
 
-	ASSERT_EQ(0, sysinfo(&si));
-	if (!si.totalswap)
-		SKIP(return, "no swap space (the test VM has some: scripts/vm-run.sh --swap MB)");
+	if (!swap_available())
+		SKIP(return, NO_SWAP);
 	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 23));
 	mem = pager_map(self->p, len, self->file, variant->flags);
 	ASSERT_NE(NULL, mem);
 	ASSERT_EQ(0, madvise(mem, len, MADV_NOHUGEPAGE));
 	/* all resident and dirty, then paged out */
 	scribble(mem, self->model, len, 1, 0x5a);
-	used = swap_used();
+	used = swap_bytes_of_self();
 	ASSERT_EQ(0, page_out_everywhere(mem, len));
 	/* shared: the pages leave the region's memfd */
-	EXPECT_LE(used + len / 2, swap_used()) TH_LOG("%lld KiB swapped out of %zu",
-		((long long)swap_used() - (long long)used) / 1024, len >> 10);
+	EXPECT_LE(used + len / 2, swap_bytes_of_self()) TH_LOG("%lld KiB swapped out of %zu",
+		((long long)swap_bytes_of_self() - (long long)used) / 1024, len >> 10);
 	ASSERT_EQ(0, pager_sync(self->p, mem, len));
 	d = pt_file_diff(self->file, self->model, len);
 	ASSERT_EQ(-1, d) TH_LOG("sync of swapped pages: file differs at %lld", d);
