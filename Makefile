@@ -62,7 +62,9 @@ $(DTRACK_CACHE)/kernels/%/build/Makefile:
 kernels:
 	scripts/fetch-kernels.sh
 
+# patch-ksft.sh also mends a harness fetched before it existed
 ksft: $(KSFT_INC)/kselftest_harness.h
+	@scripts/patch-ksft.sh $<
 $(KSFT_INC)/kselftest_harness.h:
 	scripts/fetch-kernels.sh ksft
 

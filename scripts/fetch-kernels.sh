@@ -116,6 +116,7 @@ fetch_ksft() {
 		'*/tools/testing/selftests/kselftest_harness.h' \
 		'*/tools/testing/selftests/kselftest.h'
 	mv "$dir.tmp"/kselftest*.h "$dir.tmp/include/"
+	"$DTRACK_ROOT/scripts/patch-ksft.sh" "$dir.tmp/include/kselftest_harness.h"
 	rm -rf "$dir.tmp/root" "$dir.tmp"/*.deb "$dir"
 	mv "$dir.tmp" "$dir"
 }
