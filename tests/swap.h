@@ -74,4 +74,13 @@ static inline int page_out_everywhere(void *addr, size_t len)
 	return ret;
 }
 
+/* page_out_everywhere(), then how many bytes of ours it swapped; -errno */
+static inline long long page_out_counted(void *addr, size_t len)
+{
+	uint64_t before = swap_bytes_of_self();
+	int err = page_out_everywhere(addr, len);
+
+	return err ? err : (long long)swap_bytes_of_self() - (long long)before;
+}
+
 #endif /* _DTRACK_TESTS_SWAP_H */

@@ -102,6 +102,30 @@ static char *map_aligned(size_t npages)
 	return a;
 }
 
+/*
+ * One written huge page at *pp: 0; 1 with *why when this kernel or this
+ * moment has none to give (a SKIP); -1 when mapping failed.
+ */
+static int map_one_huge(char **pp, const char **why)
+{
+	char *p;
+
+	*why = "transparent huge pages disabled in this kernel";
+	if (!dt_thp_available())
+		return 1;
+	p = map_aligned(HPAGE_SZ / PAGE_SZ);
+	if (!p || madvise(p, HPAGE_SZ, MADV_HUGEPAGE))
+		return -1;
+	memset(p, 1, HPAGE_SZ);
+	if (dt_anon_huge_bytes(p, HPAGE_SZ) != (long)HPAGE_SZ) {
+		munmap(p, HPAGE_SZ);
+		*why = "no huge page could be allocated";
+		return 1;
+	}
+	*pp = p;
+	return 0;
+}
+
 static void touch_set(char *base, const uint8_t *set, size_t n)
 {
 	size_t i;
@@ -557,21 +581,17 @@ TEST_F(life, thp_split)
 {
 	const size_t n = HPAGE_SZ / PAGE_SZ;
 	uint8_t w1[HPAGE_SZ / PAGE_SZ];
+	const char *why;
 	uint32_t id;
 	char *p;
+	int ret;
 
 	if (!self->ready)
 		return;
-	if (!dt_thp_available())
-		SKIP(return, "transparent huge pages disabled in this kernel");
-	p = map_aligned(n);
-	ASSERT_NE(NULL, p);
-	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
-	memset(p, 1, HPAGE_SZ);
-	if (dt_anon_huge_bytes(p, HPAGE_SZ) != (long)HPAGE_SZ) {
-		munmap(p, HPAGE_SZ);
-		SKIP(return, "no huge page could be allocated");
-	}
+	ret = map_one_huge(&p, &why);
+	if (ret > 0)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, ret);
 	id = TRACK(p, n);
 
 	write_random(&self->rng, p, w1, n, 30);
@@ -1090,23 +1110,19 @@ TEST_F_TIMEOUT(life, swap_out_and_in, 90)
 TEST_F_TIMEOUT(life, swap_out_and_in_thp, 90)
 {
 	const size_t n = HPAGE_SZ / PAGE_SZ;
+	const char *why;
 	uint32_t id;
 	char *p;
+	int ret;
 
 	if (!self->ready)
 		return;
 	if (!swap_available())
 		SKIP(return, NO_SWAP);
-	if (!dt_thp_available())
-		SKIP(return, "transparent huge pages disabled in this kernel");
-	p = map_aligned(n);
-	ASSERT_NE(NULL, p);
-	ASSERT_EQ(0, madvise(p, HPAGE_SZ, MADV_HUGEPAGE));
-	memset(p, 1, HPAGE_SZ);
-	if (dt_anon_huge_bytes(p, HPAGE_SZ) != (long)HPAGE_SZ) {
-		munmap(p, HPAGE_SZ);
-		SKIP(return, "no huge page could be allocated");
-	}
+	ret = map_one_huge(&p, &why);
+	if (ret > 0)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, ret);
 	id = TRACK(p, n);
 	swap_epochs(_metadata, self, id, p, n, true);
 	dt_destroy(&self->nl, id);
