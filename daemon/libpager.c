@@ -223,6 +223,36 @@ static void hdr_init(struct pager_msg_hdr *h, int type, size_t len)
 }
 
 /*
+ * The HELLO of a session whose evict channel's far end is @ev, and its
+ * descriptors in @fds; returns how many.  Shared by session_open() and the
+ * guardian's hand-over (g_adopt()), which touch no libc state.
+ */
+static int hello_init(const struct pager *p, struct pager_hello *h,
+		      int fds[5], int ev)
+{
+	hdr_init(&h->hdr, PAGER_MSG_HELLO, sizeof(*h));
+	h->token = p->token;
+	h->nr_fds = p->uffd_sync >= 0 ? 5 : 4;
+	fds[0] = p->uffd;
+	fds[1] = p->memfd;
+	fds[2] = p->pagemap;
+	fds[3] = ev;
+	fds[4] = p->uffd_sync;
+	return h->nr_fds;
+}
+
+/* The MAP of a region (see hello_init()). */
+static void map_init(struct pager_map_req *m, uint64_t addr, uint64_t len,
+		     uint32_t flags, uint32_t map_flags)
+{
+	hdr_init(&m->hdr, PAGER_MSG_MAP, sizeof(*m));
+	m->addr = addr;
+	m->len = len;
+	m->flags = flags;
+	m->map_flags = map_flags;
+}
+
+/*
  * System calls for the guardian (guardian_main()), which runs in a
  * CLONE_VM child on its own stack with no libc state of its own: g_sys()
  * returns -errno and touches no errno, which lives in the TLS of the
@@ -667,18 +697,11 @@ static int session_open(struct pager *p)
 		goto err_sock;
 	}
 	p->sock = sock;
-	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
-	h.token = p->token;
-	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
+	hello_init(p, &h, fds, sv[1]);
 	h.staging = (uintptr_t)p->staging;
 	if (p->staging)
 		h.features = PAGER_HELLO_HELPER_WRITE |
 			     PAGER_HELLO_STAGING_SLOTS;
-	fds[0] = p->uffd;
-	fds[1] = p->memfd;
-	fds[2] = p->pagemap;
-	fds[3] = sv[1];
-	fds[4] = p->uffd_sync;
 	ret = xfer(p, &h.hdr, fds, h.nr_fds, NULL, 0, &broken);
 	close(sv[1]);
 	if (ret) {
@@ -700,11 +723,7 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 	struct pager_map_req m;
 	int fds[2] = { lr->fd, lr->memfd };
 
-	hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
-	m.addr = lr->addr;
-	m.len = lr->len;
-	m.flags = lr->flags;
-	m.map_flags = map_flags;
+	map_init(&m, lr->addr, lr->len, lr->flags, map_flags);
 	return xfer(p, &m.hdr, fds, lr->memfd >= 0 ? 2 : 1, NULL, 0, broken);
 }
 
@@ -964,15 +983,8 @@ static int g_adopt(struct pager *p, struct guard *g, int s)
 	if (G_SYS(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 		  ev, 0))
 		return -1;
-	hdr_init(&h.hdr, PAGER_MSG_HELLO, sizeof(h));
+	hello_init(p, &h, fds, ev[1]);
 	h.hdr.seq = 1;
-	h.token = p->token;
-	h.nr_fds = p->uffd_sync >= 0 ? 5 : 4;
-	fds[0] = p->uffd;
-	fds[1] = p->memfd;
-	fds[2] = p->pagemap;
-	fds[3] = ev[1];
-	fds[4] = p->uffd_sync;
 	ret = g_xfer(s, &h.hdr, fds, h.nr_fds);
 	g_close(ev[0]);
 	g_close(ev[1]);
@@ -983,12 +995,8 @@ static int g_adopt(struct pager *p, struct guard *g, int s)
 
 		fds[0] = r->fd;
 		fds[1] = r->memfd;
-		hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
+		map_init(&m, r->addr, r->len, r->flags, PAGER_MAP_REATTACH);
 		m.hdr.seq = 2 + i;
-		m.addr = r->addr;
-		m.len = r->len;
-		m.flags = r->flags;
-		m.map_flags = PAGER_MAP_REATTACH;
 		if (g_xfer(s, &m.hdr, fds, r->memfd >= 0 ? 2 : 1) ==
 		    -ECONNRESET)
 			return -1;
@@ -1400,10 +1408,7 @@ void *pager_map(struct pager *p, size_t len, const char *backing_path,
 		struct pager_map_req m;
 		int fds[2] = { lr->fd, lr->memfd };
 
-		hdr_init(&m.hdr, PAGER_MSG_MAP, sizeof(m));
-		m.addr = lr->addr;
-		m.len = len;
-		m.flags = flags;
+		map_init(&m, lr->addr, len, flags, 0);
 		ret = request(p, &m.hdr, fds, lr->memfd >= 0 ? 2 : 1, NULL, 0,
 			      lr, NULL);
 	}

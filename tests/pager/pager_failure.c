@@ -1941,7 +1941,7 @@ static void dead_client_kept(struct __test_metadata *_metadata,
 
 	/*
 	 * @others: meanwhile another client pages twice the budget, of
-	 * which the kept region holds half and cannot give any back, through
+	 * which the kept region holds part and cannot give any back, through
 	 * a file system that works: it must finish, its data exact.
 	 */
 	if (others) {
