@@ -553,6 +553,19 @@ void drop_abandon(struct conn *c)
 }
 
 /*
+ * Read @len bytes of @c's staging area at @addr, pages the helper moved
+ * there, into @buf.  Returns 0 or -EIO.  Testing (--fail-staging): fails
+ * while that file exists, to exercise what takes such a batch back
+ * (drop_restore()).
+ */
+int staging_read(struct conn *c, char *buf, size_t len, uint64_t addr)
+{
+	if (pd.fail_staging_path && !access(pd.fail_staging_path, F_OK))
+		return -EIO;
+	return pread(c->memfd, buf, len, addr) == (ssize_t)len ? 0 : -EIO;
+}
+
+/*
  * PAGER_DROP_MOVE: copy what the helper moved into its staging area to
  * @buf (page j of the moved bytes to buf + j pages; have[j] false where the
  * source was a hole); with !@data only set have[] (the helper wrote the
@@ -595,8 +608,8 @@ static int read_staging(struct conn *c, const struct pager_drop_done *done,
 		if (!have[j] || !data)
 			continue;
 		len = (e - j) << PAGE_SHIFT;
-		if (pread(c->memfd, buf + (j << PAGE_SHIFT), len,
-			  done->staging + (j << PAGE_SHIFT)) != (ssize_t)len)
+		if (staging_read(c, buf + (j << PAGE_SHIFT), len,
+				 done->staging + (j << PAGE_SHIFT)))
 			return -EIO;
 	}
 	return 0;
@@ -897,47 +910,28 @@ static void move_rx(struct conn *c, bool *slow)
 }
 
 /*
- * Send a PAGER_DROP_MOVE request for slot @slot, which the caller owns,
- * and wait for its answer; the moved pages are then copied to @buf as
- * read_staging() says (or only have[] set, when the helper wrote them).
- * @dst: where in the slot the helper must put the request's pages (the
- * slot's start, or after what the batch's earlier requests moved); @buf
- * and @have hold the request's pages and no more.  A move is never given
- * up on (see move_rx()).  Returns the helper's status or -errno; *@out
- * gets the answer.  An answer that does not fit the request fails the
- * channel like a malformed one (-EPROTO, nothing moved: the caller
- * salvages from @dst what the helper did move).
+ * Send @msg, a request for slot @slot, which the caller owns, and wait for
+ * its answer in *@done.  An answer is never given up on (see move_rx()):
+ * only a failed channel ends the wait.  *@slow: it came later than
+ * --client-timeout (counted in evict_stuck until drop_waited()).  Returns
+ * 0 or the channel's -errno.  evict_lock held (dropped while waiting).
  */
-int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
-	      const uint64_t *addr, const uint64_t *len, int nr,
-	      uint16_t flags, struct pager_drop_done *out, char *buf,
-	      bool *have)
+static int drop_ask(struct conn *c, unsigned int slot, struct pager_drop *msg,
+		    struct pager_drop_done *done, bool *slow)
 {
-	struct pager_drop msg;
-	struct pager_drop_done done = { 0 };
-	uint64_t bytes = 0;
-	bool slow = false;
-	int ret = 0, err;
+	int ret = 0;
 
-	for (int i = 0; i < nr; i++)
-		bytes += len[i];
-	drop_msg_init(&msg, flags | PAGER_DROP_MOVE, addr, len, nr);
-	msg.slot = slot;
-	pthread_mutex_lock(&c->evict_lock);
-	if (c->rx_err) {
-		ret = c->rx_err;
-		goto out_unlock;
-	}
-	msg.hdr.seq = drop_next_seq(c);
-	if (send(c->evfd, &msg, sizeof(msg), MSG_NOSIGNAL) != sizeof(msg)) {
-		ret = -errno;
-		goto out_unlock;
-	}
-	c->rx_seq[slot] = msg.hdr.seq;
+	if (c->rx_err)
+		return c->rx_err;
+	msg->slot = slot;
+	msg->hdr.seq = drop_next_seq(c);
+	if (send(c->evfd, msg, sizeof(*msg), MSG_NOSIGNAL) != sizeof(*msg))
+		return -errno;
+	c->rx_seq[slot] = msg->hdr.seq;
 	c->rx_have[slot] = false;
 	for (;;) {
 		if (c->rx_have[slot]) {
-			done = c->rx_done[slot];
+			*done = c->rx_done[slot];
 			c->rx_have[slot] = false;
 			break;
 		}
@@ -948,16 +942,70 @@ int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 		if (c->rx_reading) {
 			pthread_cond_wait(&c->slot_cond, &c->evict_lock);
 			/* the reader's wait timed out: ours is as late */
-			if (!slow && conn_stalled(c)) {
-				slow = true;
+			if (!*slow && conn_stalled(c)) {
+				*slow = true;
 				evict_stuck_add(1);
 			}
 			continue;
 		}
 		c->rx_reading = true;
-		move_rx(c, &slow);
+		move_rx(c, slow);
 	}
 	c->rx_seq[slot] = 0;
+	return ret;
+}
+
+/*
+ * The wait of drop_ask() is over, with @ret; evict_lock no longer held.
+ * A helper that did not answer is no victim any more; a slow one that did
+ * is one again.
+ */
+static int drop_waited(struct conn *c, int ret, bool slow)
+{
+	if (slow)
+		evict_stuck_add(-1);
+	if (ret) {
+		conn_unresponsive(c, true);
+		pr_info("client pid %d does not answer drop requests (%s)",
+			c->pid, strerror(-ret));
+	} else if (slow) {
+		/* slow (an emulated machine, a loaded host), not dead */
+		conn_unresponsive(c, false);
+	}
+	return ret;
+}
+
+/*
+ * Send a PAGER_DROP_MOVE request for slot @slot, which the caller owns,
+ * and wait for its answer; the moved pages are then copied to @buf as
+ * read_staging() says (or only have[] set, when the helper wrote them).
+ * @dst: where in the slot the helper must put the request's pages (the
+ * slot's start, or after what the batch's earlier requests moved); @buf
+ * and @have hold the request's pages and no more.  Returns the helper's
+ * status or -errno; *@out gets the answer.  An answer that does not fit
+ * the request fails the channel like a malformed one (-EPROTO, nothing
+ * moved: the caller salvages from @dst what the helper did move).  Pages
+ * moved that could not be read are reported as not moved (-EIO), with
+ * *@unread set: staging holds their only copy, and only the helper can
+ * put them back (drop_restore()).
+ */
+int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
+	      const uint64_t *addr, const uint64_t *len, int nr,
+	      uint16_t flags, struct pager_drop_done *out, char *buf,
+	      bool *have, bool *unread)
+{
+	struct pager_drop msg;
+	struct pager_drop_done done = { 0 };
+	uint64_t bytes = 0;
+	bool slow = false;
+	int ret, err;
+
+	*unread = false;
+	for (int i = 0; i < nr; i++)
+		bytes += len[i];
+	drop_msg_init(&msg, flags | PAGER_DROP_MOVE, addr, len, nr);
+	pthread_mutex_lock(&c->evict_lock);
+	ret = drop_ask(c, slot, &msg, &done, &slow);
 	if (!ret && !drop_move_answer_ok(&done, bytes, dst)) {
 		pr_err("client pid %d: bad move answer (%llu bytes at %#llx for %llu at %#llx)",
 		       c->pid, (unsigned long long)done.moved,
@@ -970,20 +1018,12 @@ int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 		ret = -EPROTO;
 		memset(&done, 0, sizeof(done));
 	}
-out_unlock:
 	pthread_mutex_unlock(&c->evict_lock);
-	if (slow)
-		evict_stuck_add(-1);
-	if (ret) {
-		conn_unresponsive(c, true);
-		pr_info("client pid %d does not answer drop requests (%s)",
-			c->pid, strerror(-ret));
+	if (drop_waited(c, ret, slow)) {
 		if (out)
 			*out = done;
 		return ret;
 	}
-	if (slow)	/* slow (an emulated machine, a loaded host), not dead */
-		conn_unresponsive(c, false);
 	ret = done.status;
 	/* written by the helper: only which pages it had is needed */
 	done.written = (flags & PAGER_DROP_WRITE) && !ret && done.written == 1;
@@ -991,6 +1031,7 @@ out_unlock:
 			   !done.written);
 	/* unreadable: report nothing moved, the caller restores */
 	if (err) {
+		*unread = done.moved > 0;
 		done.moved = 0;
 		done.written = 0;
 	}
@@ -998,6 +1039,33 @@ out_unlock:
 		ret = err;
 	if (out)
 		*out = done;
+	return ret;
+}
+
+/*
+ * Have the helper put the batch in slot @slot, which the caller owns,
+ * back into the region (PAGER_DROP_RESTORE), and wait for it.  Returns 0
+ * when it did: the slot is empty, and every page of the batch the region
+ * has is its latest content; *@lost is then the helper's status (a page
+ * it could not put back: its copy is gone).  Else -EOPNOTSUPP (a helper
+ * without the request) or the channel's -errno, and staging is as it was.
+ */
+int drop_restore(struct conn *c, unsigned int slot, int *lost)
+{
+	struct pager_drop msg;
+	struct pager_drop_done done = { 0 };
+	bool slow = false;
+	int ret;
+
+	if (!c->helper_restore)
+		return -EOPNOTSUPP;
+	drop_msg_init(&msg, PAGER_DROP_RESTORE, NULL, NULL, 0);
+	pthread_mutex_lock(&c->evict_lock);
+	ret = drop_ask(c, slot, &msg, &done, &slow);
+	pthread_mutex_unlock(&c->evict_lock);
+	ret = drop_waited(c, ret, slow);
+	if (!ret)
+		*lost = done.status;
 	return ret;
 }
 

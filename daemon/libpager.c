@@ -701,7 +701,7 @@ static int session_open(struct pager *p)
 	h.staging = (uintptr_t)p->staging;
 	if (p->staging)
 		h.features = PAGER_HELLO_HELPER_WRITE |
-			     PAGER_HELLO_STAGING_SLOTS;
+			     PAGER_HELLO_STAGING_SLOTS | PAGER_HELLO_RESTORE;
 	ret = xfer(p, &h.hdr, fds, h.nr_fds, NULL, 0, &broken);
 	close(sv[1]);
 	if (ret) {
@@ -728,21 +728,24 @@ static int send_map(struct pager *p, struct lregion *lr, uint32_t map_flags,
 }
 
 /*
- * pagerd died: pages of the batches it was evicting may exist only in
- * staging (moved out, not yet written back; see helper_move()).  Put every
- * page of them back where it came from.  That is right in every case:
+ * pagerd died, or asks for it (PAGER_DROP_RESTORE): pages of the batches
+ * it was evicting may exist only in staging (moved out, not yet written
+ * back; see helper_move()).  Put every page of slot @s back where it came
+ * from.  That is right in every case:
  * while the page is absent from the region no write can have changed it
  * (writes fault and wait), so the staging copy is its latest content;
  * where the region has the page again (EEXIST, put back by pagerd after a
  * failed write) that one is the same or newer.  The newest batch goes
  * first: a slot left unreleased (README, "Limitations") may hold an older
- * copy of a page a later batch moved again, and that one must lose.  The
- * new pagerd takes restored pages as dirty.
+ * copy of a page a later batch moved again, and that one must lose.
+ * pagerd takes restored pages as dirty.  Returns 0, or the first error of
+ * a page that could not be put back (its copy is freed with the slot).
  */
-static void slot_restore(struct pager *p, uint32_t s, bool report)
+static int slot_restore(struct pager *p, uint32_t s, bool report)
 {
 	struct slot *sl = &p->slot[s];
 	uint64_t off = 0;
+	int ret = 0;
 
 	for (uint32_t i = 0; i < sl->nr_staged; i++) {
 		for (uint64_t a = 0; a < sl->staged[i].len; a += PS, off += PS) {
@@ -770,11 +773,14 @@ static void slot_restore(struct pager *p, uint32_t s, bool report)
 					fprintf(stderr, "libpager: cannot restore evicted page %#llx: %s\n",
 						(unsigned long long)mv.dst,
 						strerror(-e));
+				if (!ret)
+					ret = (int)e;
 				break;
 			}
 		}
 	}
 	staging_forget(p, s);
+	return ret;
 }
 
 /*
@@ -885,6 +891,9 @@ static void *helper_main(void *arg)
 			if (d.slot < PAGER_STAGING_SLOTS)
 				staging_forget(p, d.slot);
 			continue;	/* no answer: pagerd does not wait */
+		} else if (d.hdr.flags & PAGER_DROP_RESTORE) {
+			done.status = p->staging && d.slot < PAGER_STAGING_SLOTS ?
+				      slot_restore(p, d.slot, true) : -EINVAL;
 		} else if (d.hdr.flags & PAGER_DROP_MOVE) {
 			helper_move(p, &d, &done);
 		} else {

@@ -199,7 +199,7 @@ static void usage(void)
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
 		"              [--oom-score-adj N|keep] [--fail-fsync PATH]"
 		" [--spin-us US] [--no-follow]\n"
-		"              [--fault-around PAGES] [-v]\n"
+		"              [--fault-around PAGES] [--fail-staging PATH] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 		{ "wp-mode", required_argument, NULL, 'W' },
 		{ "oom-score-adj", required_argument, NULL, 'O' },
 		{ "fail-fsync", required_argument, NULL, 'F' },
+		{ "fail-staging", required_argument, NULL, 'G' },
 		{ "spin-us", required_argument, NULL, 'P' },
 		{ "no-follow", no_argument, NULL, 'N' },
 		{ "fault-around", required_argument, NULL, 'A' },
@@ -236,7 +237,7 @@ int main(int argc, char **argv)
 	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
 	pd.follow = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	pd.fa_pages = FA_DEFAULT;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:P:NA:Sjvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:G:P:NA:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -297,6 +298,10 @@ int main(int argc, char **argv)
 		case 'F':
 			/* testing: fsyncs of backing files fail while it exists */
 			pd.fail_fsync_path = optarg;
+			break;
+		case 'G':
+			/* testing: reads of clients' staging fail meanwhile */
+			pd.fail_staging_path = optarg;
 			break;
 		case 'S':
 			stats = true;

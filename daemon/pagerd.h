@@ -167,6 +167,7 @@ struct conn {
 	uint32_t drop_seq;	/* evict_lock */
 	uint64_t staging_base;	/* the helper's staging area (HELLO), or 0 */
 	bool helper_write;	/* its helper takes PAGER_DROP_WRITE */
+	bool helper_restore;	/* its helper takes PAGER_DROP_RESTORE */
 	/*
 	 * Asynchronous mode: staging slots (PAGER_HELLO_STAGING_SLOTS; one
 	 * for a helper without them).  A batch owns a slot from its first
@@ -238,6 +239,7 @@ struct pagerd {
 	int nr_threads;
 	int client_timeout_ms;	/* for answers on the evict channel */
 	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
+	const char *fail_staging_path;	/* testing: staging_read() fails */
 	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
 	bool follow;		/* serve faults on the faulting CPU (--no-follow) */
 	unsigned int fa_pages;	/* --fault-around chunk, pages (0: off) */
@@ -397,8 +399,10 @@ void slot_put(struct conn *c, unsigned int s, bool moved, bool released);
 int drop_move(struct conn *c, unsigned int slot, uint64_t dst,
 	      const uint64_t *addr, const uint64_t *len, int nr,
 	      uint16_t flags, struct pager_drop_done *out, char *buf,
-	      bool *have);
+	      bool *have, bool *unread);
 int drop_release(struct conn *c, unsigned int s);
+int drop_restore(struct conn *c, unsigned int slot, int *lost);
+int staging_read(struct conn *c, char *buf, size_t len, uint64_t addr);
 int drop_salvage(struct conn *c, unsigned int s, uint64_t dst,
 		 const uint64_t *addr, const uint64_t *len, int nr, char *buf,
 		 bool *have);

@@ -58,6 +58,7 @@ struct pager_hello {
  */
 #define PAGER_HELLO_HELPER_WRITE	0x1	/* takes PAGER_DROP_WRITE */
 #define PAGER_HELLO_STAGING_SLOTS	0x2	/* staging has PAGER_STAGING_SLOTS */
+#define PAGER_HELLO_RESTORE		0x4	/* takes PAGER_DROP_RESTORE */
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
 
@@ -113,11 +114,21 @@ struct pager_reply {
  * only pagerd's fdatasync makes them durable.  Without .written pagerd
  * reads them and writes them itself, so an older helper that ignores the
  * flag, or a write that fails, loses nothing.
+ *
+ * PAGER_DROP_RESTORE (nr 0, to a client that announced
+ * PAGER_HELLO_RESTORE): put the batch in the slot back where it came
+ * from, as libpager does when pagerd dies, then forget it; answered with
+ * the first error of a page that could not be put back (status), else 0.
+ * pagerd asks for it when it cannot account for a batch's pages itself:
+ * it could not read what was moved, or not put back a page whose write
+ * failed.  Staging then holds their only copy, and pagerd takes every
+ * page of the batch the region has again for resident and dirty.
  */
 #define PAGER_DROP_MOVE		0x1
 #define PAGER_DROP_APPEND	0x2
 #define PAGER_DROP_RELEASE	0x4
 #define PAGER_DROP_WRITE	0x8
+#define PAGER_DROP_RESTORE	0x10
 #define PAGER_STAGING_PAGES	256	/* = pagerd's WB_BATCH */
 
 /*
@@ -141,7 +152,7 @@ struct pager_drop_range {
 struct pager_drop {
 	struct pager_msg_hdr hdr;
 	uint32_t nr;
-	uint32_t slot;		/* MOVE, APPEND, RELEASE: the staging slot */
+	uint32_t slot;		/* MOVE, APPEND, RELEASE, RESTORE: the slot */
 	struct pager_drop_range r[PAGER_DROP_MAX];
 };
 

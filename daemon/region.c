@@ -828,7 +828,11 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	uint64_t stg[WB_BATCH];	/* where in staging such a page k is */
 	uint64_t wake_idx[WB_BATCH];
 	int nreq = 0, nwake = 0, ret = 0, werr = 0, k0 = 0, move_err = 0;
-	bool moved = false, restore_failed = false, release;
+	bool moved = false, release;
+	int restore_failed = 0;	/* pages pagerd could not put back */
+	uint64_t first_lost = 0;
+	/* moved pages pagerd could not read: staging has their only copy */
+	bool unread = false, restored = false;
 	struct conn *c = r->conn;
 	int slot;
 	uint64_t dst;	/* where the helper puts the next request's pages */
@@ -870,7 +874,7 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 	while (k0 < n && !move_err) {
 		struct pager_drop_done done = { 0 };
 		uint16_t flags = PAGER_DROP_MOVE | (k0 ? PAGER_DROP_APPEND : 0);
-		bool all_dirty = true;
+		bool all_dirty = true, lost;
 		int nr = 0, k = k0;
 
 		while (k < n && nr < PAGER_DROP_MAX) {
@@ -905,8 +909,8 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		move_err = drop_move(c, slot, dst, dropa, dropl, nr, flags,
 				     &done,
 				     io->buf + ((size_t)k0 << PAGE_SHIFT),
-				     have + k0);
-		moved |= done.moved > 0;
+				     have + k0, &lost);
+		moved |= done.moved > 0 || lost;
 		for (uint64_t j = 0; j < done.moved >> PAGE_SHIFT &&
 		     k0 + (int)j < n; j++) {
 			res[k0 + j] = 0;
@@ -924,12 +928,14 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 			 * nonsense): staging has them
 			 */
 			moved = true;
+			lost = false;
 			for (int j = k0; j < k; j++)
 				if (have[j])
 					res[j] = 0;
 			pr_info("region %llu: pages moved by a helper that did not answer taken from staging",
 				(unsigned long long)r->id);
 		}
+		unread |= lost;
 		k0 = k;
 	}
 
@@ -976,31 +982,57 @@ static int wb_run_move(struct region *r, struct pager_io *io,
 		 */
 		cres = 0;
 		if (hwrote[k] &&
-		    pread(c->memfd, io->buf + ((size_t)k << PAGE_SHIFT),
-			  PAGE_SIZE, stg[k]) != (ssize_t)PAGE_SIZE)
+		    staging_read(c, io->buf + ((size_t)k << PAGE_SHIFT),
+				 PAGE_SIZE, stg[k]))
 			cres = 1;
 		else
 			copy_pages(r, idx[k], 1,
 				   io->buf + ((size_t)k << PAGE_SHIFT), false,
 				   &cres);
-		if (cres) {
-			pr_err("region %llu page %llu: restore failed",
-			       (unsigned long long)r->id,
-			       (unsigned long long)idx[k]);
-			restore_failed = true;
-		}
+		if (cres && !restore_failed++)
+			first_lost = idx[k];
+	}
+	/*
+	 * Pages neither in the file nor in the region, whose last copy is
+	 * in staging: moved and not read, or not put back.  Left there they
+	 * would be refilled from the file at their next access (vanished),
+	 * so the helper puts the whole batch back, and which of its pages
+	 * the region then has decides below.
+	 */
+	if (restore_failed)
+		pr_err("region %llu: %d pages from page %llu not put back",
+		       (unsigned long long)r->id, restore_failed,
+		       (unsigned long long)first_lost);
+	if (unread || restore_failed) {
+		int lost_err = 0, err = drop_restore(c, slot, &lost_err);
+
+		restored = !err;
+		if (err || lost_err)
+			pr_err("region %llu: staging slot %d %s: %s",
+			       (unsigned long long)r->id, slot,
+			       err ? "not put back" : "put back in part",
+			       strerror(-(err ? err : lost_err)));
 	}
 	/*
 	 * Not after a failed move request (e.g. staging could not be read):
 	 * pages may be in staging that are neither in the file nor in the
-	 * region, and staging is their last copy.
+	 * region, and staging is their last copy.  A restore emptied it.
 	 */
 	release = moved && !move_err && !restore_failed;
 	/* not sent: the helper keeps the copies, the slot is unreleased */
 	if (release && drop_release(c, slot))
 		release = false;
-	slot_put(c, slot, moved, release);
+	slot_put(c, slot, moved, release || restored);
 
+	for (int k = 0; k < n && restored; k++) {
+		/* back in the region, possibly written since: resident */
+		bool back = region_page_present(r, idx[k]);
+
+		if (back && res[k] != 1)
+			res[k] = 2;
+		else if (!back && res[k] == 2)
+			res[k] = 0;	/* the client dropped it itself */
+	}
 	pthread_mutex_lock(&pd.lock);
 	for (int k = 0; k < n; k++) {
 		/* pages the helper could not move may have been written */

@@ -393,6 +393,8 @@ static int do_hello(struct conn *c, const struct pager_hello *m, int *fds,
 		c->staging_base = m->staging;
 	c->helper_write = c->staging_base &&
 			  (m->features & PAGER_HELLO_HELPER_WRITE);
+	c->helper_restore = c->staging_base &&
+			    (m->features & PAGER_HELLO_RESTORE);
 	if (c->staging_base && (m->features & PAGER_HELLO_STAGING_SLOTS))
 		c->nslots = PAGER_STAGING_SLOTS;
 	c->hello = true;

@@ -32,6 +32,7 @@ FIXTURE(fail) {
 	char file[PATH_MAX + 16];
 	char log[PATH_MAX + 16];
 	char failfs[PATH_MAX + 16];
+	char failstg[PATH_MAX + 16];
 	char budget[32];
 	pid_t pagerd;
 	struct pager *p;
@@ -59,14 +60,20 @@ FIXTURE_SETUP(fail)
 	snprintf(self->log, sizeof(self->log), "%s/pagerd.log", self->dir);
 	snprintf(self->failfs, sizeof(self->failfs), "%s/fail-fsync",
 		 self->dir);
+	snprintf(self->failstg, sizeof(self->failstg), "%s/fail-staging",
+		 self->dir);
 	self->len = pt_region_mb() << 20;
 	snprintf(self->budget, sizeof(self->budget), "%zuK",
 		 (self->len / 4) >> 10);
 	self->model = malloc(self->len);
 	ASSERT_NE(NULL, self->model);
-	/* fsyncs fail while self->failfs exists (fsync_eio) */
-	self->pagerd = pt_start_pagerd_fail(self->sock, self->budget,
-					    self->log, self->failfs);
+	/*
+	 * fsyncs fail while self->failfs exists (fsync_eio), reads of the
+	 * client's staging while self->failstg does (staging_unreadable)
+	 */
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
+					    self->log, self->failfs,
+					    self->failstg, NULL);
 	ASSERT_LT(0, self->pagerd);
 	self->p = pager_connect(self->sock);
 	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
@@ -488,6 +495,104 @@ TEST_F_TIMEOUT(fail, fsync_eio, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+static void touch_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Evict the @len bytes at @mem while pagerd cannot read its staging
+ * copies (and with @fsync_fails, while fsyncs fail too): every page must
+ * stay resident with its data, none refilled from the file.  @dirty: the
+ * pages written since the last sync.
+ */
+static void evict_unreadable(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(fail) *self, unsigned char *mem,
+			     size_t len, uint64_t dirty, bool fsync_fails)
+{
+	struct pager_stats st;
+	long long d;
+	int ret;
+
+	touch_file(self->failstg);
+	if (fsync_fails)
+		touch_file(self->failfs);
+	ret = pager_evict(self->p, mem, len);
+	/* the moves failed, not the eviction; a failed fsync is reported */
+	if (fsync_fails)
+		EXPECT_EQ(-EIO, ret) TH_LOG("evict returned %d", ret);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(len / PT_PAGE, st.resident) TH_LOG("%llu resident",
+		(unsigned long long)st.resident);
+	EXPECT_GE(st.dirty, dirty) TH_LOG("%llu dirty, %llu written",
+		(unsigned long long)st.dirty, (unsigned long long)dirty);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld", d);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	/* no page was taken for gone and refilled from the file */
+	EXPECT_EQ(0, st.vanished);
+	ASSERT_EQ(0, unlink(self->failstg));
+	if (fsync_fails)
+		ASSERT_EQ(0, unlink(self->failfs));
+
+	/* repaired: they are written and go */
+	ASSERT_EQ(0, pager_evict(self->p, mem, len));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.resident);
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("data lost at %lld after the repair", d);
+}
+
+/*
+ * Asynchronous mode: pagerd cannot read the pages the client's helper
+ * moved to staging (--fail-staging), or cannot read back those the helper
+ * wrote when the fsync failed.  Staging then holds their only copy: the
+ * helper must put the batch back (PAGER_DROP_RESTORE), and the pages stay
+ * resident and dirty.  Before, pagerd took them for mapped (or put back)
+ * and their next access refilled them from the file: a mixed batch, whose
+ * written pages pagerd reads itself, lost those writes.
+ */
+TEST_F_TIMEOUT(fail, staging_unreadable, 60)
+{
+	size_t len = self->len / 8;	/* half the budget */
+	uint64_t n = len / PT_PAGE, seed = 7, written = 0;
+	struct pager_stats st;
+	unsigned char *mem;
+
+	if (variant->flags & PAGER_SHARED)
+		SKIP(return, "shared regions are evicted by punching holes: no staging");
+	if (!pt_pagerd_async(self->sock))
+		SKIP(return, "no asynchronous write-protection: no staging");
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	memset(self->model, 0, len);
+	fill_pattern(mem, self->model, len, 1);
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+
+	/* one page in three written: batches of clean and dirty pages */
+	for (uint64_t i = 0; i < n; i += 3, written++) {
+		uint64_t v = pt_rand(&seed);
+
+		memcpy(mem + i * PT_PAGE + 64, &v, 8);
+		memcpy(self->model + i * PT_PAGE + 64, &v, 8);
+	}
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	ASSERT_EQ(written, st.dirty);
+	evict_unreadable(_metadata, self, mem, len, written, false);
+
+	/* all written (the helper writes them), and the fsync fails */
+	fill_pattern(mem, self->model, len, 2);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	ASSERT_EQ(n, st.dirty);
+	evict_unreadable(_metadata, self, mem, len, n, true);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 /*
  * SIGTERM while fsyncs fail: the flush cannot make the dirty pages durable,
  * and pagerd's exit status says so (it was 0 whatever happened).
@@ -552,7 +657,8 @@ TEST_F_TIMEOUT(fail, seek_data_error, 60)
 
 	pt_stop_pagerd(self->pagerd, SIGKILL);
 	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
-					    self->log, NULL, seek_data_eio);
+					    self->log, NULL, NULL,
+					    seek_data_eio);
 	ASSERT_LT(0, self->pagerd);
 	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 21));
 	p = pager_connect(self->sock);
@@ -1968,14 +2074,6 @@ static void dead_client_kept(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
 	EXPECT_EQ(0, st.resident);
 	free(model);
-}
-
-static void touch_file(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT, 0644);
-
-	if (fd >= 0)
-		close(fd);
 }
 
 static void unlink_file(const char *path)

@@ -23,7 +23,7 @@
 #include "pager_test.h"
 #include "../../daemon/proto.h"
 
-#define NPAGES		4
+#define NPAGES		8
 #define SLOT_BYTES	(PAGER_STAGING_PAGES * PT_PAGE)
 
 /* pagerd as far as the tests need it */
@@ -292,6 +292,7 @@ FIXTURE_SETUP(helper)
 		SKIP(return, "no asynchronous write-protection (uffd WP_ASYNC and UFFDIO_MOVE): libpager has no staging area");
 	ASSERT_TRUE(self->f.features & PAGER_HELLO_STAGING_SLOTS);
 	ASSERT_TRUE(self->f.features & PAGER_HELLO_HELPER_WRITE);
+	ASSERT_TRUE(self->f.features & PAGER_HELLO_RESTORE);
 	self->a = pager_map(self->p, NPAGES * PT_PAGE, self->file, 0);
 	ASSERT_NE(NULL, self->a) TH_LOG("pager_map: %s", strerror(errno));
 }
@@ -351,6 +352,52 @@ TEST_F_TIMEOUT(helper, restore_newest_first, 60)
 	ASSERT_FALSE(present((void *)(uintptr_t)self->f.staging));
 	ASSERT_FALSE(present((void *)(uintptr_t)(self->f.staging +
 						  SLOT_BYTES)));
+}
+
+/*
+ * PAGER_DROP_RESTORE: pagerd cannot account for a batch itself (it could
+ * not read it): the helper puts the slot's pages back where they came
+ * from and empties the slot, leaving a page the region has again (put
+ * back by pagerd, newer) alone.  A slot past the last is refused.  After
+ * it, a pagerd death restores nothing stale from that slot.
+ */
+TEST_F_TIMEOUT(helper, restore_on_request, 60)
+{
+	char *pg = self->a + 3 * PT_PAGE;
+	struct pager_drop_done d;
+
+	ASSERT_EQ(0, fill(&self->f, pg, 'F'));
+	ASSERT_EQ(0, fill(&self->f, pg + PT_PAGE, 'G'));
+	ASSERT_EQ(0, drop(&self->f, PAGER_DROP_MOVE, 1, pg, 2 * PT_PAGE, &d));
+	ASSERT_EQ(0, d.status);
+	ASSERT_EQ(2 * PT_PAGE, d.moved);
+	ASSERT_FALSE(present(pg));
+	ASSERT_FALSE(present(pg + PT_PAGE));
+	/* pagerd put the second page back itself, newer */
+	ASSERT_EQ(0, fill(&self->f, pg + PT_PAGE, 'H'));
+
+	ASSERT_EQ(0, drop(&self->f, PAGER_DROP_RESTORE, PAGER_STAGING_SLOTS,
+			  NULL, 0, &d));
+	ASSERT_EQ(-EINVAL, d.status);
+	ASSERT_FALSE(present(pg));
+	ASSERT_EQ(0, drop(&self->f, PAGER_DROP_RESTORE, 1, NULL, 0, &d));
+	ASSERT_EQ(0, d.status);
+	ASSERT_TRUE(present(pg));
+	ASSERT_TRUE(page_is(pg, 'F'));
+	ASSERT_TRUE(page_is(pg + PT_PAGE, 'H'));
+	ASSERT_FALSE(present((void *)(uintptr_t)(self->f.staging +
+						  SLOT_BYTES)));
+	ASSERT_FALSE(present((void *)(uintptr_t)(self->f.staging +
+						  SLOT_BYTES + PT_PAGE)));
+
+	/* the region's page is written since; a pagerd death keeps it */
+	memset(pg, 'I', PT_PAGE);
+	pthread_mutex_lock(&self->f.lock);
+	close(self->f.ev);
+	shutdown(self->f.conn, SHUT_RDWR);
+	pthread_mutex_unlock(&self->f.lock);
+	ASSERT_TRUE(fake_wait(&self->f, &self->f.hellos, 2));
+	ASSERT_TRUE(page_is(pg, 'I'));
 }
 
 /* A slot past the last is refused and moves nothing; the helper goes on. */

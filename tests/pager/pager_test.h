@@ -154,12 +154,14 @@ static inline int pt_can_connect(const char *path)
  * Start pagerd on @sock with @budget ("2M"); returns its pid once it
  * accepts connections, or -1.  It dies with the test (PDEATHSIG).
  * @fail_fsync: pagerd's --fail-fsync (its fsyncs fail while that file
- * exists), or NULL.  @pre_exec, if not NULL, runs in the child just before
- * pagerd is executed.
+ * exists), or NULL; @fail_staging the same for --fail-staging (its reads
+ * of clients' staging areas fail).  @pre_exec, if not NULL, runs in the
+ * child just before pagerd is executed.
  */
 static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 					 const char *logpath,
 					 const char *fail_fsync,
+					 const char *fail_staging,
 					 void (*pre_exec)(void))
 {
 	const char *bin = pt_pagerd_path();
@@ -197,11 +199,22 @@ static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 				"--threads", threads, "--client-timeout", tmo,
 				"--wp-mode", wp_mode,
 				"--fault-around", pt_fault_around(), "-v",
-				/* testing: fsyncs fail while this file exists */
-				fail_fsync ? "--fail-fsync" : NULL, fail_fsync,
-				NULL
+				NULL, NULL, NULL, NULL, NULL
 			};
+			int a = 0;
 
+			while (argv[a])
+				a++;
+			/* testing: fsyncs fail while this file exists */
+			if (fail_fsync) {
+				argv[a++] = "--fail-fsync";
+				argv[a++] = fail_fsync;
+			}
+			/* testing: reads of clients' staging fail meanwhile */
+			if (fail_staging) {
+				argv[a++] = "--fail-staging";
+				argv[a++] = fail_staging;
+			}
 			execvp(bin, (char *const *)argv);
 		}
 		_exit(127);
@@ -224,7 +237,8 @@ static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
 					 const char *logpath,
 					 const char *fail_fsync)
 {
-	return pt_start_pagerd_hook(sock, budget, logpath, fail_fsync, NULL);
+	return pt_start_pagerd_hook(sock, budget, logpath, fail_fsync, NULL,
+				    NULL);
 }
 
 static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
