@@ -514,6 +514,40 @@ static void put_region(struct region *r)
 	pthread_mutex_unlock(&pd.lock);
 }
 
+/*
+ * Asynchronous WP: pagerd learns of writes only by scanning.  Before the
+ * global statistics are read, scan every region as a region's own
+ * statistics do (region_stats_prepare()), so that they count the pages
+ * written so far, not only those a fault, sync or eviction has seen.
+ */
+static void stats_prepare_all(void)
+{
+	struct region **rs;
+	int n = 0;
+
+	pthread_mutex_lock(&pd.lock);
+	if (!pd.wp_async) {
+		pthread_mutex_unlock(&pd.lock);
+		return;
+	}
+	rs = calloc(pd.nr_regions + 1, sizeof(*rs));
+	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
+	     l = l->next) {
+		struct region *r = container_of(l, struct region, node);
+
+		if (r->dying || !r->async)
+			continue;
+		r->ops++;
+		rs[n++] = r;
+	}
+	pthread_mutex_unlock(&pd.lock);
+	for (int i = 0; i < n; i++) {
+		region_stats_prepare(rs[i]);
+		put_region(rs[i]);
+	}
+	free(rs);
+}
+
 static int do_range(struct conn *c, const struct pager_range_req *m)
 {
 	struct region *r;
@@ -726,6 +760,7 @@ static bool handle_msg(struct conn *c)
 			stats_fill_region(r, &st);
 			put_region(r);
 		} else {
+			stats_prepare_all();
 			stats_fill_global(&st);
 		}
 		send_reply(c, m.hdr.seq, 0, &st, sizeof(st));
@@ -735,6 +770,7 @@ static bool handle_msg(struct conn *c)
 	case PAGER_MSG_STATS_TEXT: {
 		int n;
 
+		stats_prepare_all();
 		pthread_mutex_lock(&text_lock);
 		n = stats_format(text, sizeof(text),
 				 m.hdr.flags & PAGER_STATS_JSON);

@@ -944,6 +944,51 @@ TEST_F_TIMEOUT(pager, stats_cli, 30)
 }
 
 /*
+ * The global statistics and `pagerd --stats` count the pages written so
+ * far.  In asynchronous mode pagerd learns of a write to a resident page
+ * only by scanning; before, only a region's own stats scanned, and the
+ * global dirty count stayed 0 until a sync or an eviction.
+ */
+TEST_F_TIMEOUT(pager, stats_count_writes, 30)
+{
+	char cmd[3 * PATH_MAX], buf[8192], *at;
+	unsigned long long dirty = ~0ULL;
+	volatile unsigned char sum = 0;
+	struct pager_stats st;
+	unsigned char *mem;
+	size_t n;
+	FILE *f;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, PT_PAGE * 64, 3));
+	mem = pager_map(self->p, PT_PAGE * 64, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	for (int i = 0; i < 64; i++)
+		sum += mem[i * PT_PAGE];
+	ASSERT_EQ(0, pager_sync(self->p, mem, PT_PAGE * 64));
+	/* resident and clean: written without a fill */
+	for (int i = 0; i < 10; i++)
+		mem[i * 5 * PT_PAGE + 7] ^= 0x5a;
+
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	EXPECT_EQ(10, st.dirty);
+	snprintf(cmd, sizeof(cmd), "'%s' --stats --json --socket '%s'",
+		 pt_pagerd_path(), self->sock);
+	f = popen(cmd, "r");
+	ASSERT_NE(NULL, f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	ASSERT_EQ(0, pclose(f));
+	/* the global object comes first, then the regions */
+	at = strstr(buf, "\"dirty_pages\": ");
+	ASSERT_NE(NULL, at);
+	ASSERT_EQ(1, sscanf(at, "\"dirty_pages\": %llu", &dirty));
+	EXPECT_EQ(10, dirty);
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(10, st.dirty);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
+/*
  * --wp-mode: bad values are usage errors; the mode in use is what the
  * text and JSON stats say.
  */
