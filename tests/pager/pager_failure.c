@@ -2042,7 +2042,15 @@ static void dead_client_kept(struct __test_metadata *_metadata,
 	/* all of it resident, but for what eviction took before the failure */
 	if (len < self->len / 4)
 		EXPECT_EQ(len / PT_PAGE, st.dirty);
-	EXPECT_EQ(st.resident, st.dirty);
+	/*
+	 * Asynchronous mode takes the pages of a batch in flight when the
+	 * client died from staging, or counts the unmoved ones dirty.
+	 * Synchronous mode writes a batch back before the helper drops it,
+	 * so such a batch stays resident and clean (its drop failed; seen on
+	 * 6.1: 512 resident, 385 dirty): the file check below tells.
+	 */
+	if (pt_pagerd_async(self->sock))
+		EXPECT_EQ(st.resident, st.dirty);
 	EXPECT_LE(3, count_log(self->log, KEPT_LOG));
 
 	/*
