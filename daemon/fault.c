@@ -327,6 +327,28 @@ static void fill_mapped(struct region *r, const char *fmap, uint64_t idx,
 }
 
 /*
+ * Say that a fill failed, at most once a second: while a file cannot be
+ * read, its blocked threads retry every FILL_RETRY_MS (retry.c).
+ */
+static void fill_error(struct region *r, uint64_t idx, int err)
+{
+	static uint64_t said, quiet;	/* atomics */
+	uint64_t now = now_ns(), last = __atomic_load_n(&said, __ATOMIC_RELAXED);
+
+	if (now - last < 1000000000ULL ||
+	    !__atomic_compare_exchange_n(&said, &last, now, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		__atomic_fetch_add(&quiet, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	pr_err("fill of region %llu page %llu failed: %s (%llu more since the last report)",
+	       (unsigned long long)r->id, (unsigned long long)idx,
+	       strerror(-err),
+	       (unsigned long long)__atomic_exchange_n(&quiet, 0,
+						       __ATOMIC_RELAXED));
+}
+
+/*
  * Fill pages [idx, idx+n), reserved FILLING by fill_pages() with one
  * reference on r (r->ops) for this part, and give them their final state;
  * the first @nwr go in writable.  @demand: page @idx is the faulting one.
@@ -345,6 +367,10 @@ static int fill_reserved(struct region *r, uint64_t idx, uint64_t n,
 	if (!io) {
 		memset(res, FILL_FAILED, n);
 		ret = -ENOMEM;
+	} else if (pd.fail_fill_path && !access(pd.fail_fill_path, F_OK)) {
+		/* testing (--fail-fill): as a backing file that reads EIO */
+		memset(res, FILL_FAILED, n);
+		ret = -EIO;
 	} else if (n > 1 && fmap) {
 		fill_mapped(r, fmap, idx, n, nwr, res);
 		/* what the mapping could not supply goes through a read */
@@ -426,9 +452,7 @@ static int fill_reserved(struct region *r, uint64_t idx, uint64_t n,
 		k = e;
 	}
 	if (ret)
-		pr_err("fill of region %llu page %llu failed: %s",
-		       (unsigned long long)r->id, (unsigned long long)idx,
-		       strerror(-ret));
+		fill_error(r, idx, ret);
 	return ret;
 }
 
@@ -691,6 +715,31 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	return ret ? ret : (int)n;
 }
 
+/*
+ * Fill page @idx of @r for the thread that faulted on it, which waits
+ * until a fill of the page wakes it.  Called with pd.lock held, dropped
+ * meanwhile.  A failed fill leaves the page ABSENT and wakes nobody: the
+ * thread is woken later to fault again (retry.c).  A page another thread
+ * took to fill first is busy: its fill wakes its waiters, this thread
+ * among them, also when it fails.
+ */
+static void fill_demand(struct region *r, uint64_t idx, unsigned int want,
+			bool write)
+{
+	struct page *pg = &r->pages[idx];
+
+	pthread_mutex_unlock(&pd.lock);
+	fill_pages(r, idx, want, write, false);
+	pthread_mutex_lock(&pd.lock);
+	if (pg_busy(pg)) {
+		pg->flags |= PGF_WAITERS;
+	} else if (pg->state == PG_ABSENT && !fill_retry_later(r, idx)) {
+		pthread_mutex_unlock(&pd.lock);
+		uffd_wake(r, idx, 1);
+		pthread_mutex_lock(&pd.lock);
+	}
+}
+
 static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			 uint64_t t0)
 {
@@ -743,10 +792,8 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 		STAT_ADD(r, missing_faults, 1);
 		switch (pg->state) {
 		case PG_ABSENT:
-			pthread_mutex_unlock(&pd.lock);
-			fill_pages(r, idx, RA_MAX_MAP,
-				   flags & UFFD_PAGEFAULT_FLAG_WRITE, false);
-			pthread_mutex_lock(&pd.lock);
+			fill_demand(r, idx, RA_MAX_MAP,
+				    flags & UFFD_PAGEFAULT_FLAG_WRITE);
 			break;
 		case PG_CLEAN:
 		case PG_DIRTY: {
@@ -770,10 +817,7 @@ static void handle_fault(struct conn *c, uint64_t addr, uint64_t flags,
 			}
 			STAT_ADD(r, vanished, 1);
 			pg_set(r, idx, PG_ABSENT);
-			pthread_mutex_unlock(&pd.lock);
-			fill_pages(r, idx, 1, flags & UFFD_PAGEFAULT_FLAG_WRITE,
-				   false);
-			pthread_mutex_lock(&pd.lock);
+			fill_demand(r, idx, 1, flags & UFFD_PAGEFAULT_FLAG_WRITE);
 			break;
 		}
 		default:

@@ -199,7 +199,8 @@ static void usage(void)
 		"              [--client-timeout MS] [--wp-mode auto|async|sync]\n"
 		"              [--oom-score-adj N|keep] [--fail-fsync PATH]"
 		" [--spin-us US] [--no-follow]\n"
-		"              [--fault-around PAGES] [--fail-staging PATH] [-v]\n"
+		"              [--fault-around PAGES] [--fail-staging PATH]"
+		" [--fail-fill PATH] [-v]\n"
 		"       pagerd --stats [--json] [--socket PATH]\n");
 	exit(2);
 }
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
 		{ "oom-score-adj", required_argument, NULL, 'O' },
 		{ "fail-fsync", required_argument, NULL, 'F' },
 		{ "fail-staging", required_argument, NULL, 'G' },
+		{ "fail-fill", required_argument, NULL, 'R' },
 		{ "spin-us", required_argument, NULL, 'P' },
 		{ "no-follow", no_argument, NULL, 'N' },
 		{ "fault-around", required_argument, NULL, 'A' },
@@ -237,7 +239,7 @@ int main(int argc, char **argv)
 	pd.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 50 * 1000 : 0;
 	pd.follow = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	pd.fa_pages = FA_DEFAULT;
-	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:G:P:NA:Sjvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:b:t:T:W:O:F:G:R:P:NA:Sjvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			path = optarg;
@@ -302,6 +304,10 @@ int main(int argc, char **argv)
 		case 'G':
 			/* testing: reads of clients' staging fail meanwhile */
 			pd.fail_staging_path = optarg;
+			break;
+		case 'R':
+			/* testing: every fill fails meanwhile (EIO) */
+			pd.fail_fill_path = optarg;
 			break;
 		case 'S':
 			stats = true;
@@ -377,6 +383,10 @@ int main(int argc, char **argv)
 				pr_err("cannot start the eviction threads");
 				return 1;
 			}
+		}
+		if (pthread_create(&t, NULL, retry_worker, NULL)) {
+			pr_err("cannot start the fill retry thread");
+			return 1;
 		}
 		/* the second CPU's share of windows and syncs (ahead.c) */
 		if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&

@@ -240,6 +240,7 @@ struct pagerd {
 	int client_timeout_ms;	/* for answers on the evict channel */
 	const char *fail_fsync_path;	/* testing: fsync fails while it exists */
 	const char *fail_staging_path;	/* testing: staging_read() fails */
+	const char *fail_fill_path;	/* testing: every fill fails */
 	uint64_t spin_ns;	/* --spin-us: poll a busy uffd before sleeping */
 	bool follow;		/* serve faults on the faulting CPU (--no-follow) */
 	unsigned int fa_pages;	/* --fault-around chunk, pages (0: off) */
@@ -383,6 +384,9 @@ int fill_pages(struct region *r, uint64_t idx, unsigned int want, bool write,
 	       bool prefetch);
 int fault_region_init(struct region *r);
 void fault_region_exit(struct region *r);
+/* retry.c: threads whose fill failed are woken to fault again */
+bool fill_retry_later(struct region *r, uint64_t idx);
+void *retry_worker(void *arg);
 
 /* evict.c: replacement policy and budget */
 int evict_some(uint64_t want, struct conn *self, struct conn **foreign);

@@ -33,6 +33,7 @@ FIXTURE(fail) {
 	char log[PATH_MAX + 16];
 	char failfs[PATH_MAX + 16];
 	char failstg[PATH_MAX + 16];
+	char failfill[PATH_MAX + 16];
 	char budget[32];
 	pid_t pagerd;
 	struct pager *p;
@@ -62,6 +63,8 @@ FIXTURE_SETUP(fail)
 		 self->dir);
 	snprintf(self->failstg, sizeof(self->failstg), "%s/fail-staging",
 		 self->dir);
+	snprintf(self->failfill, sizeof(self->failfill), "%s/fail-fill",
+		 self->dir);
 	self->len = pt_region_mb() << 20;
 	snprintf(self->budget, sizeof(self->budget), "%zuK",
 		 (self->len / 4) >> 10);
@@ -69,11 +72,11 @@ FIXTURE_SETUP(fail)
 	ASSERT_NE(NULL, self->model);
 	/*
 	 * fsyncs fail while self->failfs exists (fsync_eio), reads of the
-	 * client's staging while self->failstg does (staging_unreadable)
+	 * client's staging while self->failstg does (staging_unreadable),
+	 * fills while self->failfill does (fill_eio_retried)
 	 */
 	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
-					    self->log, self->failfs,
-					    self->failstg, NULL);
+					    self->log, self->dir, NULL);
 	ASSERT_LT(0, self->pagerd);
 	self->p = pager_connect(self->sock);
 	ASSERT_NE(NULL, self->p) TH_LOG("connect: %s", strerror(errno));
@@ -593,6 +596,58 @@ TEST_F_TIMEOUT(fail, staging_unreadable, 60)
 	ASSERT_EQ(0, pager_unmap(self->p, mem));
 }
 
+struct reader {
+	const unsigned char *mem, *model;
+	size_t len;
+	atomic_int done;	/* 1: read the model, -1: something else */
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+
+	atomic_store(&rd->done, memcmp(rd->mem, rd->model, rd->len) ? -1 : 1);
+	return NULL;
+}
+
+/*
+ * Fills fail (--fail-fill, as a backing file whose reads return EIO): the
+ * thread that faults stays blocked, never reading zeros, and goes on with
+ * the file's data once the file reads again.  It used to wait for ever:
+ * nothing woke it to fault again.
+ */
+TEST_F_TIMEOUT(fail, fill_eio_retried, 30)
+{
+	size_t len = 16 * PT_PAGE;
+	struct reader rd = { .model = self->model, .len = len };
+	struct pager_stats st;
+	unsigned char *mem;
+	pthread_t t;
+
+	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 9));
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	rd.mem = mem;
+	touch_file(self->failfill);
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_main, &rd));
+	usleep(700000);	/* several retries (every 200 ms) fail meanwhile */
+	EXPECT_EQ(0, atomic_load(&rd.done)) TH_LOG("read while fills failed");
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(0, st.resident);
+
+	ASSERT_EQ(0, unlink(self->failfill));
+	for (uint64_t t0 = pt_now_ms();
+	     !atomic_load(&rd.done) && pt_now_ms() - t0 < 5000; )
+		usleep(10000);	/* the thread is woken by pagerd's retry */
+	ASSERT_EQ(1, atomic_load(&rd.done)) TH_LOG("the reader %s",
+		atomic_load(&rd.done) ? "read wrong data" : "still waits");
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, pager_stats(self->p, mem, &st));
+	EXPECT_EQ(len / PT_PAGE, st.resident);
+	EXPECT_EQ(0, st.dirty);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 /*
  * SIGTERM while fsyncs fail: the flush cannot make the dirty pages durable,
  * and pagerd's exit status says so (it was 0 whatever happened).
@@ -657,8 +712,7 @@ TEST_F_TIMEOUT(fail, seek_data_error, 60)
 
 	pt_stop_pagerd(self->pagerd, SIGKILL);
 	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
-					    self->log, NULL, NULL,
-					    seek_data_eio);
+					    self->log, NULL, seek_data_eio);
 	ASSERT_LT(0, self->pagerd);
 	ASSERT_EQ(0, pt_make_file(self->file, self->model, len, 21));
 	p = pager_connect(self->sock);
@@ -2119,8 +2173,8 @@ TEST_F_TIMEOUT(fail, client_dies_without_pagerd, 90)
 	d = pt_file_diff(file, model, len);
 	ASSERT_NE(-1, d) TH_LOG("the data was written without a pagerd?");
 
-	self->pagerd = pt_start_pagerd_fail(self->sock, self->budget, self->log,
-					    self->failfs);
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget, self->log,
+					    self->dir, NULL);
 	ASSERT_LT(0, self->pagerd);
 	d = wait_file(file, model, len, 30000);
 	ASSERT_EQ(-1, d) TH_LOG("dead client's data lost at %lld", d);

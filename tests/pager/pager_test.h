@@ -153,17 +153,19 @@ static inline int pt_can_connect(const char *path)
 /*
  * Start pagerd on @sock with @budget ("2M"); returns its pid once it
  * accepts connections, or -1.  It dies with the test (PDEATHSIG).
- * @fail_fsync: pagerd's --fail-fsync (its fsyncs fail while that file
- * exists), or NULL; @fail_staging the same for --fail-staging (its reads
- * of clients' staging areas fail).  @pre_exec, if not NULL, runs in the
- * child just before pagerd is executed.
+ * @fail_dir, if not NULL: pagerd's testing failures start while a file
+ * of that directory exists: "fail-fsync" fails its fsyncs, "fail-staging"
+ * its reads of clients' staging areas, "fail-fill" every fill.
+ * @pre_exec, if not NULL, runs in the child just before pagerd is
+ * executed.
  */
 static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 					 const char *logpath,
-					 const char *fail_fsync,
-					 const char *fail_staging,
+					 const char *fail_dir,
 					 void (*pre_exec)(void))
 {
+	static const char *const fails[] = { "fsync", "staging", "fill" };
+	char fail_opt[3][32], fail_path[3][PATH_MAX + 32];
 	const char *bin = pt_pagerd_path();
 	const char *threads = getenv("PAGER_TEST_THREADS");
 	const char *wp_mode = getenv("PAGER_WP_MODE");
@@ -199,21 +201,20 @@ static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 				"--threads", threads, "--client-timeout", tmo,
 				"--wp-mode", wp_mode,
 				"--fault-around", pt_fault_around(), "-v",
-				NULL, NULL, NULL, NULL, NULL
+				NULL, NULL, NULL, NULL, NULL, NULL, NULL
 			};
 			int a = 0;
 
 			while (argv[a])
 				a++;
-			/* testing: fsyncs fail while this file exists */
-			if (fail_fsync) {
-				argv[a++] = "--fail-fsync";
-				argv[a++] = fail_fsync;
-			}
-			/* testing: reads of clients' staging fail meanwhile */
-			if (fail_staging) {
-				argv[a++] = "--fail-staging";
-				argv[a++] = fail_staging;
+			/* testing: failures while these files exist */
+			for (int i = 0; fail_dir && i < 3; i++) {
+				snprintf(fail_opt[i], sizeof(fail_opt[i]),
+					 "--fail-%s", fails[i]);
+				snprintf(fail_path[i], sizeof(fail_path[i]),
+					 "%s/fail-%s", fail_dir, fails[i]);
+				argv[a++] = fail_opt[i];
+				argv[a++] = fail_path[i];
 			}
 			execvp(bin, (char *const *)argv);
 		}
@@ -233,18 +234,10 @@ static inline pid_t pt_start_pagerd_hook(const char *sock, const char *budget,
 	return -1;
 }
 
-static inline pid_t pt_start_pagerd_fail(const char *sock, const char *budget,
-					 const char *logpath,
-					 const char *fail_fsync)
-{
-	return pt_start_pagerd_hook(sock, budget, logpath, fail_fsync, NULL,
-				    NULL);
-}
-
 static inline pid_t pt_start_pagerd(const char *sock, const char *budget,
 				    const char *logpath)
 {
-	return pt_start_pagerd_fail(sock, budget, logpath, NULL);
+	return pt_start_pagerd_hook(sock, budget, logpath, NULL, NULL);
 }
 
 /*
