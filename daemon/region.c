@@ -267,8 +267,13 @@ struct region *region_create(struct conn *c, uint64_t addr, uint64_t len,
 	scan_file_data(r);
 	if (reattach) {
 		*err = scan_resident(r);
-		if (*err)
+		if (*err) {
+			/* its data stays in the client, which says so too */
+			pr_err("client pid %d: region at %#llx not re-attached: its resident pages cannot be told: %s",
+			       c->pid, (unsigned long long)addr,
+			       strerror(-*err));
 			goto err_fault;
+		}
 	}
 	pthread_mutex_lock(&pd.lock);
 	/*

@@ -2234,4 +2234,51 @@ TEST_F_TIMEOUT(fail, dead_client_fills_budget, 120)
 	dead_client_full_fs(_metadata, self, variant->flags, self->len / 4);
 }
 
+/*
+ * pagerd is SIGKILLed with a client's written pages unsynced, and the next
+ * pagerd cannot find a shared region's resident pages (lseek(SEEK_DATA)
+ * over its memfd fails): it refuses the re-attach rather than take
+ * written pages for holes, and says so.  The data stays in the client's
+ * memory; the pagerd after it re-attaches the region and a sync writes
+ * it.  A private region's resident pages come from pagemap: re-attached
+ * at once.
+ */
+TEST_F_TIMEOUT(fail, reattach_seek_data_error, 60)
+{
+	bool shared = variant->flags & PAGER_SHARED;
+	size_t len = self->len / 8;	/* half the budget: no eviction */
+	struct pager_stats st;
+	unsigned char *mem;
+	long long d;
+
+	mem = pager_map(self->p, len, self->file, variant->flags);
+	ASSERT_NE(NULL, mem);
+	memset(self->model, 0, len);
+	fill_pattern(mem, self->model, len, 11);
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget,
+					    self->log, NULL, seek_data_eio);
+	ASSERT_LT(0, self->pagerd);
+	/* requests wait for libpager's re-attach */
+	ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+	ASSERT_EQ(shared ? 0 : 1, st.nr_regions);
+	if (shared) {
+		EXPECT_EQ(0, wait_log(self->log, "not re-attached", 5000));
+		d = pt_mem_diff(mem, self->model, len);
+		ASSERT_EQ(-1, d) TH_LOG("memory differs at %lld", d);
+		pt_stop_pagerd(self->pagerd, SIGKILL);
+		self->pagerd = pt_start_pagerd(self->sock, self->budget,
+					       self->log);
+		ASSERT_LT(0, self->pagerd);
+		ASSERT_EQ(0, pager_stats(self->p, NULL, &st));
+		ASSERT_EQ(1, st.nr_regions);
+	}
+	ASSERT_EQ(0, pager_sync(self->p, mem, len));
+	d = pt_file_diff(self->file, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("file differs at %lld", d);
+	d = pt_mem_diff(mem, self->model, len);
+	ASSERT_EQ(-1, d) TH_LOG("memory differs at %lld", d);
+	ASSERT_EQ(0, pager_unmap(self->p, mem));
+}
+
 TEST_HARNESS_MAIN
