@@ -79,7 +79,12 @@ struct guard_msg {
 
 enum { GUARD_ADD = 1, GUARD_DEL };
 
-#define GUARD_REGIONS	256
+/*
+ * As many as pagerd takes (the array is mapped anonymous: untouched
+ * entries cost nothing).  It was 256, and a client with more regions that
+ * died while no pagerd ran lost the unsynced data of the others.
+ */
+#define GUARD_REGIONS	PAGER_MAX_REGIONS
 
 struct guard_region {
 	uint64_t addr, len;
@@ -91,7 +96,7 @@ struct guard_region {
 struct guard {
 	int sock;			/* its end of pager.gsock */
 	unsigned int nr;
-	struct guard_region r[GUARD_REGIONS];	/* more are not handed over */
+	struct guard_region r[GUARD_REGIONS];
 };
 
 struct lregion {

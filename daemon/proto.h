@@ -62,6 +62,13 @@ struct pager_hello {
 
 #define PAGER_MAP_REATTACH	0x1	/* region survives from a previous pagerd */
 
+/*
+ * Regions one connection may have at once (more: -EMFILE).  libpager's
+ * guardian holds as many, so that it can hand every one of a dead
+ * client's regions to the next pagerd.
+ */
+#define PAGER_MAX_REGIONS	4096
+
 struct pager_map_req {
 	struct pager_msg_hdr hdr;
 	uint64_t addr;

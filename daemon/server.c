@@ -36,7 +36,6 @@
 #include "uffd_compat.h"
 
 #define MAX_CONNS	1024
-#define MAX_REGIONS	4096	/* per connection */
 #define MAX_FDS		5	/* HELLO with a WP_ASYNC uffd */
 #define MAX_REGION_LEN	(64ULL << 30)	/* 32 MiB of page state */
 
@@ -465,7 +464,7 @@ static int do_map(struct conn *c, const struct pager_map_req *m, int *fds,
 			    r->addr < m->addr + m->len)
 				ret = -EEXIST;
 		}
-		if (n >= MAX_REGIONS)
+		if (n >= PAGER_MAX_REGIONS)
 			ret = -EMFILE;
 	}
 	pthread_mutex_unlock(&pd.lock);

@@ -133,8 +133,30 @@ static int wait_regions(struct pager *p, unsigned int n, int ms)
  * written (its copy-on-write copy would double the memory):
  * fill_pattern(NULL, model, len, seed) makes the same pattern.
  */
+static pid_t paused_client_n(const char *sock, const char *file, size_t len,
+			     uint32_t flags, uint64_t seed, int nreg);
+
 static pid_t paused_client(const char *sock, const char *file, size_t len,
 			   uint32_t flags, uint64_t seed)
+{
+	return paused_client_n(sock, file, len, flags, seed, 1);
+}
+
+/* The file of region @i of a paused_client_n(): @file, then @file.i. */
+static void region_file(char *buf, size_t size, const char *file, int i)
+{
+	if (i)
+		snprintf(buf, size, "%s.%d", file, i);
+	else
+		snprintf(buf, size, "%s", file);
+}
+
+/*
+ * paused_client() with @nreg regions of @len bytes, region i backed by
+ * region_file(i) and written with fill_pattern(@seed + i).
+ */
+static pid_t paused_client_n(const char *sock, const char *file, size_t len,
+			     uint32_t flags, uint64_t seed, int nreg)
 {
 	int pipefd[2];
 	pid_t child;
@@ -145,14 +167,19 @@ static pid_t paused_client(const char *sock, const char *file, size_t len,
 	child = fork();
 	if (!child) {
 		struct pager *p = pager_connect(sock);
-		unsigned char *m;
+		char path[PATH_MAX + 48];
 
 		if (!p)
 			_exit(1);
-		m = pager_map(p, len, file, flags);
-		if (!m)
-			_exit(2);
-		fill_pattern(m, NULL, len, seed);
+		for (int i = 0; i < nreg; i++) {
+			unsigned char *m;
+
+			region_file(path, sizeof(path), file, i);
+			m = pager_map(p, len, path, flags);
+			if (!m)
+				_exit(2);
+			fill_pattern(m, NULL, len, seed + i);
+		}
 		if (write(pipefd[1], "r", 1) != 1)
 			_exit(3);
 		for (;;)
@@ -2181,6 +2208,47 @@ TEST_F_TIMEOUT(fail, client_dies_without_pagerd, 90)
 	/* flushed and released: the new pagerd holds no region of it */
 	ASSERT_EQ(0, wait_regions(self->p, 0, 30000));
 	free(model);
+}
+
+/*
+ * The same with more regions than libpager's guardian held before (256):
+ * it handed only those over, and the unsynced data of the others was lost
+ * with the client.  It now holds as many as pagerd takes per client.
+ */
+TEST_F_TIMEOUT(fail, client_dies_without_pagerd_many, 90)
+{
+	const int nreg = 300;
+	size_t len = 4 * PT_PAGE;
+	unsigned char model[4 * PT_PAGE];
+	char file[PATH_MAX + 32], path[PATH_MAX + 48];
+	pid_t child;
+	int status;
+
+	snprintf(file, sizeof(file), "%s/orphan", self->dir);
+	child = paused_client_n(self->sock, file, len, variant->flags, 20,
+				nreg);
+	ASSERT_LT(0, child) TH_LOG("client failed");
+	ASSERT_EQ(0, wait_regions(self->p, nreg, 5000));
+	pt_stop_pagerd(self->pagerd, SIGKILL);
+	self->pagerd = -1;
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	usleep(300000);	/* the guardian finds no pagerd */
+
+	self->pagerd = pt_start_pagerd_hook(self->sock, self->budget, self->log,
+					    self->dir, NULL);
+	ASSERT_LT(0, self->pagerd);
+	for (int i = 0; i < nreg; i++) {
+		long long d;
+
+		memset(model, 0, len);
+		fill_pattern(NULL, model, len, 20 + i);
+		region_file(path, sizeof(path), file, i);
+		d = wait_file(path, model, len, 30000);
+		ASSERT_EQ(-1, d) TH_LOG("region %d: data lost at %lld", i, d);
+	}
+	/* flushed and released: the new pagerd holds no region of it */
+	ASSERT_EQ(0, wait_regions(self->p, 0, 30000));
 }
 
 /* fsyncs fail (--fail-fsync): the writes reach only the page cache */
