@@ -1164,17 +1164,33 @@ static void guardian_stop(struct pager *p)
 /*
  * Tell the guardian about a region (GUARD_ADD) or that it is gone
  * (GUARD_DEL).  Best effort: without a guardian there is nobody to tell.
+ * The socket does not block (a guardian that stopped reading must not
+ * hold the client); a full one gets up to a second to drain, since a
+ * region the guardian does not know is not handed over if the client
+ * dies while no pagerd runs: said on stderr.
  */
 static void guardian_tell(struct pager *p, int op, const struct lregion *lr)
 {
 	struct guard_msg m = { .op = op, .flags = lr->flags & PAGER_SHARED,
 			       .addr = lr->addr, .len = lr->len };
 	int fds[2] = { lr->fd, lr->memfd };
+	long ret;
 
 	if (p->gsock < 0 || (op == GUARD_ADD && (lr->flags & PAGER_TEMPORARY)))
 		return;
-	send_fds(p->gsock, &m, sizeof(m), fds,
-		 op == GUARD_ADD ? (lr->memfd >= 0 ? 2 : 1) : 0);
+	for (int tries = 0; tries < 10; tries++) {
+		struct pollfd pfd = { .fd = p->gsock, .events = POLLOUT };
+
+		ret = g_sendmsg(p->gsock, &m, sizeof(m), fds,
+				op == GUARD_ADD ? (lr->memfd >= 0 ? 2 : 1) : 0);
+		if (ret != -EAGAIN)
+			break;
+		poll(&pfd, 1, 100);
+	}
+	if (ret != (long)sizeof(m) && op == GUARD_ADD)
+		fprintf(stderr, "libpager: the guardian does not know region %#llx (%s): if this process dies while no pagerd runs, its unsynced data is lost\n",
+			(unsigned long long)lr->addr,
+			strerror(ret < 0 ? (int)-ret : EIO));
 }
 
 static int getrandom_token(uint64_t *t)

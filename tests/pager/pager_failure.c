@@ -2251,6 +2251,81 @@ TEST_F_TIMEOUT(fail, client_dies_without_pagerd_many, 90)
 	ASSERT_EQ(0, wait_regions(self->p, 0, 30000));
 }
 
+/* The first child of this process (libpager's guardian), or -1. */
+static pid_t first_child(void)
+{
+	char path[64];
+	FILE *f;
+	int pid = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = -1;
+		fclose(f);
+	}
+	return pid;
+}
+
+/*
+ * A client whose guardian does not read what libpager tells it (stopped)
+ * maps regions until the guardian's socket is full: a map then waits at
+ * most about a second for it, goes on, and says on stderr that the
+ * guardian does not know the region.  Exit status 0 when it did so within
+ * @max regions, each map taking less than 3 s.
+ */
+static int stopped_guardian_client(const char *sock, const char *dir,
+				   uint32_t flags, int max)
+{
+	char path[PATH_MAX + 48], buf[4096];
+	struct pager *p;
+	pid_t guardian;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/client.err", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || dup2(fd, 2) < 0)
+		return 1;
+	p = pager_connect(sock);
+	guardian = first_child();
+	if (!p || guardian <= 0 || kill(guardian, SIGSTOP))
+		return 2;
+	for (int i = 0; i < max; i++) {
+		uint64_t t0 = pt_now_ms();
+		unsigned char *m;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/r%d", dir, i);
+		m = pager_map(p, PT_PAGE, path, flags);
+		if (!m || pt_now_ms() - t0 > 3000)
+			return 3;
+		m[0] = 1;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = 0;
+		if (strstr(buf, "the guardian does not know region")) {
+			kill(guardian, SIGCONT);
+			return 0;
+		}
+	}
+	kill(guardian, SIGCONT);
+	return 4;
+}
+
+TEST_F_TIMEOUT(fail, guardian_not_reading, 90)
+{
+	pid_t child = fork();
+	int status;
+
+	ASSERT_LE(0, child);
+	if (!child)
+		_exit(stopped_guardian_client(self->sock, self->dir,
+					      variant->flags, 2000));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("1 no stderr, 2 no guardian, 3 a map failed or took 3 s, 4 no warning");
+}
+
 /* fsyncs fail (--fail-fsync): the writes reach only the page cache */
 TEST_F_TIMEOUT(fail, dead_client_eio, 90)
 {
