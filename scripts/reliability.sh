@@ -125,7 +125,7 @@ enospc_rounds=$(sum_field "$out/enospc.log" rounds)
 enospc_errs=$(sum_field "$out/enospc.log" injected_errors)
 verified=$((verified + $(sum_field "$out/enospc.log" bytes_verified)))
 
-eio_rounds=0 eio_errs=0 eio_note=""
+eio_rounds=0 eio_errs=0 eio_reads=0 eio_note=""
 for k in $kernels; do
 	[ "$k" = debug ] && continue
 	log=$out/eio-$k.log
@@ -141,6 +141,7 @@ for k in $kernels; do
 	esac
 	eio_rounds=$((eio_rounds + $(sum_field "$log" rounds)))
 	eio_errs=$((eio_errs + $(sum_field "$log" injected_errors)))
+	eio_reads=$((eio_reads + $(sum_field "$log" read_errors)))
 	verified=$((verified + $(sum_field "$log" bytes_verified)))
 done
 
@@ -169,7 +170,7 @@ done
 	printf '%-34s %s\n' "pagerd SIGKILL cycles" "$kill_cycles (under $kill_runs client runs, all byte-exact unless listed below)"
 	printf '%-34s %s\n' "client SIGKILL cycles" "$client_kills ($client_pkills with pagerd SIGKILLed too)"
 	printf '%-34s %s\n' "ENOSPC rounds / injected errors" "$enospc_rounds / $enospc_errs"
-	printf '%-34s %s\n' "EIO rounds / injected errors" "$eio_rounds / $eio_errs$eio_note"
+	printf '%-34s %s\n' "EIO rounds / injected errors" "$eio_rounds / $eio_errs ($eio_reads failed fills)$eio_note"
 	printf '%-34s %s\n' "memory pressure (256 MB VM)" "${mp_note# }"
 	printf '%-34s %s\n' "injected faults (total)" "$((kill_cycles + client_kills + client_pkills + enospc_errs + eio_errs))"
 	printf '%-34s %s\n' "bytes verified" "$verified"

@@ -4,7 +4,10 @@
 # table is switched to the 'error' target while pager-stress clients run
 # (every write-back and fsync fails with EIO), then back to 'linear'.  The
 # clients' final sync must succeed and their files must be byte-exact,
-# also after their page cache is dropped.
+# also after their page cache is dropped.  Every third round also drops
+# the page cache while the device fails, so that fills of evicted pages
+# read EIO too: their threads wait, retried by pagerd, and go on once the
+# device is repaired (before pagerd's fill retry they waited for ever).
 # usage: guest-eio.sh IMAGE KMODDIR ROUNDS
 img=$1 kmods=$2 rounds=${3:-3}
 say() { echo "# guest-eio: $*"; }
@@ -29,7 +32,12 @@ export PAGER_SOCKET=/tmp/eio.sock
 pagerd --socket "$PAGER_SOCKET" --budget 2M > /tmp/eio-pagerd.log 2>&1 &
 pd=$!
 sleep 0.5
-errors=0 verified=0 failures=0
+errors=0 verified=0 failures=0 read_errors=0
+# pagerd logs a failed fill at most once a second, with the count since
+fills_failed() {
+	sed -n 's/.*fill of region .* failed: .* (\([0-9]*\) more since.*/\1/p' /tmp/eio-pagerd.log |
+		awk '{ s += $1 + 1 } END { print s + 0 }'
+}
 r=1
 while [ "$r" -le "$rounds" ]; do
 	extra=""
@@ -46,9 +54,14 @@ while [ "$r" -le "$rounds" ]; do
 	sleep 0.5
 	# the disk fails: every I/O of the device returns EIO
 	swap_table error
+	reads=$((r % 3 == 0))
+	f0=$(fills_failed)
+	# and reads of what is not cached: fills of evicted pages fail
+	[ $reads = 1 ] && echo 3 > /proc/sys/vm/drop_caches
 	i=0
+	# a read round's threads wait in their faults: 3 s of failing fills
 	while ! grep -q 'waiting for' /tmp/eio-c$r.log && kill -0 $c 2>/dev/null &&
-	      [ $i -lt 600 ]; do
+	      [ $i -lt $((reads ? 30 : 600)) ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
@@ -63,7 +76,9 @@ while [ "$r" -le "$rounds" ]; do
 	n=$(echo "$line" | sed -n 's/.*bytes_verified=\([0-9]*\).*/\1/p')
 	errors=$((errors + ${se:-0} + ${ee:-0}))
 	verified=$((verified + ${n:-0}))
-	say "round $r: exit $rc, ${se:-0} sync errors, ${ee:-0} evict errors"
+	rf=$(($(fills_failed) - f0))
+	read_errors=$((read_errors + rf))
+	say "round $r: exit $rc, ${se:-0} sync errors, ${ee:-0} evict errors, $rf failed fills"
 	if [ $rc != 0 ]; then
 		dmesg | grep -v "I/O error\|lost async" | tail -4 | sed "s/^/#   dmesg: /"
 		failures=$((failures + 1))
@@ -84,5 +99,5 @@ wait $pd
 umount /mnt/eio
 dm remove eio
 losetup -d "$loop"
-echo "# EIO rounds=$rounds injected_errors=$errors bytes_verified=$verified failures=$failures"
+echo "# EIO rounds=$rounds injected_errors=$errors read_errors=$read_errors bytes_verified=$verified failures=$failures"
 [ $failures = 0 ]
