@@ -16,9 +16,15 @@
  * 'pager-stress --check' can verify the backing file of a client that was
  * SIGKILLed: every page must hold at least its synced version, exactly.
  *
+ * With --drop-file F, once F exists the backing file's clean pages are
+ * dropped from the page cache (POSIX_FADV_DONTNEED, once): pagerd's next
+ * fills read the device (scripts/fuzz-pager-eio.sh fails them so).  Only
+ * this file's pages: dropping all caches also dropped the file system's
+ * metadata, whose re-read failing made ext4 WARN (mark_buffer_dirty()).
+ *
  * usage: pager-stress --file F [--size MB] [--threads N] [--time S] [--shared]
  *                     [--evict] [--status FILE] [--allow-errors]
- *                     [--wait-file F] [--seed N]
+ *                     [--wait-file F] [--drop-file F] [--seed N]
  *        pager-stress --check F --status FILE
  * The socket is $PAGER_SOCKET.  Output ends with a '# STRESS' or '# CHECK'
  * line of figures; exit status 0 only if every byte was right.
@@ -331,6 +337,7 @@ static uint64_t verify_all(int fd, const char *what, uint64_t *bad)
 int main(int argc, char **argv)
 {
 	const char *file = NULL, *status = NULL, *check = NULL, *wait_file = NULL;
+	const char *drop_file = NULL;
 	double secs = 5, t0;
 	size_t mb = 4;
 	int flags = 0, fd, ret;
@@ -357,6 +364,8 @@ int main(int argc, char **argv)
 			check = argv[++i];
 		else if (!strcmp(a, "--wait-file") && v)
 			wait_file = argv[++i];
+		else if (!strcmp(a, "--drop-file") && v)
+			drop_file = argv[++i];
 		else if (!strcmp(a, "--shared"))
 			flags |= PAGER_SHARED;
 		else if (!strcmp(a, "--evict"))
@@ -411,8 +420,20 @@ int main(int argc, char **argv)
 		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
 	pthread_create(&th[nthreads], NULL, syncer,
 		       evict ? (void *)(uintptr_t)1 : NULL);
-	while (now_s() - t0 < secs && !atomic_load(&failed))
+	while (now_s() - t0 < secs && !atomic_load(&failed)) {
+		if (drop_file && !access(drop_file, F_OK)) {
+			int dfd = open(file, O_RDONLY);
+
+			if (dfd >= 0) {
+				posix_fadvise(dfd, 0, 0, POSIX_FADV_DONTNEED);
+				close(dfd);
+			}
+			printf("# pager-stress: page cache of %s dropped\n", file);
+			fflush(stdout);
+			drop_file = NULL;
+		}
 		usleep(20000);
+	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i <= nthreads; i++)
 		pthread_join(th[i], NULL);
