@@ -307,19 +307,10 @@ void *evict_worker(void *arg)
 	return NULL;
 }
 
-/*
- * --client-timeout from now in *@until, on CLOCK_REALTIME: the clock of
- * pthread_cond_timedwait() on pd.cond and slot_cond (default attributes).
- */
+/* --client-timeout from now, for pd.cond and slot_cond (cond_deadline()). */
 static void client_deadline(struct timespec *until)
 {
-	clock_gettime(CLOCK_REALTIME, until);
-	until->tv_sec += pd.client_timeout_ms / 1000;
-	until->tv_nsec += (long)(pd.client_timeout_ms % 1000) * 1000000;
-	if (until->tv_nsec >= 1000000000) {
-		until->tv_sec++;
-		until->tv_nsec -= 1000000000;
-	}
+	cond_deadline(until, pd.client_timeout_ms * 1000000ULL);
 }
 
 /*

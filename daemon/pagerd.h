@@ -429,5 +429,6 @@ void stats_fill_global(struct pager_stats *st);
 void stats_fill_region(struct region *r, struct pager_stats *st);
 int stats_format(char *buf, size_t len, bool json);
 uint64_t now_ns(void);
+void cond_deadline(struct timespec *until, uint64_t ns);
 
 #endif /* PAGERD_H */

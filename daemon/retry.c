@@ -13,7 +13,6 @@
  * for as long as it fails.
  */
 #include <errno.h>
-#include <time.h>
 
 #include "pagerd.h"
 
@@ -63,21 +62,13 @@ static struct region *region_by_id(uint64_t id)
 static void retry_wait(uint64_t due)
 {
 	struct timespec until;
-	uint64_t now = now_ns(), ns;
+	uint64_t now = now_ns();
 
 	if (due == UINT64_MAX) {
 		pthread_cond_wait(&retry_cond, &pd.lock);
 		return;
 	}
-	ns = due > now ? due - now : 0;
-	/* pthread_cond_timedwait() counts on CLOCK_REALTIME */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ns / 1000000000;
-	until.tv_nsec += ns % 1000000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	cond_deadline(&until, due > now ? due - now : 0);
 	pthread_cond_timedwait(&retry_cond, &pd.lock, &until);
 }
 

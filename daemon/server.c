@@ -513,6 +513,32 @@ static void put_region(struct region *r)
 	pthread_mutex_unlock(&pd.lock);
 }
 
+enum { REGIONS_ASYNC, REGIONS_FLUSH };
+
+/*
+ * Pin (r->ops) every live region of a kind and return them in an array
+ * of *@n to put_region() and free(), or NULL (no memory).  @kind:
+ * REGIONS_ASYNC the asynchronous ones, REGIONS_FLUSH those a flush
+ * writes (not temporary).  pd.lock held.
+ */
+static struct region **regions_pin(int kind, int *n)
+{
+	struct region **rs = calloc(pd.nr_regions + 1, sizeof(*rs));
+
+	*n = 0;
+	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
+	     l = l->next) {
+		struct region *r = container_of(l, struct region, node);
+
+		if (r->dying || (kind == REGIONS_ASYNC ? !r->async :
+				 !!(r->flags & PAGER_TEMPORARY)))
+			continue;
+		r->ops++;
+		rs[(*n)++] = r;
+	}
+	return rs;
+}
+
 /*
  * Asynchronous WP: pagerd learns of writes only by scanning.  Before the
  * global statistics are read, scan every region as a region's own
@@ -522,25 +548,12 @@ static void put_region(struct region *r)
 static void stats_prepare_all(void)
 {
 	struct region **rs;
-	int n = 0;
+	int n;
 
 	pthread_mutex_lock(&pd.lock);
-	if (!pd.wp_async) {
-		pthread_mutex_unlock(&pd.lock);
-		return;
-	}
-	rs = calloc(pd.nr_regions + 1, sizeof(*rs));
-	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
-	     l = l->next) {
-		struct region *r = container_of(l, struct region, node);
-
-		if (r->dying || !r->async)
-			continue;
-		r->ops++;
-		rs[n++] = r;
-	}
+	rs = pd.wp_async ? regions_pin(REGIONS_ASYNC, &n) : NULL;
 	pthread_mutex_unlock(&pd.lock);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; rs && i < n; i++) {
 		region_stats_prepare(rs[i]);
 		put_region(rs[i]);
 	}
@@ -865,18 +878,9 @@ int server_flush_all(void)
 		       strerror(-pd.release_err));
 		err = pd.release_err;
 	}
-	rs = calloc(pd.nr_regions + 1, sizeof(*rs));
+	rs = regions_pin(REGIONS_FLUSH, &n);
 	if (!rs && pd.nr_regions)
 		err = -ENOMEM;
-	for (struct list *l = pd.regions.next; rs && l != &pd.regions;
-	     l = l->next) {
-		struct region *r = container_of(l, struct region, node);
-
-		if (r->dying || (r->flags & PAGER_TEMPORARY))
-			continue;
-		r->ops++;
-		rs[n++] = r;
-	}
 	pthread_mutex_unlock(&pd.lock);
 	for (int i = 0; i < n; i++) {
 		int ret = region_sync(rs[i], 0, rs[i]->len);

@@ -19,6 +19,21 @@ uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/*
+ * @ns from now in *@until, on CLOCK_REALTIME: the clock of
+ * pthread_cond_timedwait() with default condition attributes.
+ */
+void cond_deadline(struct timespec *until, uint64_t ns)
+{
+	clock_gettime(CLOCK_REALTIME, until);
+	until->tv_sec += ns / 1000000000;
+	until->tv_nsec += ns % 1000000000;
+	if (until->tv_nsec >= 1000000000) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000;
+	}
+}
+
 /* pd.lock held */
 void stats_add(struct region *r, size_t off, uint64_t v)
 {
