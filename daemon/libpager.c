@@ -315,7 +315,8 @@ static bool pagerd_wants_async(const char *path)
 		goto out_free;
 	strcpy(sa.sun_path, path);
 	hdr_init(&req.hdr, PAGER_MSG_STATS_TEXT, sizeof(req));
-	req.hdr.flags = PAGER_STATS_JSON;
+	/* the mode only: no scan of the regions for it */
+	req.hdr.flags = PAGER_STATS_JSON | PAGER_STATS_NOSCAN;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    send(fd, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
 		goto out;

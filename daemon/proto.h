@@ -85,6 +85,13 @@ struct pager_range_req {
 };
 
 #define PAGER_STATS_JSON	0x1
+/*
+ * STATS_TEXT without scanning the regions for writes first (asynchronous
+ * mode): libpager's connect-time probe wants the write-protect mode only,
+ * and a scan of every client's regions would delay each connect.  Older
+ * pagerds ignore the flag.
+ */
+#define PAGER_STATS_NOSCAN	0x2
 
 struct pager_reply {
 	struct pager_msg_hdr hdr;

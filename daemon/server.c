@@ -782,7 +782,8 @@ static bool handle_msg(struct conn *c)
 	case PAGER_MSG_STATS_TEXT: {
 		int n;
 
-		stats_prepare_all();
+		if (!(m.hdr.flags & PAGER_STATS_NOSCAN))
+			stats_prepare_all();
 		pthread_mutex_lock(&text_lock);
 		n = stats_format(text, sizeof(text),
 				 m.hdr.flags & PAGER_STATS_JSON);
