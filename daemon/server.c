@@ -541,9 +541,15 @@ static struct region **regions_pin(int kind, int *n)
 
 /*
  * Asynchronous WP: pagerd learns of writes only by scanning.  Before the
- * global statistics are read, scan every region as a region's own
- * statistics do (region_stats_prepare()), so that they count the pages
- * written so far, not only those a fault, sync or eviction has seen.
+ * global statistics are read, scan every region for written pages, so
+ * that they count the pages written so far, not only those a fault, sync
+ * or eviction has seen.  Unlike a region's own statistics
+ * (region_stats_prepare()) this does not wait for busy pages the scan
+ * found written: any connection may ask, and a page of another client
+ * can stay busy for as long as that client's helper does not answer a
+ * move (a stopped process).  Waiting would hold this worker and every
+ * region's pin meanwhile; such a page counts as dirty when its operation
+ * ends.
  */
 static void stats_prepare_all(void)
 {
@@ -554,7 +560,7 @@ static void stats_prepare_all(void)
 	rs = pd.wp_async ? regions_pin(REGIONS_ASYNC, &n) : NULL;
 	pthread_mutex_unlock(&pd.lock);
 	for (int i = 0; rs && i < n; i++) {
-		region_stats_prepare(rs[i]);
+		region_scan_written(rs[i], 0, rs[i]->npages - 1);
 		put_region(rs[i]);
 	}
 	free(rs);

@@ -178,6 +178,12 @@ void region_stats_prepare(struct region *r)
 	assert(r->ops > 0);
 }
 
+int region_scan_written(struct region *r, uint64_t first, uint64_t last)
+{
+	assert(r->ops > 0 && first <= last && last < r->npages);
+	return 0;
+}
+
 struct pager_io *io_self(void)
 {
 	return NULL;

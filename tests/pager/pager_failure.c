@@ -1597,8 +1597,51 @@ TEST_F_TIMEOUT(fail, release_fails, 60)
  * scattered (no stream, so no eviction ahead: the faults evict).  When the
  * stopped client continues, nothing of it is lost.
  */
+struct stats_req {
+	struct pager *p;
+	int ret;
+};
+
+static void *stats_req_run(void *arg)
+{
+	struct stats_req *q = arg;
+	struct pager_stats st;
+
+	q->ret = pager_stats(q->p, NULL, &st);
+	return NULL;
+}
+
+/*
+ * The global pager_stats() of @p, given @ms to answer: its result, or
+ * -ETIMEDOUT (the thread is left waiting; the teardown's pagerd kill
+ * ends it).
+ */
+static int stats_within(struct pager *p, unsigned int ms)
+{
+	static struct stats_req q;	/* outlives a thread left waiting */
+	struct timespec until;
+	pthread_t t;
+
+	q = (struct stats_req){ .p = p, .ret = -EINPROGRESS };
+	if (pthread_create(&t, NULL, stats_req_run, &q))
+		return -EAGAIN;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(t, NULL, &until)) {
+		pthread_detach(t);
+		return -ETIMEDOUT;
+	}
+	return q.ret;
+}
+
 TEST_F_TIMEOUT(fail, stalled_client, 90)
 {
+	char cmd[2 * PATH_MAX + 128];
 	size_t alen = self->len / 8, len = self->len;
 	size_t npages = len / PT_PAGE;
 	int ready[2], go[2], st;
@@ -1673,6 +1716,18 @@ TEST_F_TIMEOUT(fail, stalled_client, 90)
 	d = pt_file_diff(self->file, self->model, len);
 	ASSERT_EQ(-1, d);
 	ASSERT_EQ(0, waitpid(self->pagerd, NULL, WNOHANG));
+	/*
+	 * The global statistics scan every client's regions; pages of the
+	 * stopped one stay busy in a move it does not answer.  Neither they
+	 * nor `pagerd --stats`, asked more times than pagerd has workers,
+	 * may wait for it (a stuck worker also pins every region).
+	 */
+	EXPECT_EQ(0, stats_within(self->p, 10000));
+	snprintf(cmd, sizeof(cmd),
+		 "for i in 1 2 3 4 5; do timeout 10 '%s' --stats --socket '%s' >/dev/null || exit 1; done",
+		 pt_pagerd_path(), self->sock);
+	EXPECT_EQ(0, system(cmd)) TH_LOG("pagerd --stats waited for the stopped client");
+	EXPECT_EQ(0, stats_within(self->p, 10000));
 
 	/* the stopped client continues: its data is intact, in the file too */
 	kill(child, SIGCONT);
