@@ -16,8 +16,11 @@ for h in pager-proto dtrack-reply; do
 	n=$((n + 1))
 	f=$bin/fuzz-$h
 	if [ ! -x "$f" ]; then
+		# clang was there, the harness did not build: its stubs no
+		# longer match the code under test, which must be mended
 		if [ -s "$f.build.log" ]; then
-			echo "ok $n fuzz-$h # SKIP harness does not build against the current sources: $(grep -m1 error "$f.build.log")"
+			echo "not ok $n fuzz-$h # harness does not build against the current sources: $(grep -m1 error "$f.build.log")"
+			failed=$((failed + 1))
 		else
 			echo "ok $n fuzz-$h # SKIP not built (clang -fsanitize=fuzzer unavailable)"
 		fi
