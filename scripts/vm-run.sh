@@ -82,7 +82,9 @@ if [ ! -f "$kdir/release" ]; then
 fi
 release=$(cat "$kdir/release")
 ko="$DTRACK_ROOT/build/kmod/$kernel/dtrack.ko"
-if [ $module = 1 ] && [ ! -f "$ko" ]; then
+# always asked: make rebuilds the module when a source is newer (a stale
+# one would test old code without a word), else it does nothing
+if [ $module = 1 ]; then
 	make -s -C "$DTRACK_ROOT" module KVER="$kernel" >&2 || die "building dtrack.ko for $kernel failed"
 fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
