@@ -94,7 +94,12 @@ again:
 		val = *pmd;
 		if (pmd_trans_huge(val) ||
 		    (!pmd_none(val) && !pmd_present(val))) {
-			if (w->pmd && !pmd_devmap(val))
+			/*
+			 * pmd_devmap() tests a software bit that a swap or
+			 * migration entry uses for its offset (set in all of
+			 * them on x86-64): it means DAX only when present.
+			 */
+			if (w->pmd && !(pmd_present(val) && pmd_devmap(val)))
 				w->pmd(w, addr, next, pmd);
 			spin_unlock(ptl);
 			return;

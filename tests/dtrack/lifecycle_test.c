@@ -663,6 +663,22 @@ TEST_F(life, page_migration)
 	munmap(p, NPAGES * PAGE_SZ);
 }
 
+/* A counter of /proc/vmstat, -1 if there is none. */
+static long vmstat(const char *name)
+{
+	char key[64];
+	long v, ret = -1;
+	FILE *f = fopen("/proc/vmstat", "re");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &v) == 2)
+		if (!strcmp(key, name))
+			ret = v;
+	fclose(f);
+	return ret;
+}
+
 static long read_long(const char *path)
 {
 	long v = -1;
@@ -702,7 +718,8 @@ static int write_long(const char *path, long v)
 struct churn {
 	char *base;
 	size_t npages, first, step;
-	int advice;
+	int advice;		/* madvise() each page with it, or: */
+	bool move;		/* move_pages() it to node 0 and 1 in turn */
 	long max;		/* pages done at most (0: no limit) */
 	int stop;
 	long done;
@@ -712,12 +729,21 @@ struct churn {
 static void *churn_loop(void *arg)
 {
 	struct churn *ch = arg;
-	size_t i = ch->first;
+	size_t i = ch->first, per_pass = (ch->npages + ch->step - 1) / ch->step;
+	unsigned long k = 0;	/* pages visited */
 
 	while (!__atomic_load_n(&ch->stop, __ATOMIC_ACQUIRE) &&
 	       (!ch->max || ch->done < ch->max)) {
-		if (!madvise(ch->base + i * PAGE_SZ, PAGE_SZ, ch->advice)) {
-			ch->done++;
+		void *pg = ch->base + i * PAGE_SZ;
+		int node = (k++ / per_pass) & 1, status;	/* by pass */
+
+		if (ch->move ?
+		    !syscall(SYS_move_pages, 0, 1, &pg, &node, &status,
+			     MPOL_MF_MOVE) :
+		    !madvise(pg, PAGE_SZ, ch->advice)) {
+			/* move_pages(): a page it could not move says why */
+			if (!ch->move || status == node)
+				ch->done++;
 		} else if (errno != EBUSY && errno != EAGAIN) {
 			ch->err = errno;
 			break;
@@ -763,7 +789,8 @@ static void page_churn_rounds(struct __test_metadata *_metadata,
 		       round, miss, dt_count(want, ch->npages), first);
 	}
 	EXPECT_EQ(0, ch->err) {
-		TH_LOG("madvise(%d) after %ld pages: %s", ch->advice, ch->done,
+		TH_LOG("%s after %ld pages: %s",
+		       ch->move ? "move_pages" : "madvise", ch->done,
 		       strerror(ch->err));
 	}
 	TH_LOG("%d rounds, %ld pages churned meanwhile", round, ch->done);
@@ -815,6 +842,64 @@ TEST_F_TIMEOUT(life, migration_during_reset, 180)
 		write_long("/proc/sys/kernel/printk", loglevel);
 	dt_destroy(&self->nl, id);
 	munmap(ch.base, MIG_PAGES * PAGE_SZ);
+}
+
+#define MIG_HUGE	2	/* self->want holds 2 huge pages */
+
+/*
+ * The same with huge pages moved between the VM's two NUMA nodes
+ * (numa=fake=2): a reset that meets a huge page being migrated finds a
+ * migration PMD.  It must not skip it: the PMD would come back writable
+ * (and, for wpfault, no later write to the huge page would fault).
+ * One page of each huge page is written every round.
+ */
+TEST_F_TIMEOUT(life, migration_during_reset_thp, 180)
+{
+	const size_t n = MIG_HUGE * HPAGE_SZ / PAGE_SZ;
+	struct churn ch = {
+		.npages = n, .step = HPAGE_SZ / PAGE_SZ, .move = true,
+	};
+	long huge, moved;
+	uint32_t id;
+	size_t i;
+
+	if (!self->ready)
+		return;
+	if (!dt_thp_available())
+		SKIP(return, "transparent huge pages disabled in this kernel");
+	if (numa_nodes() < 2)
+		SKIP(return, "one NUMA node: move_pages() has nowhere to migrate to");
+	ch.base = map_aligned(n);
+	ASSERT_NE(NULL, ch.base);
+	ASSERT_EQ(0, madvise(ch.base, n * PAGE_SZ, MADV_HUGEPAGE));
+	memset(ch.base, 1, n * PAGE_SZ);
+	huge = dt_anon_huge_bytes(ch.base, n * PAGE_SZ);
+	if (huge < (long)HPAGE_SZ) {
+		munmap(ch.base, n * PAGE_SZ);
+		SKIP(return, "no huge page could be allocated");
+	}
+	id = TRACK(ch.base, n);
+	memset(self->want, 0, n);
+	for (i = 7; i < n; i += HPAGE_SZ / PAGE_SZ)
+		self->want[i] = 1;
+	moved = vmstat("thp_migration_success");
+	if (moved < 0) {
+		dt_destroy(&self->nl, id);
+		munmap(ch.base, n * PAGE_SZ);
+		SKIP(return, "no thp_migration_success in /proc/vmstat (CONFIG_ARCH_ENABLE_THP_MIGRATION?)");
+	}
+	/* a huge page moves in milliseconds, a round takes far less */
+	page_churn_rounds(_metadata, &self->nl, id, &ch, self->want, self->got,
+			  3000);
+	moved = vmstat("thp_migration_success") - moved;
+	TH_LOG("huge pages at the start %ld, at the end %ld of %d; %ld moved whole",
+	       huge / (long)HPAGE_SZ,
+	       dt_anon_huge_bytes(ch.base, n * PAGE_SZ) / (long)HPAGE_SZ,
+	       MIG_HUGE, moved);
+	/* split before they moved, the test would be the small-page one */
+	EXPECT_LT(0, moved);
+	dt_destroy(&self->nl, id);
+	munmap(ch.base, n * PAGE_SZ);
 }
 
 #define DN_PAGES	16384
