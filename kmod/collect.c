@@ -184,7 +184,6 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t,
 		}
 	}
 	snap = dtrack_switch_epoch(t);
-	WRITE_ONCE(t->dmm->harvester, current);
 	switch (dtrack_method_class(t->method)) {
 	case DTRACK_CLASS_SOFTDIRTY:
 		dtrack_sd_vmas(t, snap, write);
@@ -198,7 +197,6 @@ static struct dtrack_epoch *dtrack_reset_locked(struct dtrack_tracker *t,
 		dtrack_hw_reset(t, snap);
 		break;
 	}
-	WRITE_ONCE(t->dmm->harvester, NULL);
 	dtrack_mark_unwalkable(t, snap);
 	/*
 	 * Every bit of the ended epoch is harvested: close it, so that

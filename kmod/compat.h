@@ -13,8 +13,8 @@
 #include <net/genetlink.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
-#define dtrack_notifier_range_init(range, event, mm, start, end) \
-	mmu_notifier_range_init(range, event, 0, mm, start, end)
+#define dtrack_notifier_range_init(range, event, mm, start, end, owner) \
+	mmu_notifier_range_init_owner(range, event, 0, mm, start, end, owner)
 #define dtrack_genl_dump_attrs(cb)	(genl_info_dump(cb)->attrs)
 #define DTRACK_VM_FLAGS_CLEAR(vma, flags) vm_flags_clear(vma, flags)
 typedef void (*dtrack_mn_end_fn)(struct mmu_notifier_range *r);
@@ -23,8 +23,8 @@ static inline void dtrack_call_mn_end(void *fn, struct mmu_notifier_range *r)
 	((dtrack_mn_end_fn)fn)(r);
 }
 #else
-#define dtrack_notifier_range_init(range, event, mm, start, end) \
-	mmu_notifier_range_init(range, event, 0, NULL, mm, start, end)
+#define dtrack_notifier_range_init(range, event, mm, start, end, owner) \
+	mmu_notifier_range_init_owner(range, event, 0, NULL, mm, start, end, owner)
 #define dtrack_genl_dump_attrs(cb)	(genl_dumpit_info(cb)->attrs)
 #define DTRACK_VM_FLAGS_CLEAR(vma, flags) ((vma)->vm_flags &= ~(flags))
 typedef void (*dtrack_mn_end_fn)(struct mmu_notifier_range *r,

@@ -112,8 +112,6 @@ struct dtrack_mm {
 	 * Order: dtrack_reg_lock -> op_lock -> mmap_lock -> PTL -> t->lock.
 	 */
 	struct mutex op_lock;
-	/* Task running dtrack's own PTE updates (ignored by our notifier). */
-	struct task_struct *harvester;
 	atomic_t unmap_seq;		/* UNMAP invalidations anywhere in mm */
 	struct rcu_head mn_rcu;
 };
@@ -192,6 +190,13 @@ void dtrack_walk_pages(struct dtrack_walk *w, unsigned long base,
 		       const u32 *idx, size_t nr);
 bool dtrack_vma_walkable(struct vm_area_struct *vma);
 struct folio *dtrack_pte_folio(struct vm_area_struct *vma, pte_t pte);
+/*
+ * The owner of the notifier ranges around dtrack's own PTE updates, which
+ * lose nothing (they transfer bits) and which dtrack's notifier ignores.
+ * Not the task doing them: reclaim that task enters while it allocates
+ * unmaps other pages of the same mm, and those events count.
+ */
+extern char dtrack_range_owner;
 void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
 			unsigned long start, unsigned long end, bool notify);
 void dtrack_flush_end(struct mm_struct *mm, struct mmu_notifier_range *r,

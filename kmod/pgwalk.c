@@ -297,11 +297,14 @@ void dtrack_walk_pages(struct dtrack_walk *w, unsigned long base,
  * copies, update, flush the TLB so that the next write/access goes through
  * the page tables again, and only then end the notifier range.
  */
+char dtrack_range_owner;
+
 void dtrack_flush_begin(struct mm_struct *mm, struct mmu_notifier_range *r,
 			unsigned long start, unsigned long end, bool notify)
 {
 	inc_tlb_flush_pending(mm);
-	dtrack_notifier_range_init(r, MMU_NOTIFY_SOFT_DIRTY, mm, start, end);
+	dtrack_notifier_range_init(r, MMU_NOTIFY_SOFT_DIRTY, mm, start, end,
+				   &dtrack_range_owner);
 	if (notify && dtrack_sym.mn_invalidate_range_start &&
 	    mm_has_notifiers(mm)) {
 		r->flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;

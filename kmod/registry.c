@@ -321,7 +321,7 @@ static void dtrack_mn_mark(struct dtrack_mm *dmm,
 	bool queue = false;
 
 	/* dtrack's own PTE updates lose nothing: they transfer bits */
-	if (READ_ONCE(dmm->harvester) == current)
+	if (range->owner == &dtrack_range_owner)
 		return;
 	/* mremap may move writable PTEs from anywhere into a range */
 	if (start && range->event == MMU_NOTIFY_UNMAP)
