@@ -40,3 +40,20 @@ log_part() {
 kernel_report() {
 	log_part "$1" "$2" | grep -a -E -m1 "$splat_re" | sed 's/^\[[ 0-9.]*\] //' || true
 }
+
+# bad_rflags CONSOLE-LOG: the first RFLAGS of a register dump in the run
+# part of the log that no x86 CPU can hold (a reserved bit set: 63-22, 15,
+# 5, 3; or bit 1 clear), as "EFLAGS: <hex>"; nothing if there is none.
+# POPF, IRET and SYSRET cannot load reserved bits, and an exception frame
+# is pushed by the CPU: such a value means the emulated CPU's own state was
+# corrupt, whatever the kernel did (docs/reliability.md, 16).
+bad_rflags() {
+	local f
+	for f in $(log_part "$1" run | grep -a -o -E 'EFLAGS: [0-9a-f]+' |
+		   cut -d' ' -f2); do
+		if (( (0x$f & 0xffffffffffc08028) != 0 || (0x$f & 2) == 0 )); then
+			echo "EFLAGS: $f"
+			return
+		fi
+	done
+}

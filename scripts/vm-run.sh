@@ -190,6 +190,9 @@ save_log
 	echo "vm-run: note: kernel report during its boot, before /init ran (not held against the run): $boot_report (console log: $saved)" >&2
 if [ ${#fail[@]} -gt 0 ]; then
 	for f in "${fail[@]}"; do echo "vm-run: FAIL: $f" >&2; done
+	cpu=$(bad_rflags "$log")
+	[ -z "$cpu" ] || [ -z "$report" ] ||
+		echo "vm-run: note: a register dump shows $cpu, reserved bits no x86 CPU loads: the emulated CPU's state was corrupt before the report (docs/reliability.md, 16)" >&2
 	echo "vm-run: kernel $release, console log: $saved" >&2
 	if [ -n "$cmd_rc" ] && [ "$cmd_rc" -ne 0 ]; then exit "$cmd_rc"; fi
 	exit 125

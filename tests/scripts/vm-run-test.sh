@@ -20,7 +20,7 @@ build_warn_module() {	# build_warn_module KERNEL -> path of the .ko
 	echo "$d/dtrack_warn_test.ko"
 }
 
-count=$(( $(echo $kernels | wc -w) * 9 + 2 ))
+count=$(( $(echo $kernels | wc -w) * 9 + 3 ))
 echo "TAP version 13"
 echo "1..$count"
 
@@ -41,6 +41,18 @@ if [ "$(kernel_report "$tmp/c1" boot)" = "BUG: KASAN: wild-memory-access in x" ]
 	ok "vm-run verdict: boot-time kernel reports noted, reports once /init runs fail the run"
 else
 	notok "vm-run verdict: console log split at /init ($(kernel_report "$tmp/c1" boot) | $(kernel_report "$tmp/c2" run) | $(kernel_report "$tmp/c3" run))"
+fi
+# A register dump no CPU can produce (reserved RFLAGS bits) is named: the
+# console log of 2026-12-06's panic under the netlink fuzzer has one; the
+# frames of an ordinary WARNING, and a dump before /init, do not count.
+printf '[    1.0] RSP: 0018:ff EFLAGS: 80000002\n[    2.0] %s\n[    3.0] WARNING: CPU: 0 PID: 1 at y\n[    3.1] RSP: 0018:ffffa EFLAGS: 00010246\n[    3.2] RSP: 002b:00007ff EFLAGS: 00000202 ORIG_RAX: 0000000000000001\n' \
+	"$init_marker" > "$tmp/c4"
+panic_log=$DTRACK_ROOT/docs/findings/2026-12-06-nlfuzz-6.12-256mb-panic.log
+if [ "$(bad_rflags "$panic_log")" = "EFLAGS: 82382002" ] &&
+   [ -z "$(bad_rflags "$tmp/c4")" ] && [ -z "$(bad_rflags "$tmp/c2")" ]; then
+	ok "vm-run verdict: register dumps with reserved RFLAGS bits are named, ordinary ones not"
+else
+	notok "vm-run verdict: reserved RFLAGS bits ($(bad_rflags "$panic_log") | $(bad_rflags "$tmp/c4"))"
 fi
 # A guest kernel that dies before /init is booted again (--boot-retries),
 # and once the retries are used up the run fails.  No init to run makes
