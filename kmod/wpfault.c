@@ -63,10 +63,12 @@ void dtrack_wpfault_users(int delta)
  * The span a write fault at @addr of @mm made writable at once, in
  * [*s, *e): a writable huge PMD, or the pages of a large folio mapped by
  * writable PTEs (6.12 maps a whole mTHP folio in one fault: anonymous,
- * shmem, swap-in), else the page.  Called in the faulting context after the fault; read
- * like GUP-fast (page tables are not freed while IRQs are off) and without
- * a folio reference: a folio freed meanwhile was zapped, which the
- * notifier marks conservatively, so a stale size only widens the span.
+ * shmem, swap-in), else the page.  Called in the faulting context after the
+ * fault, of current->mm or with @mm's mmap_lock still held (see
+ * dtrack_fault_span_blind()); read like GUP-fast (page tables are not
+ * freed while IRQs are off) and without a folio reference: a folio freed
+ * meanwhile was zapped, which the notifier marks conservatively, so a
+ * stale size only widens the span.
  */
 static void dtrack_fault_span(struct mm_struct *mm, unsigned long addr,
 			      unsigned long *s, unsigned long *e)
@@ -144,11 +146,27 @@ out:
 }
 
 /*
+ * The span of a fault of another process's @mm that returned with that
+ * mm's mmap_lock dropped (VM_FAULT_RETRY, VM_FAULT_COMPLETED): remote GUP
+ * (/proc/PID/mem, process_vm_writev).  Its page tables cannot be read
+ * like GUP-fast: freeing them only waits for the CPUs in that mm's
+ * cpumask, which this one is not.  So the span is what the fault may have
+ * made writable at most: the huge page around @addr.
+ */
+static void dtrack_fault_span_blind(unsigned long addr, bool maybe_huge,
+				    unsigned long *s, unsigned long *e)
+{
+	*s = addr & (maybe_huge ? HPAGE_PMD_MASK : PAGE_MASK);
+	*e = *s + (maybe_huge ? HPAGE_PMD_SIZE : PAGE_SIZE);
+}
+
+/*
  * Record a write fault at @addr of @mm; true if a tracker covers it.  On
  * entry (@gen not NULL) the generation is read along with the first mark.
+ * On return, @blind: the span cannot be read (dtrack_fault_span_blind()).
  */
 static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
-			     int *gen)
+			     int *gen, bool blind, bool maybe_huge)
 {
 	bool entry = gen, found = false, gen_read = false;
 	unsigned long s = addr & PAGE_MASK, e = s + PAGE_SIZE;
@@ -163,7 +181,9 @@ static bool dtrack_wp_record(struct mm_struct *mm, unsigned long addr,
 		if (t->method != DTRACK_METHOD_WPFAULT ||
 		    addr < t->start || addr >= t->end)
 			continue;
-		if (!entry && !found)
+		if (!entry && !found && blind)
+			dtrack_fault_span_blind(addr, maybe_huge, &s, &e);
+		else if (!entry && !found)
 			dtrack_fault_span(mm, addr, &s, &e);
 		found = true;
 		spin_lock(&t->lock);
@@ -195,7 +215,7 @@ static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 	d->mm = vma->vm_mm;
 	d->addr = regs_get_kernel_argument(regs, 1);
 	d->maybe_huge = !(vma->vm_flags & VM_NOHUGEPAGE);
-	return dtrack_wp_record(d->mm, d->addr, &d->gen) ? 0 : 1;
+	return dtrack_wp_record(d->mm, d->addr, &d->gen, false, false) ? 0 : 1;
 }
 
 /*
@@ -211,10 +231,13 @@ static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 static int dtrack_rp_return(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	struct dtrack_rp_data *d = (struct dtrack_rp_data *)ri->data;
+	bool blind;
 
 	if (!d->maybe_huge && atomic_read(&dtrack_wp_gen) == d->gen)
 		return 0;
-	dtrack_wp_record(d->mm, d->addr, NULL);
+	blind = d->mm != current->mm &&
+		(regs_return_value(regs) & (VM_FAULT_RETRY | VM_FAULT_COMPLETED));
+	dtrack_wp_record(d->mm, d->addr, NULL, blind, d->maybe_huge);
 	return 0;
 }
 

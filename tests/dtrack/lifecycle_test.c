@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -486,6 +487,92 @@ TEST_F(life, partial_munmap_and_remap)
 	touch_set(p, self->want, NPAGES);
 	SUPERSET(id, "writes to a mapping placed in the hole", p, NPAGES,
 		 self->want);
+	dt_destroy(&self->nl, id);
+	munmap(p, NPAGES * PAGE_SZ);
+}
+
+/*
+ * In a child: write one byte to each page of @set in @base of the parent,
+ * through process_vm_writev() for the even pages and /proc/PID/mem for
+ * the odd ones (remote GUP: the faults are the parent's mm, taken by
+ * another task).  0 on success, else the step that failed.
+ */
+static int remote_write_set(char *base, const uint8_t *set, size_t n,
+			    char val)
+{
+	pid_t parent = getppid();
+	char path[64];
+	size_t i;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", parent);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	for (i = 0; i < n; i++) {
+		struct iovec local = { .iov_base = &val, .iov_len = 1 };
+		struct iovec remote = { .iov_base = base + i * PAGE_SZ + 5,
+					.iov_len = 1 };
+
+		if (!set[i])
+			continue;
+		if (i % 2 == 0 ?
+		    process_vm_writev(parent, &local, 1, &remote, 1, 0) != 1 :
+		    pwrite(fd, &val, 1, (off_t)(uintptr_t)remote.iov_base) != 1) {
+			close(fd);
+			return 2;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Writes by another process (a debugger, checkpoint/restore writing a
+ * process's memory back): each write faults in the tracked mm from
+ * another task, and must be reported like the process's own, epoch after
+ * epoch.
+ */
+TEST_F(life, remote_writes)
+{
+	uint32_t id;
+	char *p;
+	int round;
+
+	if (!self->ready)
+		return;
+	if (variant->method == DTRACK_METHOD_HWDIRTY)
+		SKIP(return, "hwdirty cannot see writes through the kernel's own mapping of a page: its PTE stays writable, GUP takes no fault and sets no dirty bit in it (kmod/README.md)");
+	p = map_anon(NPAGES);
+	ASSERT_NE(NULL, p);
+	/*
+	 * Not shared with the child: a write to a page fork() shares is a
+	 * copy-on-write, which the notifier reports anyway.  The writes
+	 * must be seen as what they are, write faults of a remote task.
+	 */
+	ASSERT_EQ(0, madvise(p, NPAGES * PAGE_SZ, MADV_DONTFORK));
+	id = TRACK(p, NPAGES);
+	memset(self->want, 0, NPAGES);
+	SUPERSET(id, "the epoch before", p, NPAGES, self->want);
+	for (round = 0; round < 3; round++) {
+		pid_t child;
+		int st;
+		size_t i;
+
+		dt_pick(&self->rng, self->want, NPAGES, 12);
+		child = fork();
+		ASSERT_LE(0, child);
+		if (!child)
+			_exit(remote_write_set(p, self->want, NPAGES,
+					       (char)(0x40 + round)));
+		ASSERT_EQ(child, waitpid(child, &st, 0));
+		ASSERT_TRUE(WIFEXITED(st));
+		ASSERT_EQ(0, WEXITSTATUS(st));
+		for (i = 0; i < NPAGES; i++)
+			if (self->want[i])
+				ASSERT_EQ(0x40 + round, p[i * PAGE_SZ + 5]);
+		SUPERSET(id, "remote writes", p, NPAGES, self->want);
+	}
 	dt_destroy(&self->nl, id);
 	munmap(p, NPAGES * PAGE_SZ);
 }
