@@ -695,6 +695,17 @@ int dtrack_tracker_create(pid_t nr, u64 addr, u64 len, u32 method, u32 flags,
 		NL_SET_ERR_MSG(extack, "target has no address space");
 		return -ESRCH;
 	}
+	/*
+	 * Again, now that the mm is held: an exec between the check and
+	 * get_task_mm() (mm_access() would take exec_update_lock, but is not
+	 * exported) may have made it a setuid program's, with new creds.
+	 */
+	if (!dtrack_may_attach(task)) {
+		mmput(mm);
+		put_task_struct(task);
+		NL_SET_ERR_MSG(extack, "no ptrace access to the target process");
+		return -EPERM;
+	}
 
 	ret = -ENOMEM;
 	t = dtrack_tracker_alloc(npages, method);
