@@ -214,7 +214,13 @@ static int dtrack_rp_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 	vma = (struct vm_area_struct *)regs_get_kernel_argument(regs, 0);
 	d->mm = vma->vm_mm;
 	d->addr = regs_get_kernel_argument(regs, 1);
-	d->maybe_huge = !(vma->vm_flags & VM_NOHUGEPAGE);
+	/*
+	 * VM_NOHUGEPAGE stops new huge pages, but a shared mapping may find
+	 * a large shmem folio in the page cache, allocated before or through
+	 * another mapping, and 6.12's finish_fault() maps it whole.
+	 */
+	d->maybe_huge = !(vma->vm_flags & VM_NOHUGEPAGE) ||
+			(vma->vm_flags & VM_SHARED);
 	return dtrack_wp_record(d->mm, d->addr, &d->gen, false, false) ? 0 : 1;
 }
 
