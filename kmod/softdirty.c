@@ -368,8 +368,14 @@ static void dtrack_vma_set_page_prot(struct vm_area_struct *vma)
 
 	if ((flags & (VM_WRITE | VM_SHARED)) != (VM_WRITE | VM_SHARED))
 		return;
+	/*
+	 * The kernel write-notifies every shared writable mapping for
+	 * soft-dirty, VM_MIXEDMAP included (its write faults are taken
+	 * and reused, wp_pfn_shared()); VM_PFNMAP and VM_IO are not walked
+	 * and count as all dirty.
+	 */
 	if (!(ops && (ops->page_mkwrite || ops->pfn_mkwrite)) &&
-	    (flags & (VM_PFNMAP | VM_MIXEDMAP | VM_IO)))
+	    (flags & (VM_PFNMAP | VM_IO)))
 		return;
 	WRITE_ONCE(vma->vm_page_prot,
 		   __pgprot(pgprot_val(vma->vm_page_prot) & ~_PAGE_RW));
