@@ -1585,6 +1585,41 @@ TEST_F_TIMEOUT(fail, release_fails, 60)
 	pthread_join(t, NULL);
 }
 
+struct stats_req {
+	struct pager *p;
+	atomic_int ret;		/* 1 while no answer came */
+};
+
+static void *stats_req_run(void *arg)
+{
+	struct stats_req *q = arg;
+	struct pager_stats st;
+
+	atomic_store(&q->ret, pager_stats(q->p, NULL, &st));
+	return NULL;
+}
+
+/*
+ * The global pager_stats() of @p, given @ms to answer: its result, or
+ * -ETIMEDOUT (the thread is left waiting; the teardown's pagerd kill
+ * ends it).
+ */
+static int stats_within(struct pager *p, unsigned int ms)
+{
+	static struct stats_req q;	/* outlives a thread left waiting */
+	pthread_t t;
+
+	q.p = p;
+	atomic_store(&q.ret, 1);
+	if (pthread_create(&t, NULL, stats_req_run, &q))
+		return -EAGAIN;
+	pthread_detach(t);
+	for (uint64_t t0 = pt_now_ms();
+	     atomic_load(&q.ret) == 1 && pt_now_ms() - t0 < ms; )
+		usleep(10000);
+	return atomic_load(&q.ret) == 1 ? -ETIMEDOUT : atomic_load(&q.ret);
+}
+
 /*
  * Asynchronous mode: a client whose helper stops answering (the process
  * is stopped: SIGSTOP, Ctrl-Z) while its pages are resident must not stop
@@ -1597,48 +1632,6 @@ TEST_F_TIMEOUT(fail, release_fails, 60)
  * scattered (no stream, so no eviction ahead: the faults evict).  When the
  * stopped client continues, nothing of it is lost.
  */
-struct stats_req {
-	struct pager *p;
-	int ret;
-};
-
-static void *stats_req_run(void *arg)
-{
-	struct stats_req *q = arg;
-	struct pager_stats st;
-
-	q->ret = pager_stats(q->p, NULL, &st);
-	return NULL;
-}
-
-/*
- * The global pager_stats() of @p, given @ms to answer: its result, or
- * -ETIMEDOUT (the thread is left waiting; the teardown's pagerd kill
- * ends it).
- */
-static int stats_within(struct pager *p, unsigned int ms)
-{
-	static struct stats_req q;	/* outlives a thread left waiting */
-	struct timespec until;
-	pthread_t t;
-
-	q = (struct stats_req){ .p = p, .ret = -EINPROGRESS };
-	if (pthread_create(&t, NULL, stats_req_run, &q))
-		return -EAGAIN;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (pthread_timedjoin_np(t, NULL, &until)) {
-		pthread_detach(t);
-		return -ETIMEDOUT;
-	}
-	return q.ret;
-}
-
 TEST_F_TIMEOUT(fail, stalled_client, 90)
 {
 	char cmd[2 * PATH_MAX + 128];
